@@ -1,0 +1,162 @@
+//! `tierctl`: inspect and control a tierfs daemon.
+//!
+//! Exit status: 0 on success, 1 on a runtime error, 2 on a usage or
+//! configuration error.
+
+#[path = "../cli/mod.rs"]
+mod cli;
+
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use tierfs::config::{Config, ConfigError};
+
+use cli::config_path::{CONFIG_ENV, ConfigNotFound, locate_config};
+use cli::{Outcome, UsageError};
+
+/// Exit status for runtime errors.
+const EXIT_RUNTIME: u8 = 1;
+/// Exit status for usage and config errors (as clap uses for bad arguments).
+const EXIT_USAGE: u8 = 2;
+
+/// Inspect and control a tierfs tiering gateway
+///
+/// tierctl reports on a tierfs mount: whether its daemon is running, and what
+/// the catalog knows about files and their storage states. Read-only commands
+/// read the catalog file directly, so they work while the daemon is stopped.
+///
+/// tierctl reads the daemon's config file: --config PATH, else
+/// $TIERFS_CONFIG, else /etc/tierfs/tierfs.toml.
+///
+/// Examples:
+///   tierctl status
+///   tierctl status --json
+///   tierctl -c /etc/tierfs/archive.toml status projects/2023/report.pdf
+///
+/// Exit status: 0 success, 1 runtime error, 2 usage or config error.
+#[derive(Debug, Parser)]
+#[command(name = "tierctl", version, verbatim_doc_comment)]
+struct Cli {
+    /// The tierfs config file [default: $TIERFS_CONFIG, else /etc/tierfs/tierfs.toml]
+    #[arg(short = 'c', long, value_name = "PATH", global = true)]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show the daemon's state and catalog totals, or one file's entry
+    ///
+    /// Without PATH: whether the daemon is running (pid, mountpoint, uptime,
+    /// passthrough, pending catalog updates), then the catalog's location,
+    /// schema version, size on disk, and its files and bytes per state.
+    ///
+    /// With PATH: that file's catalog entry (state, size, modification time,
+    /// last access). PATH is relative to the mount root (not to the current
+    /// directory), or an absolute path under the mountpoint or the hot dir.
+    ///
+    /// The catalog is read directly, so this works while the daemon is down.
+    /// Exits 1 if the daemon does not answer properly or the catalog cannot be
+    /// read; "not running" and "not in catalog" are answers, not errors.
+    ///
+    /// Examples:
+    ///   tierctl status
+    ///   tierctl status --json | jq .catalog.total_bytes
+    ///   tierctl status projects/2023/report.pdf
+    ///   tierctl status /mnt/data/projects/2023/report.pdf
+    #[command(verbatim_doc_comment)]
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// Print one JSON object instead of text
+    #[arg(long)]
+    json: bool,
+
+    /// A file to show, relative to the mount root or absolute under the mountpoint or hot dir
+    #[arg(value_name = "PATH")]
+    path: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut out = BufWriter::new(io::stdout().lock());
+    let result = run(&cli, &mut out).and_then(|outcome| {
+        out.flush()?;
+        Ok(outcome)
+    });
+    match result {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::Failure) => ExitCode::from(EXIT_RUNTIME),
+        // The reader went away (e.g. `| head`): nothing left to say.
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            let _ = out.flush();
+            eprintln!("tierctl: {err:#}");
+            ExitCode::from(exit_code(&err))
+        }
+    }
+}
+
+/// Runs the chosen subcommand, writing its report to `out`.
+fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<Outcome> {
+    let config = load_config(cli.config.as_deref())?;
+    match &cli.command {
+        Command::Status(args) => match &args.path {
+            None => cli::status::overview(&config, args.json, out),
+            Some(path) => cli::status::file(&config, path, args.json, out),
+        },
+    }
+}
+
+/// Finds and loads the config file (see [`locate_config`]).
+fn load_config(flag: Option<&Path>) -> anyhow::Result<Config> {
+    let (path, _origin) = locate_config(flag, std::env::var_os(CONFIG_ENV))?;
+    Ok(Config::load(&path)?)
+}
+
+/// Usage and config errors exit with 2, everything else with 1.
+fn exit_code(err: &anyhow::Error) -> u8 {
+    let usage = err
+        .chain()
+        .any(|e| e.is::<ConfigError>() || e.is::<ConfigNotFound>() || e.is::<UsageError>());
+    if usage { EXIT_USAGE } else { EXIT_RUNTIME }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|e| e.downcast_ref::<io::Error>())
+        .any(|e| e.kind() == io::ErrorKind::BrokenPipe)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn config_flag_is_global() {
+        let cli = Cli::try_parse_from(["tierctl", "status", "-c", "/x.toml", "--json"]).unwrap();
+        assert_eq!(cli.config.as_deref(), Some(Path::new("/x.toml")));
+        let Command::Status(args) = cli.command;
+        assert!(args.json && args.path.is_none());
+    }
+
+    #[test]
+    fn usage_errors_exit_2() {
+        let err = anyhow::Error::new(UsageError("bad path".into()));
+        assert_eq!(exit_code(&err), EXIT_USAGE);
+        let err = anyhow::anyhow!("disk on fire");
+        assert_eq!(exit_code(&err), EXIT_RUNTIME);
+    }
+}

@@ -1,0 +1,219 @@
+//! [`Catalog`]: the cheap, cloneable handle through which the daemon records
+//! changes. It opens and migrates the database, then hands the connection to
+//! the writer thread and talks to it over an unbounded channel.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+use parking_lot::Mutex;
+use rusqlite::{Connection, OpenFlags};
+
+use super::writer::{Control, Msg, Op, Writer};
+use super::{CatalogError, FileEvent, ReconcileStats, schema};
+
+/// Tunables for [`Catalog::open`].
+#[derive(Debug, Clone)]
+pub struct CatalogOptions {
+    /// How often coalesced last-access times are written (default 30 s).
+    pub access_flush_interval: Duration,
+}
+
+impl Default for CatalogOptions {
+    fn default() -> Self {
+        CatalogOptions {
+            access_flush_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Handle to the catalog's writer. Cloning is cheap; all clones feed the same
+/// writer thread. The thread stops on [`Catalog::close`] or when the last
+/// handle is dropped (after flushing).
+#[derive(Clone)]
+pub struct Catalog {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    tx: Sender<Msg>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    warned_closed: AtomicBool,
+    dropped_events: AtomicU64,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Catalog {
+    /// Opens or creates the catalog at `path`, upgrades its schema and starts
+    /// the writer thread.
+    ///
+    /// Fails if another process holds the catalog, if the file is not a
+    /// tierfs catalog, or if its schema is newer than this build.
+    pub fn open(path: &Path, opts: CatalogOptions) -> Result<Catalog, CatalogError> {
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        // Declared before `conn` so that it is dropped after it (see `Writer`).
+        let lock = lock(&path)?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(&path, flags)
+            .map_err(|e| CatalogError::sqlite(&path, "open", e))?;
+        // Identify the file before changing anything in it (journal mode included).
+        let version = schema::current_version(&conn, &path)?;
+        schema::check_not_too_new(version, &path)?;
+        schema::configure_writer(&conn, &path)?;
+        let version = schema::migrate(&mut conn, &path)?;
+        tracing::info!(catalog = %path.display(), schema_version = version, "catalog opened");
+
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let writer = Writer::new(conn, path.clone(), opts.access_flush_interval, lock);
+        let thread = std::thread::Builder::new()
+            .name("tierfs-catalog".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|source| CatalogError::Io {
+                path: path.clone(),
+                op: "start writer thread",
+                source,
+            })?;
+        Ok(Catalog {
+            inner: Arc::new(Inner {
+                path,
+                tx,
+                thread: Mutex::new(Some(thread)),
+                warned_closed: AtomicBool::new(false),
+                dropped_events: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// Queues a change. Never blocks and never fails: if the writer has
+    /// stopped, the event is dropped and a warning is logged (once).
+    pub fn send(&self, ev: FileEvent) {
+        self.send_op(Op::Event(ev));
+    }
+
+    pub(crate) fn send_op(&self, op: Op) {
+        if self.inner.tx.send(Msg::Op(op)).is_err() {
+            let n = self.inner.dropped_events.fetch_add(1, Ordering::Relaxed) + 1;
+            if !self.inner.warned_closed.swap(true, Ordering::Relaxed) {
+                tracing::warn!(catalog = %self.inner.path.display(), "catalog writer has stopped; dropping file events");
+            } else {
+                tracing::debug!(catalog = %self.inner.path.display(), dropped = n, "catalog event dropped");
+            }
+        }
+    }
+
+    /// Blocks until every event sent before this call, and every pending
+    /// access time, is committed. Reports writes that failed since the last flush.
+    pub fn flush(&self) -> Result<(), CatalogError> {
+        self.request(Control::Flush)?
+    }
+
+    /// Makes the catalog match `hot_dir` (the real directory, not the mount):
+    /// inserts new regular files, updates changed size/mtime/inode and deletes
+    /// rows whose file is gone. Runs on the writer thread after every event
+    /// sent before it; events sent meanwhile are applied afterwards.
+    ///
+    /// Symlinks are not followed, other file systems mounted inside are
+    /// skipped, and rows below directories that cannot be read are kept.
+    pub fn reconcile(&self, hot_dir: &Path) -> Result<ReconcileStats, CatalogError> {
+        let dir = std::path::absolute(hot_dir).unwrap_or_else(|_| hot_dir.to_path_buf());
+        self.request(|reply| Control::Reconcile(dir, reply))?
+    }
+
+    /// Flushes and stops the writer thread. Later `send`s are dropped and
+    /// later `flush`/`reconcile` calls fail with [`CatalogError::Closed`].
+    /// Closing twice is harmless.
+    pub fn close(&self) -> Result<(), CatalogError> {
+        self.inner.shutdown()
+    }
+
+    /// Number of messages queued for the writer thread and not yet taken
+    /// (a backlog indicator for `tierctl status`).
+    pub fn queue_len(&self) -> usize {
+        self.inner.tx.len()
+    }
+
+    /// The catalog file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    fn request<T>(&self, make: impl FnOnce(Sender<T>) -> Control) -> Result<T, CatalogError> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        let closed = || CatalogError::Closed {
+            path: self.inner.path.clone(),
+        };
+        self.inner
+            .tx
+            .send(Msg::Control(make(reply)))
+            .map_err(|_| closed())?;
+        answer.recv().map_err(|_| closed())
+    }
+}
+
+impl Inner {
+    fn shutdown(&self) -> Result<(), CatalogError> {
+        let Some(thread) = self.thread.lock().take() else {
+            return Ok(());
+        };
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        let result = match self.tx.send(Msg::Control(Control::Shutdown(reply))) {
+            Ok(()) => answer.recv().unwrap_or(Ok(())),
+            Err(_) => Ok(()),
+        };
+        if thread.join().is_err() {
+            return Err(CatalogError::Closed {
+                path: self.path.clone(),
+            });
+        }
+        tracing::debug!(catalog = %self.path.display(), "catalog writer stopped");
+        result
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::error!("closing catalog: {e}");
+        }
+    }
+}
+
+/// Takes an exclusive advisory lock (flock) on the catalog file, creating it
+/// if needed, so two daemons never write the same catalog. Readers do not lock.
+fn lock(path: &Path) -> Result<File, CatalogError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|source| CatalogError::Io {
+            path: path.to_path_buf(),
+            op: "open",
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(CatalogError::Locked {
+            path: path.to_path_buf(),
+        }),
+        Err(TryLockError::Error(source)) => Err(CatalogError::Io {
+            path: path.to_path_buf(),
+            op: "lock",
+            source,
+        }),
+    }
+}

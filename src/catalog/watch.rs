@@ -1,0 +1,435 @@
+//! Watching the hot directory for changes made beside the mount.
+//!
+//! Changes made through the mount reach the catalog from the FUSE layer; this
+//! watcher covers everything else (an admin copying files straight into the
+//! hot directory, or a no-FUSE mode). It uses recursive inotify through
+//! `notify`'s `RecommendedWatcher` — not `notify-debouncer-full`, whose file-id
+//! cache keeps every path in memory.
+//!
+//! Changed paths are coalesced for [`WINDOW`], then each is `lstat`ed and the
+//! catalog told what is there now: missing → `Removed`, regular file →
+//! `Upsert`, directory that appeared (created or moved in) → walked, every file
+//! upserted. Renames inside the tree are forwarded as `Renamed` so rows keep
+//! their ids and states. A queue overflow triggers a full `reconcile`.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
+
+use super::event::{key_to_path, path_key};
+use super::walk::{mtime_ns, walk};
+use super::writer::Op;
+use super::{Catalog, CatalogError, FileEvent};
+
+/// How long changed paths are gathered before they are examined.
+pub(crate) const WINDOW: Duration = Duration::from_millis(300);
+/// Examine early once this many distinct paths are pending (bounds memory).
+const MAX_PENDING: usize = 65_536;
+
+/// A running watch on a hot directory. Dropping it stops the watch.
+pub struct Watcher {
+    inotify: Option<RecommendedWatcher>,
+    tx: Sender<WatchMsg>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    dir: PathBuf,
+}
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watcher")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+enum WatchMsg {
+    Event(notify::Result<Event>),
+    Stop,
+}
+
+/// Starts watching `hot_dir` (recursively) and feeding changes to `catalog`.
+/// Returns once every existing directory is watched.
+pub fn watch(hot_dir: &Path, catalog: Catalog) -> Result<Watcher, CatalogError> {
+    let dir = std::path::absolute(hot_dir).unwrap_or_else(|_| hot_dir.to_path_buf());
+    let watch_err = |source| CatalogError::Watch {
+        path: catalog.path().to_path_buf(),
+        dir: dir.clone(),
+        source,
+    };
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let handler_tx = tx.clone();
+    let mut inotify = RecommendedWatcher::new(
+        move |res: notify::Result<Event>| {
+            let _ = handler_tx.send(WatchMsg::Event(res));
+        },
+        notify::Config::default(),
+    )
+    .map_err(watch_err)?;
+    inotify
+        .watch(&dir, RecursiveMode::Recursive)
+        .map_err(watch_err)?;
+    let coalescer = Coalescer {
+        root: dir.clone(),
+        catalog: catalog.clone(),
+        pending: HashMap::new(),
+        since: None,
+    };
+    let thread = std::thread::Builder::new()
+        .name("tierfs-watch".into())
+        .spawn(move || coalescer.run(rx))
+        .map_err(|source| CatalogError::Io {
+            path: catalog.path().to_path_buf(),
+            op: "start watcher thread",
+            source,
+        })?;
+    tracing::info!(dir = %dir.display(), "watching hot directory");
+    Ok(Watcher {
+        inotify: Some(inotify),
+        tx,
+        thread: Some(thread),
+        dir,
+    })
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        drop(self.inotify.take());
+        let _ = self.tx.send(WatchMsg::Stop);
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!(dir = %self.dir.display(), "watcher thread panicked");
+        }
+    }
+}
+
+/// Gathers changed paths and turns them into catalog events.
+struct Coalescer {
+    root: PathBuf,
+    catalog: Catalog,
+    /// Changed absolute paths; `true` if the path (re)appeared, so a directory
+    /// there must be walked.
+    pending: HashMap<PathBuf, bool>,
+    /// When the oldest pending change arrived.
+    since: Option<Instant>,
+}
+
+impl Coalescer {
+    fn run(mut self, rx: Receiver<WatchMsg>) {
+        loop {
+            let msg = match self.since {
+                Some(since) => match rx.recv_deadline(since + WINDOW) {
+                    Ok(msg) => Some(msg),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => Some(WatchMsg::Stop),
+                },
+                None => Some(rx.recv().unwrap_or(WatchMsg::Stop)),
+            };
+            match msg {
+                None => self.examine(),
+                Some(WatchMsg::Stop) => {
+                    self.examine();
+                    return;
+                }
+                Some(WatchMsg::Event(Ok(event))) => {
+                    if event.need_rescan() {
+                        self.rescan();
+                    } else {
+                        self.note(event);
+                    }
+                }
+                Some(WatchMsg::Event(Err(e))) => match e.kind {
+                    notify::ErrorKind::MaxFilesWatch => tracing::warn!(
+                        dir = %self.root.display(),
+                        "inotify watch limit reached: changes in new directories will be missed until the next \
+                         reconcile; raise fs.inotify.max_user_watches"
+                    ),
+                    _ => tracing::warn!(dir = %self.root.display(), "watch error: {e}"),
+                },
+            }
+            if self.pending.len() >= MAX_PENDING {
+                self.examine();
+            }
+        }
+    }
+
+    fn note(&mut self, event: Event) {
+        match event.kind {
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
+                self.mark_all(&event.paths, false)
+            }
+            EventKind::Access(_) => {}
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)) if event.paths.len() == 2 => {
+                self.renamed(&event.paths[0], &event.paths[1]);
+            }
+            EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
+                self.mark_all(&event.paths, true);
+            }
+            _ => self.mark_all(&event.paths, false),
+        }
+    }
+
+    fn mark_all(&mut self, paths: &[PathBuf], appeared: bool) {
+        for path in paths {
+            self.mark(path.clone(), appeared);
+        }
+    }
+
+    fn mark(&mut self, path: PathBuf, appeared: bool) {
+        *self.pending.entry(path).or_insert(false) |= appeared;
+        self.since.get_or_insert_with(Instant::now);
+    }
+
+    /// A rename inside the tree: forward it at once so rows keep their ids,
+    /// and move pending changes below `from` to their new place.
+    fn renamed(&mut self, from: &Path, to: &Path) {
+        let (Some(from_key), Some(to_key)) = (self.key(from), self.key(to)) else {
+            self.mark(from.to_path_buf(), false);
+            self.mark(to.to_path_buf(), true);
+            return;
+        };
+        let from_appeared = self.pending.remove(from);
+        self.pending.remove(to);
+        let moved: Vec<PathBuf> = self
+            .pending
+            .keys()
+            .filter(|p| p.starts_with(from))
+            .cloned()
+            .collect();
+        for old in moved {
+            if let (Some(appeared), Ok(rest)) = (self.pending.remove(&old), old.strip_prefix(from))
+            {
+                self.mark(to.join(rest), appeared);
+            }
+        }
+        self.catalog.send(FileEvent::Renamed {
+            from: key_to_path(&from_key),
+            to: key_to_path(&to_key),
+        });
+        // Re-examine the target: cheap for a file, and a directory is only
+        // walked if it had itself just appeared at `from`.
+        self.mark(to.to_path_buf(), from_appeared.unwrap_or(false));
+    }
+
+    /// The catalog key of an absolute path under the root.
+    fn key(&self, path: &Path) -> Option<Vec<u8>> {
+        path_key(path.strip_prefix(&self.root).ok()?)
+    }
+
+    /// `lstat`s every pending path and tells the catalog what is there now.
+    fn examine(&mut self) {
+        self.since = None;
+        let mut paths: Vec<(PathBuf, bool)> = self.pending.drain().collect();
+        // Component order puts every directory right before its descendants.
+        paths.sort();
+        let mut walked: Option<PathBuf> = None;
+        for (path, appeared) in paths {
+            let Some(key) = self.key(&path) else { continue };
+            match std::fs::symlink_metadata(&path) {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                    ) =>
+                {
+                    self.catalog.send(FileEvent::Removed {
+                        path: key_to_path(&key),
+                    });
+                }
+                Err(e) => tracing::warn!(path = %path.display(), "cannot stat changed path: {e}"),
+                Ok(meta) if meta.is_file() => {
+                    if appeared {
+                        // It may have replaced a directory.
+                        self.catalog.send_op(Op::ForgetBelow(key.clone()));
+                    }
+                    self.catalog.send(FileEvent::Upsert {
+                        path: key_to_path(&key),
+                        size: std::os::unix::fs::MetadataExt::size(&meta),
+                        mtime_ns: mtime_ns(&meta),
+                        ino: std::os::unix::fs::MetadataExt::ino(&meta),
+                    });
+                }
+                Ok(meta) if meta.is_dir() => {
+                    if !appeared || walked.as_ref().is_some_and(|w| path.starts_with(w)) {
+                        continue;
+                    }
+                    // It may have replaced a file.
+                    self.catalog.send_op(Op::ForgetExact(key.clone()));
+                    self.walk(&key);
+                    walked = Some(path);
+                }
+                // Symlink, device, fifo or socket: not a catalogued file.
+                Ok(_) => self.catalog.send(FileEvent::Removed {
+                    path: key_to_path(&key),
+                }),
+            }
+        }
+    }
+
+    /// Upserts every regular file below directory `key` (moved in or created).
+    fn walk(&self, key: &[u8]) {
+        let result = walk(&self.root, key, |f| {
+            self.catalog.send(FileEvent::Upsert {
+                path: key_to_path(&f.key),
+                size: f.size,
+                mtime_ns: f.mtime_ns,
+                ino: f.ino,
+            });
+            true
+        });
+        if let Err(e) = result
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %String::from_utf8_lossy(key), "cannot walk new directory: {e}");
+        }
+    }
+
+    /// Events were lost (inotify queue overflow): rebuild from a full scan.
+    fn rescan(&mut self) {
+        tracing::warn!(dir = %self.root.display(), "file change events were lost; reconciling the catalog");
+        self.pending.clear();
+        self.since = None;
+        if let Err(e) = self.catalog.reconcile(&self.root) {
+            tracing::error!("reconcile after lost events failed: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use notify::event::{CreateKind, Flag};
+
+    use super::*;
+    use crate::catalog::{CatalogOptions, CatalogReader};
+
+    /// Feeds `events` straight to a coalescer (no inotify) and waits for it to finish.
+    fn feed(root: &Path, catalog: &Catalog, events: Vec<Event>) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for e in events {
+            tx.send(WatchMsg::Event(Ok(e))).unwrap();
+        }
+        tx.send(WatchMsg::Stop).unwrap();
+        let coalescer = Coalescer {
+            root: root.to_path_buf(),
+            catalog: catalog.clone(),
+            pending: HashMap::new(),
+            since: None,
+        };
+        coalescer.run(rx);
+        catalog.flush().unwrap();
+    }
+
+    fn ev(kind: EventKind, paths: &[&Path]) -> Event {
+        paths
+            .iter()
+            .fold(Event::new(kind), |e, p| e.add_path(p.to_path_buf()))
+    }
+
+    #[test]
+    fn rescan_event_runs_reconcile() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("hot");
+        fs::create_dir_all(root.join("d")).unwrap();
+        fs::write(root.join("d/f"), b"x").unwrap();
+        let db = dir.path().join("c.db");
+        let catalog = Catalog::open(&db, CatalogOptions::default()).unwrap();
+        catalog.send(FileEvent::Upsert {
+            path: "stale".into(),
+            size: 1,
+            mtime_ns: 1,
+            ino: 1,
+        });
+        feed(
+            &root,
+            &catalog,
+            vec![Event::new(EventKind::Other).set_flag(Flag::Rescan)],
+        );
+        let reader = CatalogReader::open(&db).unwrap();
+        assert!(reader.file(Path::new("d/f")).unwrap().is_some());
+        assert!(reader.file(Path::new("stale")).unwrap().is_none());
+    }
+
+    #[test]
+    fn pending_changes_follow_a_rename_in_the_same_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("hot");
+        fs::create_dir_all(root.join("b")).unwrap();
+        // Created as a/new, then its directory renamed a → b, all within one window.
+        fs::write(root.join("b/new"), b"abc").unwrap();
+        // Created as x, then renamed to y.
+        fs::write(root.join("y"), b"12").unwrap();
+        let db = dir.path().join("c.db");
+        let catalog = Catalog::open(&db, CatalogOptions::default()).unwrap();
+        let both = EventKind::Modify(ModifyKind::Name(RenameMode::Both));
+        feed(
+            &root,
+            &catalog,
+            vec![
+                ev(EventKind::Create(CreateKind::Folder), &[&root.join("a")]),
+                ev(EventKind::Create(CreateKind::File), &[&root.join("a/new")]),
+                ev(both, &[&root.join("a"), &root.join("b")]),
+                ev(EventKind::Create(CreateKind::File), &[&root.join("x")]),
+                ev(both, &[&root.join("x"), &root.join("y")]),
+                ev(
+                    EventKind::Access(AccessKind::Open(AccessMode::Any)),
+                    &[&root.join("ignored")],
+                ),
+            ],
+        );
+        let reader = CatalogReader::open(&db).unwrap();
+        assert_eq!(
+            reader.file(Path::new("b/new")).unwrap().map(|r| r.size),
+            Some(3)
+        );
+        assert_eq!(
+            reader.file(Path::new("y")).unwrap().map(|r| r.size),
+            Some(2)
+        );
+        assert_eq!(reader.status().unwrap().total_files, 2);
+    }
+
+    #[test]
+    fn a_path_that_changed_kind_loses_its_stale_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("hot");
+        fs::create_dir_all(root.join("was-file")).unwrap();
+        fs::write(root.join("was-file/inner"), b"1").unwrap();
+        fs::write(root.join("was-dir"), b"1").unwrap();
+        let db = dir.path().join("c.db");
+        let catalog = Catalog::open(&db, CatalogOptions::default()).unwrap();
+        for path in ["was-file", "was-dir/a", "was-dir/b/c"] {
+            catalog.send(FileEvent::Upsert {
+                path: path.into(),
+                size: 9,
+                mtime_ns: 1,
+                ino: 1,
+            });
+        }
+        feed(
+            &root,
+            &catalog,
+            vec![
+                ev(
+                    EventKind::Create(CreateKind::Folder),
+                    &[&root.join("was-file")],
+                ),
+                ev(
+                    EventKind::Create(CreateKind::File),
+                    &[&root.join("was-dir")],
+                ),
+            ],
+        );
+        let reader = CatalogReader::open(&db).unwrap();
+        assert!(reader.file(Path::new("was-file")).unwrap().is_none());
+        assert!(reader.file(Path::new("was-file/inner")).unwrap().is_some());
+        assert!(reader.file(Path::new("was-dir")).unwrap().is_some());
+        assert_eq!(reader.status().unwrap().total_files, 2);
+    }
+}

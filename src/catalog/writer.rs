@@ -1,0 +1,308 @@
+//! The single writer thread: it owns the read-write connection, applies the
+//! changes sent by [`Catalog::send`](super::Catalog::send) in batched
+//! transactions, coalesces access times, and runs reconciles.
+//!
+//! Batching: the thread blocks for one message, then drains whatever else is
+//! already queued (up to [`MAX_BATCH`] changes or [`MAX_BATCH_TIME`]) into the
+//! same transaction. Under load the transactions grow; when idle each change
+//! commits at once (cheap: WAL with `synchronous=NORMAL` does not fsync).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::access::PendingAccesses;
+use super::event::{FileEvent, path_key};
+use super::{CatalogError, ReconcileStats, apply, reconcile};
+
+/// Most changes applied in one transaction.
+pub(crate) const MAX_BATCH: usize = 10_000;
+/// Longest time spent gathering one batch.
+pub(crate) const MAX_BATCH_TIME: Duration = Duration::from_millis(50);
+
+/// A change to apply.
+#[derive(Debug)]
+pub(crate) enum Op {
+    /// A public event.
+    Event(FileEvent),
+    /// Drop the row at exactly this key (the path is a directory now).
+    ForgetExact(Vec<u8>),
+    /// Drop every row strictly below this key (the path is a file now).
+    ForgetBelow(Vec<u8>),
+}
+
+/// A request that needs an answer; it ends the current batch.
+#[derive(Debug)]
+pub(crate) enum Control {
+    /// Commit everything queued so far, including pending access times.
+    Flush(Sender<Result<(), CatalogError>>),
+    /// Make the catalog match this hot directory.
+    Reconcile(PathBuf, Sender<Result<ReconcileStats, CatalogError>>),
+    /// Flush, then stop the thread.
+    Shutdown(Sender<Result<(), CatalogError>>),
+}
+
+/// What travels on the writer's channel.
+#[derive(Debug)]
+pub(crate) enum Msg {
+    /// A change.
+    Op(Op),
+    /// A request.
+    Control(Control),
+}
+
+/// Write failures since the last flush, reported by the next `flush`.
+#[derive(Debug, Default)]
+struct Failures {
+    count: u64,
+    first: Option<String>,
+}
+
+/// State owned by the writer thread.
+pub(crate) struct Writer {
+    // Field order matters: `conn` is dropped before `_lock`. Closing any file
+    // descriptor of the database releases SQLite's POSIX locks in this
+    // process, so the lock file must stay open until SQLite has closed.
+    conn: Connection,
+    path: PathBuf,
+    accesses: PendingAccesses,
+    failures: Failures,
+    _lock: File,
+}
+
+impl Writer {
+    /// Takes ownership of an open, migrated connection and the catalog's lock.
+    pub(crate) fn new(
+        conn: Connection,
+        path: PathBuf,
+        access_interval: Duration,
+        lock: File,
+    ) -> Self {
+        Writer {
+            conn,
+            path,
+            accesses: PendingAccesses::new(access_interval),
+            failures: Failures::default(),
+            _lock: lock,
+        }
+    }
+
+    /// The thread's main loop; returns when asked to shut down or when every
+    /// sender is gone.
+    pub(crate) fn run(mut self, rx: Receiver<Msg>) {
+        loop {
+            let msg = match self.accesses.deadline() {
+                Some(deadline) => match rx.recv_deadline(deadline) {
+                    Ok(msg) => msg,
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.write_accesses();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                },
+                None => match rx.recv() {
+                    Ok(msg) => msg,
+                    Err(_) => break,
+                },
+            };
+            let control = match msg {
+                Msg::Op(op) => self.gather_and_apply(op, &rx),
+                Msg::Control(c) => Some(c),
+            };
+            if self
+                .accesses
+                .deadline()
+                .is_some_and(|d| Instant::now() >= d)
+            {
+                self.write_accesses();
+            }
+            match control {
+                None => {}
+                Some(Control::Flush(reply)) => {
+                    self.write_accesses();
+                    let _ = reply.send(self.take_failures());
+                }
+                Some(Control::Reconcile(dir, reply)) => {
+                    let result = reconcile::run(&mut self.conn, &self.path, &dir);
+                    let _ = reply.send(result);
+                }
+                Some(Control::Shutdown(reply)) => {
+                    self.write_accesses();
+                    let _ = reply.send(self.take_failures());
+                    return;
+                }
+            }
+        }
+        self.write_accesses();
+    }
+
+    /// Applies `first` and whatever else is already queued, in one transaction.
+    /// Returns the request that ended the batch, if any.
+    fn gather_and_apply(&mut self, first: Op, rx: &Receiver<Msg>) -> Option<Control> {
+        let started = Instant::now();
+        let mut batch = vec![first];
+        let mut control = None;
+        while batch.len() < MAX_BATCH && started.elapsed() < MAX_BATCH_TIME {
+            match rx.try_recv() {
+                Ok(Msg::Op(op)) => batch.push(op),
+                Ok(Msg::Control(c)) => {
+                    control = Some(c);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        self.apply_batch(batch);
+        control
+    }
+
+    fn apply_batch(&mut self, batch: Vec<Op>) {
+        let needs_sql = batch
+            .iter()
+            .any(|op| !matches!(op, Op::Event(FileEvent::Accessed { .. })));
+        if !needs_sql {
+            for op in batch {
+                apply_in_memory(&mut self.accesses, op);
+            }
+            return;
+        }
+        let tx = match self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+        {
+            Ok(tx) => tx,
+            Err(e) => {
+                self.failures.record(
+                    &self.path,
+                    format!("begin transaction ({} changes lost): {e}", batch.len()),
+                );
+                return;
+            }
+        };
+        let mut errors = Vec::new();
+        for op in batch {
+            if let Err(e) = apply_op(&tx, &mut self.accesses, &op) {
+                errors.push(format!("{op:?}: {e}"));
+            }
+        }
+        let committed = tx.commit();
+        for e in errors {
+            self.failures.record(&self.path, e);
+        }
+        if let Err(e) = committed {
+            self.failures.record(&self.path, format!("commit: {e}"));
+        }
+    }
+
+    /// Writes every pending access time in one transaction.
+    fn write_accesses(&mut self) {
+        let pending = self.accesses.take();
+        if pending.is_empty() {
+            return;
+        }
+        let n = pending.len();
+        let result = (|| -> rusqlite::Result<()> {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for (key, at_ns) in &pending {
+                apply::set_last_access(&tx, key, *at_ns)?;
+            }
+            tx.commit()
+        })();
+        match result {
+            Ok(()) => {
+                tracing::debug!(catalog = %self.path.display(), paths = n, "access times written")
+            }
+            Err(e) => self
+                .failures
+                .record(&self.path, format!("writing {n} access times: {e}")),
+        }
+    }
+
+    fn take_failures(&mut self) -> Result<(), CatalogError> {
+        let f = std::mem::take(&mut self.failures);
+        match f.first {
+            None => Ok(()),
+            Some(first) => Err(CatalogError::Write {
+                path: self.path.clone(),
+                failed: f.count,
+                first,
+            }),
+        }
+    }
+}
+
+impl Failures {
+    fn record(&mut self, path: &Path, message: String) {
+        // Avoid flooding the log when every write fails (e.g. disk full).
+        if self.count < 10 {
+            tracing::error!(catalog = %path.display(), "catalog write failed: {message}");
+        } else {
+            tracing::debug!(catalog = %path.display(), "catalog write failed: {message}");
+        }
+        self.count += 1;
+        if self.first.is_none() {
+            self.first = Some(message);
+        }
+    }
+}
+
+/// Applies an access event to the pending set (no SQL).
+fn apply_in_memory(accesses: &mut PendingAccesses, op: Op) {
+    if let Op::Event(FileEvent::Accessed { path, at_ns }) = op
+        && let Some(key) = path_key(&path)
+    {
+        accesses.record(key, at_ns);
+    }
+}
+
+/// Applies one change inside the current transaction.
+fn apply_op(conn: &Connection, accesses: &mut PendingAccesses, op: &Op) -> rusqlite::Result<()> {
+    match op {
+        Op::Event(FileEvent::Upsert {
+            path,
+            size,
+            mtime_ns,
+            ino,
+        }) => match path_key(path) {
+            Some(key) => apply::upsert(conn, &key, *size, *mtime_ns, *ino),
+            None => Ok(()),
+        },
+        Op::Event(FileEvent::Removed { path }) => match path_key(path) {
+            Some(key) => {
+                accesses.remove(&key);
+                apply::remove(conn, &key)
+            }
+            None => {
+                tracing::warn!("ignoring removal of the mount root");
+                Ok(())
+            }
+        },
+        Op::Event(FileEvent::Renamed { from, to }) => match (path_key(from), path_key(to)) {
+            (Some(from_key), Some(to_key)) => {
+                if apply::rename(conn, &from_key, &to_key)? {
+                    accesses.rename(&from_key, &to_key);
+                } else {
+                    tracing::warn!(from = %from.display(), to = %to.display(), "ignoring rename into or out of its own subtree");
+                }
+                Ok(())
+            }
+            _ => {
+                tracing::warn!(from = %from.display(), to = %to.display(), "ignoring rename of the mount root");
+                Ok(())
+            }
+        },
+        Op::Event(FileEvent::Accessed { path, at_ns }) => {
+            if let Some(key) = path_key(path) {
+                accesses.record(key, *at_ns);
+            }
+            Ok(())
+        }
+        Op::ForgetExact(key) => apply::delete_exact(conn, key).map(drop),
+        Op::ForgetBelow(key) => apply::delete_below(conn, key).map(drop),
+    }
+}

@@ -1,0 +1,455 @@
+//! `tierctl status`: the daemon's state and catalog totals, or one file's
+//! catalog entry.
+//!
+//! Catalog data is read straight from the catalog file, so this works while
+//! the daemon is down; the daemon is asked (briefly) only for its runtime
+//! state and its mountpoint.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use serde::Serialize;
+use tierfs::catalog::{CatalogError, CatalogReader, FileRow, StatusSummary};
+use tierfs::config::Config;
+use tierfs::control::{self, ControlError, DaemonStatus};
+
+use super::mount_path::{Root, to_mount_relative};
+use super::table::{Align, Table, write_fields};
+use super::{Outcome, UsageError, human};
+
+/// How long to wait for the daemon before calling it unreachable.
+pub const DAEMON_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the daemon said, or why it said nothing.
+#[derive(Debug)]
+enum Daemon {
+    Running(DaemonStatus),
+    /// Not running; the detail says how we know ("no control socket at …").
+    NotRunning(String),
+    /// Possibly running but not answering properly; the full error message.
+    Unreachable(String),
+}
+
+impl Daemon {
+    fn query(socket: &Path) -> Daemon {
+        match control::status(socket, DAEMON_TIMEOUT) {
+            Ok(status) => Daemon::Running(status),
+            Err(ControlError::NotRunning { socket, reason }) => {
+                Daemon::NotRunning(format!("{reason} {}", socket.display()))
+            }
+            Err(e) => Daemon::Unreachable(e.to_string()),
+        }
+    }
+}
+
+/// The catalog's summary, or why there is none.
+#[derive(Debug)]
+enum CatalogState {
+    Ok(StatusSummary),
+    /// The file does not exist yet.
+    Absent,
+    /// It exists but cannot be read; the full error message.
+    Error(String),
+}
+
+impl CatalogState {
+    fn read(path: &Path) -> CatalogState {
+        match CatalogReader::open(path).and_then(|reader| reader.status()) {
+            Ok(summary) => CatalogState::Ok(summary),
+            Err(CatalogError::NotFound { .. }) => CatalogState::Absent,
+            Err(e) => CatalogState::Error(e.to_string()),
+        }
+    }
+}
+
+/// `tierctl status` without a path: daemon and catalog overview.
+pub fn overview(config: &Config, json: bool, out: &mut impl Write) -> anyhow::Result<Outcome> {
+    let daemon = Daemon::query(&config.control_socket);
+    let catalog = CatalogState::read(&config.catalog);
+    let now = SystemTime::now();
+    if json {
+        write_json(out, &OverviewJson::new(config, &daemon, &catalog, now))?;
+    } else {
+        write_overview_text(out, config, &daemon, &catalog, now)?;
+    }
+    let healthy =
+        !matches!(daemon, Daemon::Unreachable(_)) && !matches!(catalog, CatalogState::Error(_));
+    Ok(if healthy {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    })
+}
+
+/// `tierctl status PATH`: one file's catalog entry.
+pub fn file(
+    config: &Config,
+    input: &Path,
+    json: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<Outcome> {
+    let relative = resolve_file_path(config, input)?;
+    let lookup = look_up(&config.catalog, &relative)?;
+    if json {
+        write_json(out, &FileJson::new(config, &relative, &lookup))?;
+    } else {
+        write_file_text(out, config, &relative, &lookup, SystemTime::now())?;
+    }
+    Ok(Outcome::Success)
+}
+
+/// The result of looking a path up in the catalog.
+enum Lookup {
+    Found(FileRow),
+    NotInCatalog,
+    NoCatalog,
+}
+
+fn look_up(catalog: &Path, relative: &Path) -> anyhow::Result<Lookup> {
+    let reader = match CatalogReader::open(catalog) {
+        Ok(reader) => reader,
+        Err(CatalogError::NotFound { .. }) => return Ok(Lookup::NoCatalog),
+        Err(e) => return Err(e.into()),
+    };
+    let row = reader
+        .file(relative)
+        .with_context(|| format!("cannot look up {}", relative.display()))?;
+    Ok(row.map_or(Lookup::NotInCatalog, Lookup::Found))
+}
+
+/// Maps the user's PATH to a catalog path. Absolute paths under the hot dir
+/// need no daemon; others need the daemon's mountpoint.
+fn resolve_file_path(config: &Config, input: &Path) -> Result<PathBuf, UsageError> {
+    let hot = Root {
+        name: "the hot dir",
+        path: &config.hot_dir,
+    };
+    let first_try = to_mount_relative(input, &[hot], "");
+    if first_try.is_ok() || !input.is_absolute() {
+        return first_try.map_err(UsageError);
+    }
+    let resolved = match Daemon::query(&config.control_socket) {
+        Daemon::Running(status) => {
+            let mount = Root {
+                name: "the mountpoint",
+                path: &status.mountpoint,
+            };
+            to_mount_relative(input, &[mount, hot], "")
+        }
+        Daemon::NotRunning(_) => to_mount_relative(
+            input,
+            &[hot],
+            "the mountpoint is unknown while the daemon is not running",
+        ),
+        Daemon::Unreachable(why) => {
+            to_mount_relative(input, &[hot], &format!("the mountpoint is unknown: {why}"))
+        }
+    };
+    resolved.map_err(UsageError)
+}
+
+fn write_json(out: &mut impl Write, value: &impl Serialize) -> anyhow::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value).context("cannot encode JSON output")?;
+    writeln!(out)?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- text
+
+fn write_overview_text(
+    out: &mut impl Write,
+    config: &Config,
+    daemon: &Daemon,
+    catalog: &CatalogState,
+    now: SystemTime,
+) -> std::io::Result<()> {
+    let mut fields = vec![("config", config.source.display().to_string())];
+    fields.extend(daemon_fields(config, daemon, now));
+    fields.extend(catalog_fields(&config.catalog, catalog));
+    write_fields(out, &fields)?;
+    if let CatalogState::Ok(summary) = catalog {
+        writeln!(out)?;
+        state_table(summary).write(out)?;
+    }
+    Ok(())
+}
+
+fn daemon_fields(config: &Config, daemon: &Daemon, now: SystemTime) -> Vec<(&'static str, String)> {
+    let config_hot = config.hot_dir.display().to_string();
+    let status = match daemon {
+        Daemon::Running(status) => status,
+        Daemon::NotRunning(detail) => {
+            return vec![
+                ("daemon", format!("not running ({detail})")),
+                ("hot dir", config_hot),
+            ];
+        }
+        Daemon::Unreachable(message) => {
+            return vec![
+                ("daemon", format!("unreachable: {message}")),
+                ("hot dir", config_hot),
+            ];
+        }
+    };
+    let mut hot_dir = status.hot_dir.display().to_string();
+    if status.hot_dir != config.hot_dir {
+        hot_dir.push_str(&format!(" (but the config says {config_hot})"));
+    }
+    vec![
+        (
+            "daemon",
+            format!(
+                "running (pid {}, version {}, up {})",
+                status.pid,
+                status.version,
+                human::duration(uptime(status, now))
+            ),
+        ),
+        ("mountpoint", status.mountpoint.display().to_string()),
+        ("hot dir", hot_dir),
+        ("passthrough", on_off(status.passthrough).into()),
+        ("open files", human::count(status.open_files)),
+        (
+            "catalog queue",
+            format!("{} pending", human::count(status.catalog_queue)),
+        ),
+    ]
+}
+
+fn catalog_fields(path: &Path, catalog: &CatalogState) -> Vec<(&'static str, String)> {
+    let path = path.display();
+    match catalog {
+        CatalogState::Ok(summary) => vec![
+            ("catalog", path.to_string()),
+            ("schema", format!("version {}", summary.schema_version)),
+            ("size on disk", human::bytes(summary.db_bytes)),
+        ],
+        CatalogState::Absent => vec![(
+            "catalog",
+            format!("{path} (does not exist yet; the daemon creates it when it first starts)"),
+        )],
+        CatalogState::Error(message) => vec![
+            ("catalog", format!("{path} (unreadable)")),
+            ("catalog error", message.clone()),
+        ],
+    }
+}
+
+/// Files and bytes per state, plus a total row.
+fn state_table(summary: &StatusSummary) -> Table {
+    let mut table = Table::new(&[
+        ("STATE", Align::Left),
+        ("FILES", Align::Right),
+        ("BYTES", Align::Right),
+    ]);
+    for row in &summary.by_state {
+        table.row(vec![
+            row.state.clone(),
+            human::count(row.files),
+            human::bytes(row.bytes),
+        ]);
+    }
+    table.row(vec![
+        "total".into(),
+        human::count(summary.total_files),
+        human::bytes(summary.total_bytes),
+    ]);
+    table
+}
+
+fn write_file_text(
+    out: &mut impl Write,
+    config: &Config,
+    relative: &Path,
+    lookup: &Lookup,
+    now: SystemTime,
+) -> std::io::Result<()> {
+    let catalog = config.catalog.display();
+    let row = match lookup {
+        Lookup::Found(row) => row,
+        Lookup::NotInCatalog => {
+            return writeln!(out, "{}: not in catalog ({catalog})", relative.display());
+        }
+        Lookup::NoCatalog => {
+            return writeln!(
+                out,
+                "{}: not in catalog (catalog {catalog} does not exist yet)",
+                relative.display()
+            );
+        }
+    };
+    let last_access = match row.last_access_ns {
+        Some(ns) => human::timestamp_with_age(ns, now),
+        None => "never recorded".into(),
+    };
+    write_fields(
+        out,
+        &[
+            ("path", relative.display().to_string()),
+            ("state", row.state.clone()),
+            (
+                "size",
+                format!(
+                    "{} ({} bytes)",
+                    human::bytes(row.size),
+                    human::count(row.size)
+                ),
+            ),
+            ("modified", human::timestamp_with_age(row.mtime_ns, now)),
+            ("last access", last_access),
+            ("inode", row.ino.to_string()),
+            ("catalog", catalog.to_string()),
+        ],
+    )
+}
+
+fn on_off(flag: bool) -> &'static str {
+    if flag { "on" } else { "off" }
+}
+
+fn uptime(status: &DaemonStatus, now: SystemTime) -> Duration {
+    let now = now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    Duration::from_secs(u64::try_from(now - status.started_at_unix).unwrap_or(0))
+}
+
+// ---------------------------------------------------------------- JSON
+
+/// `tierctl status --json`.
+#[derive(Serialize)]
+struct OverviewJson<'a> {
+    config: String,
+    daemon: DaemonJson<'a>,
+    catalog: CatalogJson<'a>,
+}
+
+impl<'a> OverviewJson<'a> {
+    fn new(
+        config: &Config,
+        daemon: &'a Daemon,
+        catalog: &'a CatalogState,
+        now: SystemTime,
+    ) -> Self {
+        OverviewJson {
+            config: lossy(&config.source),
+            daemon: DaemonJson::new(daemon, now),
+            catalog: CatalogJson {
+                path: lossy(&config.catalog),
+                state: CatalogStateJson::new(catalog),
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+enum DaemonJson<'a> {
+    Running {
+        #[serde(flatten)]
+        status: &'a DaemonStatus,
+        uptime_secs: u64,
+    },
+    NotRunning {
+        message: &'a str,
+    },
+    Unreachable {
+        message: &'a str,
+    },
+}
+
+impl<'a> DaemonJson<'a> {
+    fn new(daemon: &'a Daemon, now: SystemTime) -> Self {
+        match daemon {
+            Daemon::Running(status) => DaemonJson::Running {
+                status,
+                uptime_secs: uptime(status, now).as_secs(),
+            },
+            Daemon::NotRunning(message) => DaemonJson::NotRunning { message },
+            Daemon::Unreachable(message) => DaemonJson::Unreachable { message },
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct CatalogJson<'a> {
+    path: String,
+    #[serde(flatten)]
+    state: CatalogStateJson<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+enum CatalogStateJson<'a> {
+    Ok {
+        #[serde(flatten)]
+        summary: &'a StatusSummary,
+    },
+    Absent,
+    Error {
+        message: &'a str,
+    },
+}
+
+impl<'a> CatalogStateJson<'a> {
+    fn new(catalog: &'a CatalogState) -> Self {
+        match catalog {
+            CatalogState::Ok(summary) => CatalogStateJson::Ok { summary },
+            CatalogState::Absent => CatalogStateJson::Absent,
+            CatalogState::Error(message) => CatalogStateJson::Error { message },
+        }
+    }
+}
+
+/// `tierctl status PATH --json`.
+#[derive(Serialize)]
+struct FileJson {
+    path: String,
+    catalog: String,
+    catalog_exists: bool,
+    in_catalog: bool,
+    #[serde(flatten)]
+    entry: Option<EntryJson>,
+}
+
+#[derive(Serialize)]
+struct EntryJson {
+    state: String,
+    size: u64,
+    mtime_ns: i64,
+    mtime: String,
+    last_access_ns: Option<i64>,
+    last_access: Option<String>,
+    ino: u64,
+}
+
+impl FileJson {
+    fn new(config: &Config, relative: &Path, lookup: &Lookup) -> Self {
+        let entry = match lookup {
+            Lookup::Found(row) => Some(EntryJson {
+                state: row.state.clone(),
+                size: row.size,
+                mtime_ns: row.mtime_ns,
+                mtime: human::timestamp_ns(row.mtime_ns),
+                last_access_ns: row.last_access_ns,
+                last_access: row.last_access_ns.map(human::timestamp_ns),
+                ino: row.ino,
+            }),
+            Lookup::NotInCatalog | Lookup::NoCatalog => None,
+        };
+        FileJson {
+            path: lossy(relative),
+            catalog: lossy(&config.catalog),
+            catalog_exists: !matches!(lookup, Lookup::NoCatalog),
+            in_catalog: entry.is_some(),
+            entry,
+        }
+    }
+}
+
+/// Paths as JSON strings; non-UTF-8 bytes become U+FFFD rather than failing.
+fn lossy(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}

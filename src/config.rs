@@ -1,0 +1,586 @@
+//! The TOML configuration file: parsing, defaults and validation.
+//!
+//! Every error names the offending key (and the file), so an admin can fix a
+//! config without reading source code.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Errors raised while loading or validating a configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// Config file path.
+        path: PathBuf,
+        /// Underlying I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown/mistyped keys.
+    #[error("invalid config {path}: {message}")]
+    Parse {
+        /// Config file path.
+        path: PathBuf,
+        /// Parser message; names the key and its line.
+        message: String,
+    },
+    /// A `[remote.NAME]` section is not acceptable.
+    #[error("invalid config {path}: remote `{remote}`: {message}")]
+    InvalidRemote {
+        /// Config file path.
+        path: PathBuf,
+        /// The remote's name.
+        remote: String,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+    /// A key has a value that parses but is not acceptable.
+    #[error("invalid config {path}: key `{key}`: {message}")]
+    Invalid {
+        /// Config file path.
+        path: PathBuf,
+        /// Dotted key name, e.g. `mount.threads`.
+        key: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+/// Fully validated configuration with all defaults filled in.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this was loaded from (absolute).
+    pub source: PathBuf,
+    /// Directory holding the hot (local) data; the mount shows its contents.
+    pub hot_dir: PathBuf,
+    /// SQLite catalog path.
+    pub catalog: PathBuf,
+    /// Unix socket on which the daemon answers `tierctl`.
+    pub control_socket: PathBuf,
+    /// `tracing` filter used when `RUST_LOG` is not set.
+    pub log_level: String,
+    /// Where a backgrounded daemon writes its log (default: discarded once the
+    /// mount is up; use `-f` under a supervisor to keep logs on stderr).
+    pub log_file: Option<PathBuf>,
+    /// Mount behaviour.
+    pub mount: MountConfig,
+    /// Whether to watch `hot_dir` for changes made beside the mount.
+    pub watch_hot_dir: bool,
+    /// How often last-access times gathered in memory are written to the catalog.
+    pub access_flush_interval: Duration,
+    /// Object stores files can be migrated to, by name (`[remote.NAME]`).
+    pub remotes: BTreeMap<String, RemoteConfig>,
+}
+
+/// One `[remote.NAME]` section: where and how to reach an object store.
+///
+/// `url` picks the backend: `s3://bucket/prefix` (Amazon S3, Backblaze B2 and
+/// other S3-compatible stores via `endpoint`), `gs://bucket/prefix`,
+/// `az://container/prefix`, `file:///path`. Credentials not given here may
+/// come from the environment the way each cloud's own tools read them.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteConfig {
+    /// The section name (filled in by the loader).
+    #[serde(skip)]
+    pub name: String,
+    /// Backend, bucket/container and key prefix.
+    pub url: String,
+    /// S3: custom endpoint (B2: `https://s3.<region>.backblazeb2.com`). Azure: blob endpoint.
+    pub endpoint: Option<String>,
+    /// S3: region (B2: `us-west-004`).
+    pub region: Option<String>,
+    /// S3: access key id.
+    pub access_key_id: Option<String>,
+    /// S3: secret access key.
+    pub secret_access_key: Option<String>,
+    /// S3: session token for temporary credentials.
+    pub session_token: Option<String>,
+    /// Allow plain `http://` endpoints (test servers on localhost).
+    #[serde(default)]
+    pub allow_http: bool,
+    /// GCS: path of a service-account JSON key.
+    pub service_account_path: Option<PathBuf>,
+    /// Azure: storage account name.
+    pub account: Option<String>,
+    /// Azure: storage account key.
+    pub access_key: Option<String>,
+    /// Azure: talk to the Azurite emulator.
+    #[serde(default)]
+    pub use_emulator: bool,
+    /// Default storage class for objects (a rule's `-> REMOTE:CLASS` overrides it).
+    pub storage_class: Option<String>,
+    /// Upload/download streams running at once for this remote (default 4).
+    pub max_concurrency: Option<usize>,
+    /// Multipart part size, e.g. `16MiB` (default: scaled to the file, at least 8 MiB).
+    pub part_size: Option<String>,
+    /// Give up on one request after this long without progress (default `60s`).
+    pub request_timeout: Option<String>,
+}
+
+impl std::fmt::Debug for RemoteConfig {
+    /// Secrets are never printed, so a config can be logged safely.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redact = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
+        f.debug_struct("RemoteConfig")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &redact(&self.secret_access_key))
+            .field("session_token", &redact(&self.session_token))
+            .field("allow_http", &self.allow_http)
+            .field("service_account_path", &self.service_account_path)
+            .field("account", &self.account)
+            .field("access_key", &redact(&self.access_key))
+            .field("use_emulator", &self.use_emulator)
+            .field("storage_class", &self.storage_class)
+            .field("max_concurrency", &self.max_concurrency)
+            .field("part_size", &self.part_size)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
+}
+
+/// Options that shape the FUSE mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountConfig {
+    /// Let users other than the mounting user access the mount.
+    pub allow_other: bool,
+    /// Let the kernel check permissions against file modes (required with `allow_other`).
+    pub default_permissions: bool,
+    /// Number of FUSE request threads.
+    pub threads: usize,
+    /// How long the kernel may cache attributes and names.
+    pub attr_timeout: Duration,
+    /// Mount read-only.
+    pub read_only: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    hot_dir: Option<PathBuf>,
+    catalog: Option<PathBuf>,
+    control_socket: Option<PathBuf>,
+    log_level: Option<String>,
+    log_file: Option<PathBuf>,
+    watch_hot_dir: Option<bool>,
+    access_flush_interval: Option<String>,
+    #[serde(default)]
+    mount: RawMount,
+    #[serde(default)]
+    remote: BTreeMap<String, RemoteConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMount {
+    allow_other: Option<bool>,
+    default_permissions: Option<bool>,
+    threads: Option<usize>,
+    attr_timeout: Option<String>,
+    read_only: Option<bool>,
+}
+
+impl Config {
+    /// Reads, parses and validates the config file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let source = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        Self::from_toml(&text, &source)
+    }
+
+    /// Parses and validates config text; `source` is used in messages and to
+    /// resolve relative paths (relative to the file's directory).
+    pub fn from_toml(text: &str, source: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: source.to_path_buf(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        let invalid = |key: &'static str, message: String| ConfigError::Invalid {
+            path: source.to_path_buf(),
+            key,
+            message,
+        };
+        let base = source.parent().unwrap_or(Path::new("/"));
+        let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+
+        let hot_dir = resolve(
+            raw.hot_dir
+                .ok_or_else(|| invalid("hot_dir", "is required".into()))?,
+        );
+        let meta = std::fs::metadata(&hot_dir)
+            .map_err(|e| invalid("hot_dir", format!("{}: {e}", hot_dir.display())))?;
+        if !meta.is_dir() {
+            return Err(invalid(
+                "hot_dir",
+                format!("{} is not a directory", hot_dir.display()),
+            ));
+        }
+        let hot_dir = hot_dir
+            .canonicalize()
+            .map_err(|e| invalid("hot_dir", format!("{}: {e}", hot_dir.display())))?;
+
+        let catalog = match raw.catalog {
+            Some(p) => resolve(p),
+            None => default_catalog_path(&hot_dir),
+        };
+        let catalog = absolute_with_existing_parent(&catalog)
+            .map_err(|m| invalid("catalog", format!("{}: {m}", catalog.display())))?;
+        if catalog.starts_with(&hot_dir) {
+            return Err(invalid(
+                "catalog",
+                format!(
+                    "{} is inside hot_dir {}; the catalog must live outside the data it describes",
+                    catalog.display(),
+                    hot_dir.display()
+                ),
+            ));
+        }
+
+        let control_socket = match raw.control_socket {
+            Some(p) => resolve(p),
+            None => catalog.with_extension("sock"),
+        };
+        let control_socket = absolute_with_existing_parent(&control_socket).map_err(|m| {
+            invalid(
+                "control_socket",
+                format!("{}: {m}", control_socket.display()),
+            )
+        })?;
+        if control_socket.as_os_str().len() >= 108 {
+            return Err(invalid(
+                "control_socket",
+                format!(
+                    "{} is longer than the 107 bytes a Unix socket path may have",
+                    control_socket.display()
+                ),
+            ));
+        }
+
+        let log_level = raw.log_level.unwrap_or_else(|| "info".into());
+        if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+            return Err(invalid(
+                "log_level",
+                format!("`{log_level}` is not a level (error, warn, info, debug, trace) or filter"),
+            ));
+        }
+
+        let log_file = match raw.log_file {
+            Some(p) => Some(
+                absolute_with_existing_parent(&resolve(p.clone()))
+                    .map_err(|m| invalid("log_file", format!("{}: {m}", p.display())))?,
+            ),
+            None => None,
+        };
+
+        let access_flush_interval =
+            parse_duration(raw.access_flush_interval.as_deref().unwrap_or("30s"))
+                .map_err(|m| invalid("access_flush_interval", m))?;
+
+        let threads = raw.mount.threads.unwrap_or(4);
+        if !(1..=64).contains(&threads) {
+            return Err(invalid(
+                "mount.threads",
+                format!("{threads} is out of range 1..=64"),
+            ));
+        }
+        let attr_timeout = parse_duration(raw.mount.attr_timeout.as_deref().unwrap_or("1s"))
+            .map_err(|m| invalid("mount.attr_timeout", m))?;
+        let allow_other = raw.mount.allow_other.unwrap_or(false);
+        let default_permissions = raw.mount.default_permissions.unwrap_or(true);
+        if allow_other && !default_permissions {
+            return Err(invalid(
+                "mount.default_permissions",
+                "must be true when allow_other is set: tierfs relies on the kernel to check \
+                 permissions for other users"
+                    .into(),
+            ));
+        }
+
+        let mut remotes = raw.remote;
+        for (name, remote) in remotes.iter_mut() {
+            remote.name = name.clone();
+            validate_remote(remote).map_err(|m| ConfigError::InvalidRemote {
+                path: source.to_path_buf(),
+                remote: name.clone(),
+                message: m,
+            })?;
+        }
+
+        Ok(Config {
+            source: source.to_path_buf(),
+            hot_dir,
+            catalog,
+            control_socket,
+            log_level,
+            log_file,
+            mount: MountConfig {
+                allow_other,
+                default_permissions,
+                threads,
+                attr_timeout,
+                read_only: raw.mount.read_only.unwrap_or(false),
+            },
+            watch_hot_dir: raw.watch_hot_dir.unwrap_or(true),
+            access_flush_interval,
+            remotes,
+        })
+    }
+}
+
+/// Checks what can be checked about a remote without touching the network.
+fn validate_remote(r: &RemoteConfig) -> Result<(), String> {
+    if r.name.is_empty()
+        || !r
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err("names may only use letters, digits, `-` and `_`".into());
+    }
+    let scheme = r.url.split_once("://").map(|(s, _)| s).unwrap_or("");
+    if !["s3", "gs", "az", "file"].contains(&scheme) {
+        return Err(format!(
+            "key `url`: `{}` must start with s3://, gs://, az:// or file://",
+            r.url
+        ));
+    }
+    if let Some(ep) = &r.endpoint
+        && ep.starts_with("http://")
+        && !r.allow_http
+    {
+        return Err(format!(
+            "key `endpoint`: `{ep}` is plain http; set allow_http = true to allow it"
+        ));
+    }
+    if r.access_key_id.is_some() != r.secret_access_key.is_some() {
+        return Err("keys `access_key_id` and `secret_access_key` must be given together".into());
+    }
+    if let Some(n) = r.max_concurrency
+        && !(1..=256).contains(&n)
+    {
+        return Err(format!(
+            "key `max_concurrency`: {n} is out of range 1..=256"
+        ));
+    }
+    if let Some(t) = &r.request_timeout {
+        parse_duration(t).map_err(|m| format!("key `request_timeout`: {m}"))?;
+    }
+    if let Some(p) = &r.part_size {
+        parse_size(p).map_err(|m| format!("key `part_size`: {m}"))?;
+    }
+    Ok(())
+}
+
+/// Parses a byte size such as `100MB` (10^6), `1GiB` (2^30), `512` (bytes).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (e.g. 512KiB, 100MB, 1GiB)"))?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
+        "PB" => 1_000_000_000_000_000,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        "PiB" => 1 << 50,
+        other => {
+            return Err(format!(
+                "`{s}`: unknown unit `{other}` (use B, KB, MB, GB, TB, PB, KiB, MiB, GiB, TiB, PiB)"
+            ));
+        }
+    };
+    Ok((value * mult as f64).round() as u64)
+}
+
+/// Default catalog location: beside the hot dir, e.g. `/srv/.files-hot` →
+/// `/srv/.files-hot.tierfs.db`.
+pub fn default_catalog_path(hot_dir: &Path) -> PathBuf {
+    let name = hot_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "root".into());
+    hot_dir
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .join(format!("{name}.tierfs.db"))
+}
+
+fn absolute_with_existing_parent(p: &Path) -> Result<PathBuf, String> {
+    let abs = std::path::absolute(p).map_err(|e| e.to_string())?;
+    let parent = abs.parent().ok_or("has no parent directory")?;
+    if !parent.is_dir() {
+        return Err(format!(
+            "parent directory {} does not exist",
+            parent.display()
+        ));
+    }
+    let parent = parent.canonicalize().map_err(|e| e.to_string())?;
+    Ok(parent.join(abs.file_name().ok_or("has no file name")?))
+}
+
+/// Parses a human duration such as `30s`, `5m`, `250ms`, `1h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}` is not a duration ({e})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("hot")).unwrap();
+        let cfg = dir.path().join("t.toml");
+        std::fs::write(&cfg, text).unwrap();
+        let r = Config::load(&cfg);
+        drop(dir);
+        r
+    }
+
+    #[test]
+    fn minimal_config_fills_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("hot")).unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, "hot_dir = \"hot\"\n").unwrap();
+        let c = Config::load(&path).unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        assert_eq!(c.hot_dir, root.join("hot"));
+        assert_eq!(c.catalog, root.join("hot.tierfs.db"));
+        assert_eq!(c.control_socket, root.join("hot.tierfs.sock"));
+        assert!(c.mount.default_permissions);
+        assert!(!c.mount.allow_other);
+        assert_eq!(c.mount.threads, 4);
+        assert_eq!(c.access_flush_interval, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = load("hot_dir = \"hot\"\nhotdir = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("hotdir"), "{e}");
+    }
+
+    #[test]
+    fn unknown_mount_key_is_named() {
+        let e = load("hot_dir = \"hot\"\n[mount]\nallow_others = true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("allow_others"), "{e}");
+    }
+
+    #[test]
+    fn missing_hot_dir_is_named() {
+        let e = load("hot_dir = \"nope\"\n").unwrap_err().to_string();
+        assert!(e.contains("hot_dir") && e.contains("nope"), "{e}");
+        let e = load("log_level = \"info\"\n").unwrap_err().to_string();
+        assert!(e.contains("`hot_dir`: is required"), "{e}");
+    }
+
+    #[test]
+    fn catalog_parent_must_exist_and_be_outside_hot_dir() {
+        let e = load("hot_dir = \"hot\"\ncatalog = \"no/such/dir/c.db\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`catalog`") && e.contains("does not exist"),
+            "{e}"
+        );
+        let e = load("hot_dir = \"hot\"\ncatalog = \"hot/c.db\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`catalog`") && e.contains("inside hot_dir"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn allow_other_requires_default_permissions() {
+        let e =
+            load("hot_dir = \"hot\"\n[mount]\nallow_other = true\ndefault_permissions = false\n")
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("mount.default_permissions"), "{e}");
+    }
+
+    #[test]
+    fn issue_example_remote_parses() {
+        let c = load(
+            "hot_dir = \"hot\"\n[remote.cloud]\nurl = \"s3://my-bucket/tier\"\n\
+             endpoint = \"https://s3.us-west-004.backblazeb2.com\"\nregion = \"us-west-004\"\n\
+             access_key_id = \"AK\"\nsecret_access_key = \"SECRET\"\nallow_http = false\n",
+        )
+        .unwrap();
+        let r = &c.remotes["cloud"];
+        assert_eq!(r.name, "cloud");
+        assert_eq!(r.region.as_deref(), Some("us-west-004"));
+        assert!(!format!("{r:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn bad_remotes_are_named() {
+        let e = load("hot_dir = \"hot\"\n[remote.x]\nurl = \"ftp://h/p\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("remote `x`") && e.contains("url"), "{e}");
+        let e = load(
+            "hot_dir = \"hot\"\n[remote.x]\nurl = \"s3://b\"\nendpoint = \"http://127.0.0.1:1\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("allow_http"), "{e}");
+        let e = load("hot_dir = \"hot\"\n[remote.x]\nurl = \"s3://b\"\nsecret = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("100MB").unwrap(), 100_000_000);
+        assert_eq!(parse_size("1GiB").unwrap(), 1 << 30);
+        assert_eq!(parse_size("512").unwrap(), 512);
+        assert_eq!(parse_size("1.5KiB").unwrap(), 1536);
+        assert!(parse_size("5 parsecs").is_err());
+        assert!(parse_size("MB").is_err());
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = load("hot_dir = \"hot\"\nlog_level = \"loud=?\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("log_level"), "{e}");
+        let e = load("hot_dir = \"hot\"\naccess_flush_interval = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("access_flush_interval"), "{e}");
+        let e = load("hot_dir = \"hot\"\n[mount]\nthreads = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mount.threads"), "{e}");
+    }
+}

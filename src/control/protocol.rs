@@ -1,0 +1,247 @@
+//! Message types of the control protocol and their JSON encoding.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A request from `tierctl` to the daemon, one JSON object per line.
+///
+/// Encoded with an `"op"` tag, e.g. `{"op":"status"}`. Operations that take
+/// arguments become struct variants whose fields sit beside the tag, e.g.
+/// (future) `{"op":"recall","path":"docs/a.pdf"}`. Unknown fields are ignored,
+/// so a newer client may add optional arguments without breaking an older
+/// daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Report the daemon's runtime state; answered with [`Reply::Status`].
+    Status,
+}
+
+impl Request {
+    /// Decodes one request line, with a message fit to send back to the
+    /// client when the line is not a request this daemon understands.
+    pub fn from_json(line: &str) -> Result<Request, String> {
+        serde_json::from_str(line).map_err(|e| {
+            let msg = e.to_string().replace("unknown variant", "unknown op");
+            format!("unsupported request: {msg} (is tierctl newer than the daemon?)")
+        })
+    }
+
+    /// The value of the `op` tag, for logs and messages.
+    pub fn op(&self) -> &'static str {
+        match self {
+            Request::Status => "status",
+        }
+    }
+}
+
+/// The daemon's answer to one [`Request`].
+///
+/// Encoded as `{"ok":true,"<reply kind>":{...}}` on success and
+/// `{"ok":false,"error":"<message>"}` on failure.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Response {
+    /// The request succeeded.
+    Ok(Reply),
+    /// The request failed; the message is meant for a human and should say
+    /// what to do about it.
+    Error(String),
+}
+
+impl Response {
+    /// A failure response carrying `message`.
+    pub fn error(message: impl Into<String>) -> Response {
+        Response::Error(message.into())
+    }
+
+    /// The reply on success, the daemon's message on failure.
+    pub fn into_result(self) -> Result<Reply, String> {
+        match self {
+            Response::Ok(reply) => Ok(reply),
+            Response::Error(message) => Err(message),
+        }
+    }
+}
+
+impl From<Reply> for Response {
+    fn from(reply: Reply) -> Response {
+        Response::Ok(reply)
+    }
+}
+
+/// The payload of a successful [`Response`], one variant per kind of answer.
+///
+/// Encoded as a single key named after the variant, placed beside `"ok":true`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reply {
+    /// Answer to [`Request::Status`].
+    Status(DaemonStatus),
+}
+
+/// Runtime state of a daemon, as reported by [`Request::Status`].
+///
+/// Fields added later must be `#[serde(default)]` so that a newer `tierctl`
+/// can still read an older daemon's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonStatus {
+    /// Process id of the daemon.
+    pub pid: u32,
+    /// The daemon's version (`CARGO_PKG_VERSION`).
+    pub version: String,
+    /// Where the file system is mounted.
+    pub mountpoint: PathBuf,
+    /// The local directory that holds hot data.
+    pub hot_dir: PathBuf,
+    /// When the daemon started, in seconds since the Unix epoch.
+    pub started_at_unix: i64,
+    /// Whether the kernel's FUSE passthrough (direct I/O to the backing file)
+    /// is in use.
+    pub passthrough: bool,
+    /// Files currently open through the mount.
+    pub open_files: u64,
+    /// Catalog updates queued but not yet written.
+    pub catalog_queue: u64,
+}
+
+/// Shape of a success response on the wire.
+#[derive(Serialize)]
+struct OkWire<'a> {
+    ok: bool,
+    #[serde(flatten)]
+    reply: &'a Reply,
+}
+
+/// Shape of a failure response on the wire.
+#[derive(Serialize)]
+struct ErrorWire<'a> {
+    ok: bool,
+    error: &'a str,
+}
+
+/// Any response as read off the wire, before it is checked.
+#[derive(Deserialize)]
+struct IncomingWire {
+    ok: bool,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(flatten)]
+    payload: BTreeMap<String, serde_json::Value>,
+}
+
+impl Serialize for Response {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Response::Ok(reply) => OkWire { ok: true, reply }.serialize(serializer),
+            Response::Error(error) => ErrorWire { ok: false, error }.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Response {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Response, D::Error> {
+        let wire = IncomingWire::deserialize(deserializer)?;
+        if !wire.ok {
+            let message = wire
+                .error
+                .unwrap_or_else(|| "daemon reported failure without a message".into());
+            return Ok(Response::Error(message));
+        }
+        if wire.payload.len() != 1 {
+            let keys: Vec<&str> = wire.payload.keys().map(String::as_str).collect();
+            return Err(D::Error::custom(format!(
+                "a successful response must carry exactly one reply, found keys {keys:?}"
+            )));
+        }
+        let payload = serde_json::Value::Object(wire.payload.into_iter().collect());
+        Reply::deserialize(payload)
+            .map(Response::Ok)
+            .map_err(D::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_status() -> DaemonStatus {
+        DaemonStatus {
+            pid: 42,
+            version: "0.1.0".into(),
+            mountpoint: "/mnt/data".into(),
+            hot_dir: "/srv/.data-hot".into(),
+            started_at_unix: 1_700_000_000,
+            passthrough: true,
+            open_files: 3,
+            catalog_queue: 7,
+        }
+    }
+
+    #[test]
+    fn request_wire_format() {
+        assert_eq!(
+            serde_json::to_string(&Request::Status).unwrap(),
+            r#"{"op":"status"}"#
+        );
+        assert_eq!(
+            Request::from_json(r#"{"op":"status"}"#).unwrap(),
+            Request::Status
+        );
+        // Extra fields are ignored so newer clients can add optional arguments.
+        assert_eq!(
+            Request::from_json(r#"{"op":"status","verbose":true}"#).unwrap(),
+            Request::Status
+        );
+    }
+
+    #[test]
+    fn unknown_op_is_explained() {
+        let e = Request::from_json(r#"{"op":"frobnicate"}"#).unwrap_err();
+        assert!(e.contains("unknown op `frobnicate`"), "{e}");
+        assert!(e.contains("status"), "lists the known ops: {e}");
+        let e = Request::from_json(r#"{"verb":"status"}"#).unwrap_err();
+        assert!(e.contains("`op`"), "{e}");
+        let e = Request::from_json("status").unwrap_err();
+        assert!(e.starts_with("unsupported request"), "{e}");
+    }
+
+    #[test]
+    fn ok_response_wire_format() {
+        let resp = Response::Ok(Reply::Status(sample_status()));
+        let json = serde_json::to_value(&resp).unwrap();
+        assert_eq!(json["ok"], true);
+        assert_eq!(json["status"]["pid"], 42);
+        assert_eq!(json["status"]["mountpoint"], "/mnt/data");
+        assert_eq!(json.as_object().unwrap().len(), 2);
+        let back: Response = serde_json::from_value(json).unwrap();
+        assert_eq!(back, resp);
+    }
+
+    #[test]
+    fn error_response_wire_format() {
+        let resp = Response::error("nope");
+        assert_eq!(
+            serde_json::to_string(&resp).unwrap(),
+            r#"{"ok":false,"error":"nope"}"#
+        );
+        let back: Response = serde_json::from_str(r#"{"ok":false,"error":"nope"}"#).unwrap();
+        assert_eq!(back, resp);
+        let back: Response = serde_json::from_str(r#"{"ok":false}"#).unwrap();
+        assert!(matches!(back, Response::Error(m) if m.contains("without a message")));
+    }
+
+    #[test]
+    fn malformed_ok_responses_are_rejected() {
+        for bad in [
+            r#"{"ok":true}"#,
+            r#"{"ok":true,"status":{"pid":1}}"#,
+            r#"{"ok":true,"weather":{}}"#,
+            r#"{"status":{}}"#,
+        ] {
+            assert!(serde_json::from_str::<Response>(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! The mount daemon: opens the catalog, brings it up to date, mounts the
+//! filesystem, serves the control socket, and shuts everything down in order
+//! when the filesystem is unmounted or a termination signal arrives.
+//!
+//! Threads: the FUSE request threads (`mount.threads`, one `/dev/fuse` clone
+//! each), the catalog writer, the hot-dir watcher, the control socket server
+//! and one signal thread. None of them blocks another: FUSE threads only make
+//! local system calls and hand catalog updates to a channel.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use fuser::{MountOption, Session, SessionACL};
+
+use crate::catalog::{Catalog, CatalogError, CatalogOptions};
+use crate::config::Config;
+use crate::control::{self, ControlError, DaemonStatus, Reply, Request, Response};
+use crate::fs::{FsOptions, FsStats, TierFs};
+
+/// Why the daemon could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The mount point is unusable.
+    #[error("mount point {path}: {message}")]
+    MountPoint {
+        /// The mount point given on the command line.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The catalog could not be opened or updated.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// The control socket could not be served.
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    /// The kernel refused the mount or the session failed.
+    #[error("FUSE mount on {path}: {source}")]
+    Fuse {
+        /// The mount point.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Another system-level failure (signals, hot dir access).
+    #[error("{context}: {source}")]
+    System {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// Extra `-o` options given on the command line (the fstab/mount.fuse3 form).
+#[derive(Debug, Default, Clone)]
+pub struct MountOverrides {
+    /// `-o allow_other`.
+    pub allow_other: bool,
+    /// `-o ro`.
+    pub read_only: bool,
+    /// Other kernel mount flags (`nodev`, `nosuid`, `noexec`, `noatime`, …).
+    pub extra: Vec<MountOption>,
+}
+
+/// Checks the mount point and that nothing tierfs needs lives inside it.
+pub fn check_mountpoint(config: &Config, mountpoint: &Path) -> Result<PathBuf, DaemonError> {
+    let bad = |message: String| DaemonError::MountPoint {
+        path: mountpoint.to_path_buf(),
+        message,
+    };
+    let abs = mountpoint.canonicalize().map_err(|e| bad(format!("{e}")))?;
+    if !abs.is_dir() {
+        return Err(bad("is not a directory".into()));
+    }
+    if abs.starts_with(&config.hot_dir) || config.hot_dir.starts_with(&abs) {
+        return Err(bad(format!(
+            "overlaps hot_dir {}; mount somewhere outside the hot directory",
+            config.hot_dir.display()
+        )));
+    }
+    for (key, path) in [
+        ("catalog", &config.catalog),
+        ("control_socket", &config.control_socket),
+    ] {
+        if path.starts_with(&abs) {
+            return Err(bad(format!(
+                "`{key}` ({}) would be hidden inside the mount",
+                path.display()
+            )));
+        }
+    }
+    Ok(abs)
+}
+
+/// Blocks termination signals in this thread (and every thread it spawns
+/// later) so that one dedicated thread can wait for them. Call first.
+pub fn block_termination_signals() -> Result<(), DaemonError> {
+    // SAFETY: sigset manipulation on a local set; pthread_sigmask on this thread.
+    let rc = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut())
+    };
+    if rc != 0 {
+        return Err(DaemonError::System {
+            context: "blocking signals".into(),
+            source: std::io::Error::from_raw_os_error(rc),
+        });
+    }
+    Ok(())
+}
+
+/// Waits for SIGTERM/SIGINT/SIGHUP (blocked beforehand) and returns its number.
+fn wait_for_signal() -> i32 {
+    // SAFETY: as above; sigwait only reads the set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaddset(&mut set, sig);
+        }
+        let mut sig = 0;
+        libc::sigwait(&set, &mut sig);
+        sig
+    }
+}
+
+/// Lets the daemon hold one descriptor per inode the kernel knows.
+fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit on a local struct.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Runs the daemon until the filesystem is unmounted. `ready` is called once:
+/// with `Ok` as soon as the mount is live, or with the error that stopped the
+/// start-up (so a backgrounding parent can report it).
+pub fn run(
+    config: &Config,
+    mountpoint: &Path,
+    overrides: &MountOverrides,
+    ready: impl FnOnce(Result<(), String>),
+) -> Result<(), DaemonError> {
+    let mut ready = Some(ready);
+    let result = run_inner(config, mountpoint, overrides, &mut ready);
+    if let (Err(e), Some(ready)) = (&result, ready.take()) {
+        ready(Err(e.to_string()));
+    }
+    result
+}
+
+fn run_inner(
+    config: &Config,
+    mountpoint: &Path,
+    overrides: &MountOverrides,
+    ready: &mut Option<impl FnOnce(Result<(), String>)>,
+) -> Result<(), DaemonError> {
+    let mountpoint = check_mountpoint(config, mountpoint)?;
+    raise_fd_limit();
+    // Modes arrive already masked by the kernel; don't mask them twice.
+    // SAFETY: umask has no failure mode.
+    unsafe { libc::umask(0) };
+
+    let catalog = Catalog::open(
+        &config.catalog,
+        CatalogOptions {
+            access_flush_interval: config.access_flush_interval,
+        },
+    )?;
+    let stats = catalog.reconcile(&config.hot_dir)?;
+    tracing::info!(
+        scanned = stats.scanned,
+        added = stats.added,
+        updated = stats.updated,
+        removed = stats.removed,
+        elapsed_ms = stats.elapsed.as_millis() as u64,
+        "catalog reconciled with {}",
+        config.hot_dir.display()
+    );
+    let watcher = if config.watch_hot_dir {
+        Some(crate::catalog::watch(&config.hot_dir, catalog.clone())?)
+    } else {
+        None
+    };
+
+    let (fs, fs_stats) = TierFs::new(
+        &config.hot_dir,
+        Arc::new(catalog.clone()),
+        FsOptions {
+            attr_timeout: config.mount.attr_timeout,
+            passthrough: true,
+        },
+    )
+    .map_err(|source| DaemonError::System {
+        context: format!("opening hot_dir {}", config.hot_dir.display()),
+        source,
+    })?;
+
+    let mut fuse_config = fuser::Config::default();
+    fuse_config.mount_options = vec![
+        MountOption::FSName(config.source.display().to_string()),
+        MountOption::Subtype("tierfs".into()),
+    ];
+    if config.mount.default_permissions {
+        fuse_config
+            .mount_options
+            .push(MountOption::DefaultPermissions);
+    }
+    if config.mount.read_only || overrides.read_only {
+        fuse_config.mount_options.push(MountOption::RO);
+    }
+    fuse_config
+        .mount_options
+        .extend(overrides.extra.iter().cloned());
+    if config.mount.allow_other || overrides.allow_other {
+        fuse_config.acl = SessionACL::All;
+    }
+    fuse_config.n_threads = Some(config.mount.threads);
+    fuse_config.clone_fd = true;
+
+    let mut session =
+        Session::new(fs, &mountpoint, &fuse_config).map_err(|source| DaemonError::Fuse {
+            path: mountpoint.clone(),
+            source,
+        })?;
+    tracing::info!(
+        mountpoint = %mountpoint.display(),
+        hot_dir = %config.hot_dir.display(),
+        passthrough = fs_stats.passthrough.load(Ordering::Relaxed),
+        "mounted"
+    );
+
+    let control = control::serve(
+        &config.control_socket,
+        status_handler(config, &mountpoint, fs_stats, catalog.clone()),
+    );
+    let control = match control {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = session.unmount_callable().unmount();
+            return Err(e.into());
+        }
+    };
+    if let Some(ready) = ready.take() {
+        ready(Ok(()));
+    }
+
+    let mut unmounter = session.unmount_callable();
+    let signal_mountpoint = mountpoint.clone();
+    std::thread::Builder::new()
+        .name("tierfs-signals".into())
+        .spawn(move || {
+            let sig = wait_for_signal();
+            tracing::info!(
+                signal = sig,
+                "unmounting {} on signal",
+                signal_mountpoint.display()
+            );
+            if let Err(e) = unmounter.unmount() {
+                tracing::error!(error = %e, "unmount failed");
+            }
+        })
+        .map_err(|source| DaemonError::System {
+            context: "starting the signal thread".into(),
+            source,
+        })?;
+
+    let served = session.run();
+    tracing::info!("filesystem unmounted; shutting down");
+    control.shutdown();
+    drop(watcher);
+    catalog.close()?;
+    served.map_err(|source| DaemonError::Fuse {
+        path: mountpoint,
+        source,
+    })
+}
+
+fn status_handler(
+    config: &Config,
+    mountpoint: &Path,
+    fs_stats: Arc<FsStats>,
+    catalog: Catalog,
+) -> control::Handler {
+    let mountpoint = mountpoint.to_path_buf();
+    let hot_dir = config.hot_dir.clone();
+    let started_at_unix = now_unix();
+    Arc::new(move |request: Request| match request {
+        Request::Status => Response::Ok(Reply::Status(DaemonStatus {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            mountpoint: mountpoint.clone(),
+            hot_dir: hot_dir.clone(),
+            started_at_unix,
+            passthrough: fs_stats.passthrough.load(Ordering::Relaxed),
+            open_files: fs_stats.open_files.load(Ordering::Relaxed),
+            catalog_queue: catalog.queue_len() as u64,
+        })),
+    })
+}

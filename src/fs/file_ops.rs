@@ -1,0 +1,288 @@
+//! Attributes and open files: getattr/setattr, open/create with passthrough,
+//! and the userspace I/O fallback.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use fuser::{BackingId, Errno, FileAttr, FileHandle, INodeNo, Request, TimeOrNow};
+
+use super::handles::OpenFile;
+use super::inode::Inode;
+use super::{FileEvent, FsResult, TierFs, attr, errno, sys};
+
+/// The attribute changes of one `setattr` request.
+#[derive(Debug, Clone, Copy)]
+pub struct AttrChange {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<TimeOrNow>,
+    pub mtime: Option<TimeOrNow>,
+}
+
+/// Flags that only make sense on the first open, or that would break
+/// reopening through `/proc/self/fd`.
+const STRIP_ON_REOPEN: i32 = libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_NOFOLLOW;
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+impl TierFs {
+    pub(super) fn do_getattr(&self, ino: INodeNo, fh: Option<FileHandle>) -> FsResult<FileAttr> {
+        if let Some(open) = fh.and_then(|fh| self.handles.file(fh.0)) {
+            let st = sys::stat_fd(open.file.as_fd()).map_err(errno)?;
+            return Ok(attr::file_attr(open.inode.ino, &st));
+        }
+        let inode = self.inode(ino)?;
+        let st = sys::stat_fd(inode.fd()).map_err(errno)?;
+        Ok(attr::file_attr(inode.ino, &st))
+    }
+
+    pub(super) fn do_setattr(
+        &self,
+        ino: INodeNo,
+        fh: Option<FileHandle>,
+        change: AttrChange,
+    ) -> FsResult<FileAttr> {
+        let inode = self.inode(ino)?;
+        let open = fh.and_then(|fh| self.handles.file(fh.0));
+        if let Some(mode) = change.mode {
+            match &open {
+                Some(f) => f
+                    .file
+                    .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode)),
+                None if inode.is_symlink() => {
+                    Err(std::io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+                }
+                None => sys::chmod_fd(inode.fd(), mode),
+            }
+            .map_err(errno)?;
+        }
+        if change.uid.is_some() || change.gid.is_some() {
+            sys::chown_fd(
+                inode.fd(),
+                change.uid.unwrap_or(u32::MAX),
+                change.gid.unwrap_or(u32::MAX),
+            )
+            .map_err(errno)?;
+        }
+        if let Some(size) = change.size {
+            match &open {
+                Some(f) => f.file.set_len(size),
+                None => sys::truncate_fd(inode.fd(), size),
+            }
+            .map_err(errno)?;
+        }
+        if change.atime.is_some() || change.mtime.is_some() {
+            let times = [attr::timespec(change.atime), attr::timespec(change.mtime)];
+            sys::utimens_fd(inode.fd(), &times).map_err(errno)?;
+        }
+        let st = sys::stat_fd(inode.fd()).map_err(errno)?;
+        if change.size.is_some() || change.mtime.is_some() {
+            self.report_file(self.rel_path(&inode), &st);
+        }
+        Ok(attr::file_attr(inode.ino, &st))
+    }
+
+    /// Registers the inode's single passthrough backing (shared by all its open
+    /// handles). `None` means userspace I/O for this handle.
+    fn passthrough_for(
+        &self,
+        inode: &Inode,
+        file: &File,
+        open_backing: impl FnOnce(&File) -> std::io::Result<BackingId>,
+    ) -> Option<Arc<BackingId>> {
+        if !self.stats.passthrough.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut slot = inode.backing.lock();
+        if let Some(id) = slot.upgrade() {
+            return Some(id);
+        }
+        match open_backing(file) {
+            Ok(id) => {
+                let id = Arc::new(id);
+                *slot = Arc::downgrade(&id);
+                Some(id)
+            }
+            Err(e) => {
+                if !self.warned_passthrough.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(error = %e, "FUSE passthrough refused; using userspace I/O");
+                }
+                None
+            }
+        }
+    }
+
+    /// Opens a handle on `inode`; `file` is the already-open backing file when
+    /// called from `create`. Returns the handle number and passthrough id.
+    pub(super) fn open_handle(
+        &self,
+        inode: Arc<Inode>,
+        flags: i32,
+        file: Option<File>,
+        open_backing: impl FnOnce(&File) -> std::io::Result<BackingId>,
+    ) -> FsResult<(u64, Option<Arc<BackingId>>)> {
+        let file = match file {
+            Some(f) => f,
+            None => sys::reopen(inode.fd(), flags & !STRIP_ON_REOPEN).map_err(errno)?,
+        };
+        let acc = flags & libc::O_ACCMODE;
+        let writable = acc != libc::O_RDONLY;
+        if acc != libc::O_WRONLY
+            && let Some(path) = self.rel_path(&inode)
+        {
+            self.feed.send(FileEvent::Accessed {
+                path,
+                at_ns: now_ns(),
+            });
+        }
+        let passthrough = self.passthrough_for(&inode, &file, open_backing);
+        let fh = self.handles.insert_file(OpenFile {
+            inode,
+            file,
+            writable,
+            dirty: Default::default(),
+            _passthrough: passthrough.clone(),
+        });
+        self.update_stats();
+        Ok((fh, passthrough))
+    }
+
+    pub(super) fn do_create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        flags: i32,
+        open_backing: impl FnOnce(&File) -> std::io::Result<BackingId>,
+    ) -> FsResult<(FileAttr, u64, Option<Arc<BackingId>>)> {
+        let parent = self.inode(parent)?;
+        let fd = sys::open_at(
+            parent.fd(),
+            name,
+            (flags | libc::O_CREAT) & !(libc::O_NOCTTY | libc::O_NOFOLLOW),
+            mode,
+        )
+        .map_err(errno)?;
+        let file = File::from(fd);
+        let st = self.set_creator(req, &parent, file.as_fd(), mode)?;
+        self.report_file(self.child_path(&parent, name), &st);
+        let path_fd = sys::reopen(file.as_fd(), libc::O_PATH).map_err(errno)?;
+        let inode = self
+            .inodes
+            .remember(&st, || Ok(path_fd.into()))
+            .map_err(errno)?;
+        let attr = attr::file_attr(inode.ino, &st);
+        let (fh, id) = self.open_handle(inode, flags, Some(file), open_backing)?;
+        Ok((attr, fh, id))
+    }
+
+    fn open_file(&self, fh: FileHandle) -> FsResult<Arc<OpenFile>> {
+        self.handles.file(fh.0).ok_or(Errno::EBADF)
+    }
+
+    pub(super) fn do_read(&self, fh: FileHandle, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+        let open = self.open_file(fh)?;
+        let mut buf = vec![0u8; size as usize];
+        let mut filled = 0;
+        while filled < buf.len() {
+            match open
+                .file
+                .read_at(&mut buf[filled..], offset + filled as u64)
+            {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(errno(e)),
+            }
+        }
+        buf.truncate(filled);
+        Ok(buf)
+    }
+
+    pub(super) fn do_write(&self, fh: FileHandle, offset: u64, data: &[u8]) -> FsResult<u32> {
+        let open = self.open_file(fh)?;
+        // With O_APPEND on the backing file the kernel appends whatever the offset.
+        open.file.write_all_at(data, offset).map_err(errno)?;
+        open.dirty.store(true, Ordering::Relaxed);
+        Ok(data.len() as u32)
+    }
+
+    pub(super) fn do_flush(&self, fh: FileHandle) -> FsResult<()> {
+        // Nothing is buffered in userspace; only check the handle exists.
+        self.open_file(fh).map(|_| ())
+    }
+
+    pub(super) fn do_release(&self, fh: FileHandle) {
+        if let Some(open) = self.handles.remove_file(fh.0)
+            && (open.writable || open.dirty.load(Ordering::Relaxed))
+            && let Ok(st) = sys::stat_fd(open.file.as_fd())
+        {
+            self.report_file(self.rel_path(&open.inode), &st);
+        }
+        self.update_stats();
+    }
+
+    pub(super) fn do_fsync(&self, fh: FileHandle, datasync: bool) -> FsResult<()> {
+        let open = self.open_file(fh)?;
+        if datasync {
+            open.file.sync_data()
+        } else {
+            open.file.sync_all()
+        }
+        .map_err(errno)
+    }
+
+    pub(super) fn do_fallocate(
+        &self,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+    ) -> FsResult<()> {
+        let open = self.open_file(fh)?;
+        sys::fallocate(open.file.as_raw_fd(), mode, offset, length).map_err(errno)?;
+        open.dirty.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub(super) fn do_lseek(&self, fh: FileHandle, offset: i64, whence: i32) -> FsResult<i64> {
+        let open = self.open_file(fh)?;
+        sys::lseek(open.file.as_raw_fd(), offset, whence).map_err(errno)
+    }
+
+    pub(super) fn do_copy_file_range(
+        &self,
+        fh_in: FileHandle,
+        offset_in: u64,
+        fh_out: FileHandle,
+        offset_out: u64,
+        len: u64,
+    ) -> FsResult<u32> {
+        let input = self.open_file(fh_in)?;
+        let output = self.open_file(fh_out)?;
+        let len = len.min(u32::MAX as u64 & !0xfff);
+        let n = sys::copy_file_range(
+            input.file.as_raw_fd(),
+            offset_in,
+            output.file.as_raw_fd(),
+            offset_out,
+            len,
+        )
+        .map_err(errno)?;
+        output.dirty.store(true, Ordering::Relaxed);
+        Ok(n as u32)
+    }
+}

@@ -1,0 +1,674 @@
+//! The FUSE adapter: a faithful passthrough of the hot directory.
+//!
+//! [`TierFs`] implements `fuser::Filesystem`. Each trait method is a thin shim
+//! that calls an inherent method returning `Result<_, Errno>` and turns the
+//! result into the reply; the inherent methods live in files grouped by job:
+//! `namespace` (names: lookup, create, rename, link…), `file_ops` (open files
+//! and attributes), `dir_ops` (directory streams) and `xattr`.
+//!
+//! Hot files are opened with FUSE passthrough: after `open`, reads, writes and
+//! mmap go straight from the kernel to the backing file and never reach this
+//! process. Userspace read/write remain as a fallback when the kernel refuses
+//! passthrough. Nothing here touches the network; catalog updates are handed to
+//! a [`ChangeFeed`] that must never block.
+
+mod attr;
+mod dir;
+mod dir_ops;
+mod file_ops;
+mod handles;
+mod inode;
+mod namespace;
+pub mod sys;
+mod xattr;
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use fuser::{
+    AccessFlags, CopyFileRangeFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation,
+    INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen,
+    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+
+pub use crate::catalog::FileEvent;
+use handles::HandleTable;
+use inode::{Inode, InodeTable};
+
+/// Where the mount reports file changes. The daemon passes the catalog; the
+/// implementation must return immediately (FUSE request threads call it).
+pub trait ChangeFeed: Send + Sync + 'static {
+    /// Records one change.
+    fn send(&self, event: FileEvent);
+}
+
+impl ChangeFeed for crate::catalog::Catalog {
+    fn send(&self, event: FileEvent) {
+        crate::catalog::Catalog::send(self, event);
+    }
+}
+
+/// Tunables for the mount.
+#[derive(Debug, Clone)]
+pub struct FsOptions {
+    /// How long the kernel may cache attributes and directory entries.
+    pub attr_timeout: Duration,
+    /// Ask the kernel for FUSE passthrough (falls back to userspace I/O if refused).
+    pub passthrough: bool,
+}
+
+impl Default for FsOptions {
+    fn default() -> Self {
+        FsOptions {
+            attr_timeout: Duration::from_secs(1),
+            passthrough: true,
+        }
+    }
+}
+
+/// Live counters shared with the daemon's status endpoint.
+#[derive(Debug, Default)]
+pub struct FsStats {
+    /// Whether the kernel accepted FUSE passthrough.
+    pub passthrough: AtomicBool,
+    /// Files currently open through the mount.
+    pub open_files: AtomicU64,
+    /// Inodes the kernel currently holds.
+    pub inodes: AtomicU64,
+}
+
+/// The passthrough filesystem over a hot directory.
+pub struct TierFs {
+    hot_dir: PathBuf,
+    inodes: InodeTable,
+    handles: HandleTable,
+    feed: Arc<dyn ChangeFeed>,
+    ttl: Duration,
+    want_passthrough: bool,
+    stats: Arc<FsStats>,
+    warned_passthrough: AtomicBool,
+}
+
+impl std::fmt::Debug for TierFs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TierFs")
+            .field("hot_dir", &self.hot_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Result type of the inherent operations.
+type FsResult<T> = Result<T, Errno>;
+
+/// Converts an I/O error to the errno FUSE returns (EIO if it has none).
+fn errno(e: io::Error) -> Errno {
+    match e.raw_os_error() {
+        Some(code) if code > 0 => Errno::from_i32(code),
+        _ => Errno::EIO,
+    }
+}
+
+impl TierFs {
+    /// Prepares a filesystem serving `hot_dir` (must be an existing directory).
+    pub fn new(
+        hot_dir: &Path,
+        feed: Arc<dyn ChangeFeed>,
+        options: FsOptions,
+    ) -> io::Result<(TierFs, Arc<FsStats>)> {
+        let root_fd = sys::open_at(
+            cwd(),
+            hot_dir.as_os_str(),
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+        )?;
+        let root_stat = sys::stat_fd(root_fd.as_fd())?;
+        let stats = Arc::new(FsStats::default());
+        let fs = TierFs {
+            hot_dir: hot_dir.to_path_buf(),
+            inodes: InodeTable::new(root_fd, &root_stat),
+            handles: HandleTable::default(),
+            feed,
+            ttl: options.attr_timeout,
+            want_passthrough: options.passthrough,
+            stats: stats.clone(),
+            warned_passthrough: AtomicBool::new(false),
+        };
+        Ok((fs, stats))
+    }
+
+    /// The live inode `ino`; an unknown number means the kernel and we disagree.
+    fn inode(&self, ino: INodeNo) -> FsResult<Arc<Inode>> {
+        self.inodes.get(ino.0).ok_or(Errno::ESTALE)
+    }
+
+    /// Path of an inode relative to the mount root, as the kernel currently
+    /// knows it (`None` once unlinked, or outside the hot dir).
+    fn rel_path(&self, inode: &Inode) -> Option<PathBuf> {
+        if inode.ino == INodeNo::ROOT.0 {
+            return Some(PathBuf::new());
+        }
+        let abs = sys::fd_path(inode.fd()).ok()?;
+        if abs.as_bytes().ends_with(b" (deleted)") {
+            return None;
+        }
+        Path::new(&abs)
+            .strip_prefix(&self.hot_dir)
+            .ok()
+            .map(Path::to_path_buf)
+    }
+
+    /// Relative path of `name` inside directory `parent`.
+    fn child_path(&self, parent: &Inode, name: &OsStr) -> Option<PathBuf> {
+        self.rel_path(parent).map(|p| p.join(name))
+    }
+
+    /// Reports the current size and mtime of a regular file to the catalog.
+    fn report_file(&self, path: Option<PathBuf>, st: &libc::stat) {
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return;
+        }
+        if let Some(path) = path {
+            self.feed.send(FileEvent::Upsert {
+                path,
+                size: st.st_size as u64,
+                mtime_ns: attr::unix_nanos(st.st_mtime, st.st_mtime_nsec),
+                ino: st.st_ino,
+            });
+        }
+    }
+
+    fn update_stats(&self) {
+        self.stats
+            .open_files
+            .store(self.handles.open_files() as u64, Ordering::Relaxed);
+        self.stats
+            .inodes
+            .store(self.inodes.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// `AT_FDCWD` as a borrowed descriptor, for the one absolute-path open at start.
+fn cwd() -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: AT_FDCWD is valid for *at() calls and is never closed.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(libc::AT_FDCWD) }
+}
+
+const GENERATION: Generation = Generation(0);
+
+impl Filesystem for TierFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
+        if self.want_passthrough {
+            let ok = config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+                && config.set_max_stack_depth(1).is_ok();
+            if !ok {
+                tracing::warn!(
+                    "kernel does not offer FUSE passthrough; hot file I/O goes through userspace"
+                );
+            }
+            self.stats.passthrough.store(ok, Ordering::Relaxed);
+        }
+        // Not FUSE_ATOMIC_O_TRUNC: with it, `open(O_TRUNC)` would truncate here,
+        // before the kernel's ETXTBSY check, and could destroy a running program.
+        for flag in [
+            InitFlags::FUSE_DO_READDIRPLUS,
+            InitFlags::FUSE_READDIRPLUS_AUTO,
+            InitFlags::FUSE_PARALLEL_DIROPS,
+            InitFlags::FUSE_CACHE_SYMLINKS,
+            InitFlags::FUSE_BIG_WRITES,
+            InitFlags::FUSE_ASYNC_READ,
+        ] {
+            let _ = config.add_capabilities(flag);
+        }
+        let _ = config.set_max_write(1 << 20);
+        let _ = config.set_max_background(64);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        match self.do_lookup(parent, name) {
+            Ok(attr) => reply.entry(&self.ttl, &attr, GENERATION),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.inodes.forget(ino.0, nlookup);
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.do_getattr(ino, fh) {
+            Ok(attr) => reply.attr(&self.ttl, &attr),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let change = file_ops::AttrChange {
+            mode,
+            uid,
+            gid,
+            size,
+            atime,
+            mtime,
+        };
+        match self.do_setattr(ino, fh, change) {
+            Ok(attr) => reply.attr(&self.ttl, &attr),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self
+            .inode(ino)
+            .and_then(|i| sys::readlink_fd(i.fd()).map_err(errno))
+        {
+            Ok(target) => reply.data(&target),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        match self.do_mknod(req, parent, name, mode, rdev) {
+            Ok(attr) => reply.entry(&self.ttl, &attr, GENERATION),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        match self.do_mkdir(req, parent, name, mode) {
+            Ok(attr) => reply.entry(&self.ttl, &attr, GENERATION),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.do_unlink(parent, name, 0) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.do_unlink(parent, name, libc::AT_REMOVEDIR) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        match self.do_symlink(req, parent, link_name, target) {
+            Ok(attr) => reply.entry(&self.ttl, &attr, GENERATION),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        match self.do_rename(parent, name, newparent, newname, flags.bits()) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        match self.do_link(ino, newparent, newname) {
+            Ok(attr) => reply.entry(&self.ttl, &attr, GENERATION),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let opened = self.inode(ino).and_then(|inode| {
+            self.open_handle(inode, flags.0, None, |file| reply.open_backing(file))
+        });
+        match opened {
+            Ok((fh, Some(id))) => {
+                reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &id)
+            }
+            Ok((fh, None)) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        match self.do_read(fh, offset, size) {
+            Ok(data) => reply.data(&data),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        match self.do_write(fh, offset, data) {
+            Ok(n) => reply.written(n),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        match self.do_flush(fh) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.do_release(fh);
+        reply.ok();
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        match self.do_fsync(fh, datasync) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.do_opendir(ino) {
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        reply: ReplyDirectory,
+    ) {
+        self.do_readdir(fh, offset, reply);
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        reply: ReplyDirectoryPlus,
+    ) {
+        self.do_readdirplus(fh, offset, reply);
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.handles.remove_dir(fh.0);
+        reply.ok();
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        match self.do_fsyncdir(fh, datasync) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        match sys::statvfs(&self.hot_dir) {
+            Ok(s) => reply.statfs(
+                s.f_blocks,
+                s.f_bfree,
+                s.f_bavail,
+                s.f_files,
+                s.f_ffree,
+                s.f_bsize as u32,
+                s.f_namemax as u32,
+                s.f_frsize as u32,
+            ),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        match self.do_setxattr(ino, name, value, flags) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        match self.do_getxattr(ino, name, size) {
+            Ok(xattr::XattrReply::Size(n)) => reply.size(n),
+            Ok(xattr::XattrReply::Data(d)) => reply.data(&d),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        match self.do_listxattr(ino, size) {
+            Ok(xattr::XattrReply::Size(n)) => reply.size(n),
+            Ok(xattr::XattrReply::Data(d)) => reply.data(&d),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.do_removexattr(ino, name) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn access(&self, _req: &Request, ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        // Only reached without `default_permissions`, which tierfs allows only for
+        // single-user mounts; existence is the one thing left to check.
+        match self.inode(ino) {
+            Ok(_) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let created = self.do_create(req, parent, name, mode, flags, |file| {
+            reply.open_backing(file)
+        });
+        match created {
+            Ok((attr, fh, Some(id))) => reply.created_passthrough(
+                &self.ttl,
+                &attr,
+                GENERATION,
+                FileHandle(fh),
+                FopenFlags::empty(),
+                &id,
+            ),
+            Ok((attr, fh, None)) => reply.created(
+                &self.ttl,
+                &attr,
+                GENERATION,
+                FileHandle(fh),
+                FopenFlags::empty(),
+            ),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        match self.do_fallocate(fh, offset, length, mode) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn lseek(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: i64,
+        whence: i32,
+        reply: ReplyLseek,
+    ) {
+        match self.do_lseek(fh, offset, whence) {
+            Ok(off) => reply.offset(off),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        _ino_in: INodeNo,
+        fh_in: FileHandle,
+        offset_in: u64,
+        _ino_out: INodeNo,
+        fh_out: FileHandle,
+        offset_out: u64,
+        len: u64,
+        _flags: CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        match self.do_copy_file_range(fh_in, offset_in, fh_out, offset_out, len) {
+            Ok(n) => reply.written(n),
+            Err(e) => reply.error(e),
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Name operations: lookup, creating nodes, unlink, rename and link.
+
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+use std::sync::Arc;
+
+use fuser::{FileAttr, INodeNo, Request};
+
+use super::inode::Inode;
+use super::{FileEvent, FsResult, TierFs, attr, errno, sys};
+
+/// What kind of node `make_node` creates.
+enum NewNode<'a> {
+    Dir { mode: u32 },
+    Special { mode: u32, rdev: u32 },
+    Symlink { target: &'a Path },
+}
+
+impl TierFs {
+    /// Registers one kernel lookup of the inode behind `fd` and returns its attributes.
+    fn remember(&self, fd: OwnedFd) -> FsResult<(Arc<Inode>, FileAttr)> {
+        let st = sys::stat_fd(fd.as_fd()).map_err(errno)?;
+        let inode = self.inodes.remember(&st, || Ok(fd)).map_err(errno)?;
+        Ok((inode.clone(), attr::file_attr(inode.ino, &st)))
+    }
+
+    pub(super) fn do_lookup(&self, parent: INodeNo, name: &OsStr) -> FsResult<FileAttr> {
+        let parent = self.inode(parent)?;
+        let fd = sys::open_path(parent.fd(), name).map_err(errno)?;
+        self.remember(fd).map(|(_, attr)| attr)
+    }
+
+    /// Gives a node created by the daemon (as root) the owner the kernel would
+    /// have given it: the caller's uid, and the caller's gid unless the parent
+    /// directory is set-group-ID. Returns the node's final stat.
+    pub(super) fn set_creator(
+        &self,
+        req: &Request,
+        parent: &Inode,
+        node: BorrowedFd<'_>,
+        requested_mode: u32,
+    ) -> FsResult<libc::stat> {
+        let st = sys::stat_fd(node).map_err(errno)?;
+        let parent_st = sys::stat_fd(parent.fd()).map_err(errno)?;
+        let gid = if parent_st.st_mode & libc::S_ISGID != 0 {
+            parent_st.st_gid
+        } else {
+            req.gid()
+        };
+        if st.st_uid == req.uid() && st.st_gid == gid {
+            return Ok(st);
+        }
+        sys::chown_fd(node, req.uid(), gid).map_err(errno)?;
+        let kind = st.st_mode & libc::S_IFMT;
+        let set_id = requested_mode & (libc::S_ISUID | libc::S_ISGID);
+        if set_id != 0 && kind != libc::S_IFDIR && kind != libc::S_IFLNK {
+            // chown(2) clears set-ID bits of non-directories; restore the ones asked
+            // for, except set-group-ID on a group the caller may not belong to.
+            let mut mode = requested_mode & 0o7777;
+            if req.uid() != 0 && gid != req.gid() {
+                mode &= !libc::S_ISGID;
+            }
+            sys::chmod_fd(node, mode).map_err(errno)?;
+        }
+        sys::stat_fd(node).map_err(errno)
+    }
+
+    fn make_node(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        node: NewNode<'_>,
+    ) -> FsResult<FileAttr> {
+        let parent = self.inode(parent)?;
+        let requested_mode = match node {
+            NewNode::Dir { mode } => {
+                sys::mkdir_at(parent.fd(), name, mode).map_err(errno)?;
+                mode
+            }
+            NewNode::Special { mode, rdev } => {
+                sys::mknod_at(parent.fd(), name, mode, rdev.into()).map_err(errno)?;
+                mode
+            }
+            NewNode::Symlink { target } => {
+                sys::symlink_at(target, parent.fd(), name).map_err(errno)?;
+                0
+            }
+        };
+        let fd = sys::open_path(parent.fd(), name).map_err(errno)?;
+        let st = self.set_creator(req, &parent, fd.as_fd(), requested_mode)?;
+        if st.st_mode & libc::S_IFMT == libc::S_IFREG {
+            self.report_file(self.child_path(&parent, name), &st);
+        }
+        self.remember(fd).map(|(_, attr)| attr)
+    }
+
+    pub(super) fn do_mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+    ) -> FsResult<FileAttr> {
+        self.make_node(req, parent, name, NewNode::Dir { mode })
+    }
+
+    pub(super) fn do_mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        rdev: u32,
+    ) -> FsResult<FileAttr> {
+        self.make_node(req, parent, name, NewNode::Special { mode, rdev })
+    }
+
+    pub(super) fn do_symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        target: &Path,
+    ) -> FsResult<FileAttr> {
+        self.make_node(req, parent, name, NewNode::Symlink { target })
+    }
+
+    /// `unlink` (flags 0) or `rmdir` (`AT_REMOVEDIR`).
+    pub(super) fn do_unlink(&self, parent: INodeNo, name: &OsStr, flags: i32) -> FsResult<()> {
+        let parent = self.inode(parent)?;
+        let path = self.child_path(&parent, name);
+        sys::unlink_at(parent.fd(), name, flags).map_err(errno)?;
+        if let Some(path) = path {
+            self.feed.send(FileEvent::Removed { path });
+        }
+        Ok(())
+    }
+
+    pub(super) fn do_rename(
+        &self,
+        parent: INodeNo,
+        name: &OsStr,
+        new_parent: INodeNo,
+        new_name: &OsStr,
+        flags: u32,
+    ) -> FsResult<()> {
+        let parent = self.inode(parent)?;
+        let new_parent = self.inode(new_parent)?;
+        let from = self.child_path(&parent, name);
+        let to = self.child_path(&new_parent, new_name);
+        sys::rename_at(parent.fd(), name, new_parent.fd(), new_name, flags).map_err(errno)?;
+        let (Some(from), Some(to)) = (from, to) else {
+            return Ok(());
+        };
+        if flags & libc::RENAME_EXCHANGE != 0 {
+            // Both names still exist with swapped contents: re-read each one.
+            for (dir, name, path) in [(&parent, name, from), (&new_parent, new_name, to)] {
+                if let Ok(st) = sys::stat_at(dir.fd(), name) {
+                    self.report_file(Some(path), &st);
+                }
+            }
+        } else {
+            self.feed.send(FileEvent::Renamed { from, to });
+        }
+        Ok(())
+    }
+
+    pub(super) fn do_link(
+        &self,
+        ino: INodeNo,
+        new_parent: INodeNo,
+        new_name: &OsStr,
+    ) -> FsResult<FileAttr> {
+        let inode = self.inode(ino)?;
+        let new_parent = self.inode(new_parent)?;
+        sys::link_fd(inode.fd(), new_parent.fd(), new_name).map_err(errno)?;
+        let st = sys::stat_fd(inode.fd()).map_err(errno)?;
+        self.report_file(self.child_path(&new_parent, new_name), &st);
+        self.inodes.add_lookup(&inode);
+        Ok(attr::file_attr(inode.ino, &st))
+    }
+}

@@ -1,0 +1,353 @@
+//! Thin, safe wrappers over the `*at()` system calls the passthrough needs.
+//!
+//! Every operation is relative to a directory or `O_PATH` file descriptor, never
+//! a full path string: paths can then be as long as the backing filesystem
+//! allows, and a rename elsewhere in the tree cannot redirect an operation.
+//! Operations that have no `*at()` form with an empty path go through
+//! `/proc/self/fd/N`, which names the exact inode the descriptor holds.
+
+use std::ffi::{CStr, CString, OsStr, OsString};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::Path;
+
+/// Converts a `-1` return into the current `errno`.
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn check_size(ret: libc::ssize_t) -> io::Result<usize> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// A file name as a C string; names with an interior NUL are invalid.
+pub fn cstr(name: &OsStr) -> io::Result<CString> {
+    CString::new(name.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+const EMPTY: &CStr = c"";
+
+/// `/proc/self/fd/N` for a descriptor: names the inode it holds.
+pub fn proc_path(fd: BorrowedFd<'_>) -> CString {
+    // A decimal number never contains NUL.
+    CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap_or_default()
+}
+
+/// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`.
+pub fn stat_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<libc::stat> {
+    let name = cstr(name)?;
+    let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
+    // SAFETY: valid fd, NUL-terminated name, `st` is writable memory for one stat.
+    check(unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            st.as_mut_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
+    // SAFETY: fstatat succeeded and filled the struct.
+    Ok(unsafe { st.assume_init() })
+}
+
+/// Stat of the inode a descriptor (possibly `O_PATH`) refers to.
+pub fn stat_fd(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
+    // SAFETY: as above; AT_EMPTY_PATH makes fstatat act on `fd` itself.
+    check(unsafe {
+        libc::fstatat(
+            fd.as_raw_fd(),
+            EMPTY.as_ptr(),
+            st.as_mut_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
+    // SAFETY: fstatat succeeded.
+    Ok(unsafe { st.assume_init() })
+}
+
+fn owned(fd: libc::c_int) -> io::Result<OwnedFd> {
+    let fd = check(fd)?;
+    // SAFETY: the kernel just returned this descriptor and nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `openat(dir, name, flags, mode)` with `O_CLOEXEC` added.
+pub fn open_at(dir: BorrowedFd<'_>, name: &OsStr, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+    let name = cstr(name)?;
+    // SAFETY: valid fd and NUL-terminated name.
+    owned(unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            flags | libc::O_CLOEXEC,
+            mode as libc::c_uint,
+        )
+    })
+}
+
+/// An `O_PATH` handle on `name` inside `dir`, not following a final symlink.
+pub fn open_path(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
+    open_at(dir, name, libc::O_PATH | libc::O_NOFOLLOW, 0)
+}
+
+/// Opens the inode behind an `O_PATH` descriptor for I/O with `flags`.
+pub fn reopen(fd: BorrowedFd<'_>, flags: i32) -> io::Result<File> {
+    let path = proc_path(fd);
+    // SAFETY: NUL-terminated path.
+    let fd = owned(unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, 0) })?;
+    Ok(File::from(fd))
+}
+
+/// `mkdirat`.
+pub fn mkdir_at(dir: BorrowedFd<'_>, name: &OsStr, mode: u32) -> io::Result<()> {
+    let name = cstr(name)?;
+    // SAFETY: valid fd and name.
+    check(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t) })?;
+    Ok(())
+}
+
+/// `mknodat`.
+pub fn mknod_at(dir: BorrowedFd<'_>, name: &OsStr, mode: u32, rdev: u64) -> io::Result<()> {
+    let name = cstr(name)?;
+    // SAFETY: valid fd and name.
+    check(unsafe {
+        libc::mknodat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            mode as libc::mode_t,
+            rdev as libc::dev_t,
+        )
+    })?;
+    Ok(())
+}
+
+/// `symlinkat(target, dir, name)`.
+pub fn symlink_at(target: &Path, dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    let target = cstr(target.as_os_str())?;
+    let name = cstr(name)?;
+    // SAFETY: valid strings and fd.
+    check(unsafe { libc::symlinkat(target.as_ptr(), dir.as_raw_fd(), name.as_ptr()) })?;
+    Ok(())
+}
+
+/// `readlinkat(fd, "")` on an `O_PATH` descriptor of a symlink.
+pub fn readlink_fd(fd: BorrowedFd<'_>) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
+    // SAFETY: buffer is valid for buf.len() bytes.
+    let n = check_size(unsafe {
+        libc::readlinkat(
+            fd.as_raw_fd(),
+            EMPTY.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    })?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// Absolute path of the inode behind `fd`, as the kernel currently knows it.
+pub fn fd_path(fd: BorrowedFd<'_>) -> io::Result<OsString> {
+    std::fs::read_link(Path::new(OsStr::from_bytes(proc_path(fd).as_bytes())))
+        .map(|p| p.into_os_string())
+}
+
+/// `unlinkat(dir, name, flags)`.
+pub fn unlink_at(dir: BorrowedFd<'_>, name: &OsStr, flags: i32) -> io::Result<()> {
+    let name = cstr(name)?;
+    // SAFETY: valid fd and name.
+    check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) })?;
+    Ok(())
+}
+
+/// `renameat2`.
+pub fn rename_at(
+    old_dir: BorrowedFd<'_>,
+    old: &OsStr,
+    new_dir: BorrowedFd<'_>,
+    new: &OsStr,
+    flags: u32,
+) -> io::Result<()> {
+    let old = cstr(old)?;
+    let new = cstr(new)?;
+    // SAFETY: valid fds and names.
+    check(unsafe {
+        libc::renameat2(
+            old_dir.as_raw_fd(),
+            old.as_ptr(),
+            new_dir.as_raw_fd(),
+            new.as_ptr(),
+            flags,
+        )
+    })?;
+    Ok(())
+}
+
+/// Creates a hard link `new_dir/new` to the inode behind `fd`.
+pub fn link_fd(fd: BorrowedFd<'_>, new_dir: BorrowedFd<'_>, new: &OsStr) -> io::Result<()> {
+    let new = cstr(new)?;
+    // SAFETY: valid fds and names; AT_EMPTY_PATH links the inode of `fd` itself.
+    check(unsafe {
+        libc::linkat(
+            fd.as_raw_fd(),
+            EMPTY.as_ptr(),
+            new_dir.as_raw_fd(),
+            new.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    })?;
+    Ok(())
+}
+
+/// `fchownat(fd, "", uid, gid, AT_EMPTY_PATH)`; `u32::MAX` leaves a field unchanged.
+pub fn chown_fd(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: valid fd.
+    check(unsafe {
+        libc::fchownat(
+            fd.as_raw_fd(),
+            EMPTY.as_ptr(),
+            uid,
+            gid,
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
+    Ok(())
+}
+
+/// `chmod` of the inode behind `fd` (not valid for symlinks).
+pub fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+    let path = proc_path(fd);
+    // SAFETY: NUL-terminated path.
+    check(unsafe { libc::chmod(path.as_ptr(), mode as libc::mode_t) })?;
+    Ok(())
+}
+
+/// `truncate` of the inode behind `fd`.
+pub fn truncate_fd(fd: BorrowedFd<'_>, size: u64) -> io::Result<()> {
+    let path = proc_path(fd);
+    // SAFETY: NUL-terminated path.
+    check(unsafe { libc::truncate(path.as_ptr(), size as libc::off_t) })?;
+    Ok(())
+}
+
+/// `utimensat` on the inode behind `fd` (works for symlinks too).
+pub fn utimens_fd(fd: BorrowedFd<'_>, times: &[libc::timespec; 2]) -> io::Result<()> {
+    // SAFETY: valid fd and a two-element timespec array.
+    check(unsafe {
+        libc::utimensat(
+            fd.as_raw_fd(),
+            EMPTY.as_ptr(),
+            times.as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
+    Ok(())
+}
+
+/// `getxattr` on the inode behind `fd`; with `size == 0` returns the needed length.
+pub fn getxattr_fd(fd: BorrowedFd<'_>, name: &OsStr, buf: &mut [u8]) -> io::Result<usize> {
+    let path = proc_path(fd);
+    let name = cstr(name)?;
+    // SAFETY: valid strings; buffer valid for its length (may be empty).
+    check_size(unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    })
+}
+
+/// `setxattr` on the inode behind `fd`.
+pub fn setxattr_fd(fd: BorrowedFd<'_>, name: &OsStr, value: &[u8], flags: i32) -> io::Result<()> {
+    let path = proc_path(fd);
+    let name = cstr(name)?;
+    // SAFETY: valid strings and buffer.
+    check(unsafe {
+        libc::setxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            flags,
+        )
+    })?;
+    Ok(())
+}
+
+/// `listxattr` on the inode behind `fd`; with an empty buffer returns the needed length.
+pub fn listxattr_fd(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    let path = proc_path(fd);
+    // SAFETY: valid path; buffer valid for its length.
+    check_size(unsafe { libc::listxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) })
+}
+
+/// `removexattr` on the inode behind `fd`.
+pub fn removexattr_fd(fd: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    let path = proc_path(fd);
+    let name = cstr(name)?;
+    // SAFETY: valid strings.
+    check(unsafe { libc::removexattr(path.as_ptr(), name.as_ptr()) })?;
+    Ok(())
+}
+
+/// `statvfs` of the filesystem holding `path`.
+pub fn statvfs(path: &Path) -> io::Result<libc::statvfs> {
+    let path = cstr(path.as_os_str())?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: valid path; `st` is writable.
+    check(unsafe { libc::statvfs(path.as_ptr(), st.as_mut_ptr()) })?;
+    // SAFETY: statvfs succeeded.
+    Ok(unsafe { st.assume_init() })
+}
+
+/// `fallocate` on an open file.
+pub fn fallocate(fd: RawFd, mode: i32, offset: u64, len: u64) -> io::Result<()> {
+    // SAFETY: plain syscall on a descriptor we own.
+    check(unsafe { libc::fallocate(fd, mode, offset as libc::off_t, len as libc::off_t) })?;
+    Ok(())
+}
+
+/// `lseek` on an open file (used for `SEEK_DATA` / `SEEK_HOLE`).
+pub fn lseek(fd: RawFd, offset: i64, whence: i32) -> io::Result<i64> {
+    // SAFETY: plain syscall.
+    let r = unsafe { libc::lseek(fd, offset as libc::off_t, whence) };
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// `copy_file_range` between two open files.
+pub fn copy_file_range(
+    fd_in: RawFd,
+    off_in: u64,
+    fd_out: RawFd,
+    off_out: u64,
+    len: u64,
+) -> io::Result<usize> {
+    let mut off_in = off_in as libc::loff_t;
+    let mut off_out = off_out as libc::loff_t;
+    // SAFETY: offsets point at locals; descriptors are open.
+    check_size(unsafe {
+        libc::copy_file_range(fd_in, &mut off_in, fd_out, &mut off_out, len as usize, 0)
+    })
+}
+
+/// Name bytes as an `OsString`.
+pub fn os_string(bytes: Vec<u8>) -> OsString {
+    OsString::from_vec(bytes)
+}

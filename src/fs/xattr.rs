@@ -1,0 +1,92 @@
+//! Extended attributes, passed through to the backing inode.
+
+use std::ffi::OsStr;
+
+use fuser::{Errno, INodeNo};
+
+use super::{FsResult, TierFs, errno, sys};
+
+/// Answer to a getxattr/listxattr request: the size asked for, or the bytes.
+pub enum XattrReply {
+    /// Caller passed size 0: report how big the value is.
+    Size(u32),
+    /// The value (or the NUL-separated name list).
+    Data(Vec<u8>),
+}
+
+/// Applies the FUSE size protocol to a value read in full.
+fn sized(value: Vec<u8>, size: u32) -> FsResult<XattrReply> {
+    if size == 0 {
+        Ok(XattrReply::Size(value.len() as u32))
+    } else if value.len() > size as usize {
+        Err(Errno::ERANGE)
+    } else {
+        Ok(XattrReply::Data(value))
+    }
+}
+
+/// Calls a get/list style syscall twice: once for the size, once for the data.
+fn read_all(mut call: impl FnMut(&mut [u8]) -> std::io::Result<usize>) -> FsResult<Vec<u8>> {
+    loop {
+        let len = call(&mut []).map_err(errno)?;
+        let mut buf = vec![0u8; len];
+        match call(&mut buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(buf);
+            }
+            // Grew between the two calls: try again.
+            Err(e) if e.raw_os_error() == Some(libc::ERANGE) => continue,
+            Err(e) => return Err(errno(e)),
+        }
+    }
+}
+
+impl TierFs {
+    pub(super) fn do_getxattr(
+        &self,
+        ino: INodeNo,
+        name: &OsStr,
+        size: u32,
+    ) -> FsResult<XattrReply> {
+        let inode = self.inode(ino)?;
+        if inode.is_symlink() {
+            // No race-free way to reach a symlink's xattrs through /proc; user.*
+            // attributes cannot exist on symlinks anyway.
+            return Err(Errno::NO_XATTR);
+        }
+        let value = read_all(|buf| sys::getxattr_fd(inode.fd(), name, buf))?;
+        sized(value, size)
+    }
+
+    pub(super) fn do_listxattr(&self, ino: INodeNo, size: u32) -> FsResult<XattrReply> {
+        let inode = self.inode(ino)?;
+        if inode.is_symlink() {
+            return sized(Vec::new(), size);
+        }
+        let list = read_all(|buf| sys::listxattr_fd(inode.fd(), buf))?;
+        sized(list, size)
+    }
+
+    pub(super) fn do_setxattr(
+        &self,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+    ) -> FsResult<()> {
+        let inode = self.inode(ino)?;
+        if inode.is_symlink() {
+            return Err(Errno::EPERM);
+        }
+        sys::setxattr_fd(inode.fd(), name, value, flags).map_err(errno)
+    }
+
+    pub(super) fn do_removexattr(&self, ino: INodeNo, name: &OsStr) -> FsResult<()> {
+        let inode = self.inode(ino)?;
+        if inode.is_symlink() {
+            return Err(Errno::EPERM);
+        }
+        sys::removexattr_fd(inode.fd(), name).map_err(errno)
+    }
+}
