@@ -74,6 +74,11 @@ pub struct Config {
     pub access_flush_interval: Duration,
     /// Object stores files can be migrated to, by name (`[remote.NAME]`).
     pub remotes: BTreeMap<String, RemoteConfig>,
+    /// How often the daemon evaluates the rules and migrates (`None` = only
+    /// when asked with `tierctl migrate`).
+    pub migrate_interval: Option<Duration>,
+    /// How long an object no file references is kept before `gc` deletes it.
+    pub gc_grace: Duration,
 }
 
 /// One `[remote.NAME]` section: where and how to reach an object store.
@@ -172,6 +177,8 @@ struct RawConfig {
     log_file: Option<PathBuf>,
     watch_hot_dir: Option<bool>,
     access_flush_interval: Option<String>,
+    migrate_interval: Option<String>,
+    gc_grace: Option<String>,
     #[serde(default)]
     mount: RawMount,
     #[serde(default)]
@@ -307,6 +314,13 @@ impl Config {
             ));
         }
 
+        let migrate_interval = match raw.migrate_interval.as_deref().unwrap_or("1h").trim() {
+            "off" | "never" | "0" => None,
+            text => Some(parse_duration(text).map_err(|m| invalid("migrate_interval", m))?),
+        };
+        let gc_grace = parse_duration(raw.gc_grace.as_deref().unwrap_or("30d"))
+            .map_err(|m| invalid("gc_grace", m))?;
+
         let mut remotes = raw.remote;
         for (name, remote) in remotes.iter_mut() {
             remote.name = name.clone();
@@ -334,6 +348,8 @@ impl Config {
             watch_hot_dir: raw.watch_hot_dir.unwrap_or(true),
             access_flush_interval,
             remotes,
+            migrate_interval,
+            gc_grace,
         })
     }
 }

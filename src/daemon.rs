@@ -14,10 +14,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use fuser::{MountOption, Session, SessionACL};
 
-use crate::catalog::{Catalog, CatalogError, CatalogOptions};
+use crate::catalog::{Catalog, CatalogError, CatalogOptions, path_key, tiering};
 use crate::config::Config;
-use crate::control::{self, ControlError, DaemonStatus, Reply, Request, Response};
-use crate::fs::{FsOptions, FsStats, TierFs};
+use crate::control::{
+    self, ControlError, DaemonStatus, Done, JobProgress, Reply, Request, Response,
+};
+use crate::fs::{FsOptions, FsStats, TierFs, Tiering};
+use crate::tier::{MigrateRequest, Tier, TierError, gate::Gate};
 
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +39,9 @@ pub enum DaemonError {
     /// The control socket could not be served.
     #[error(transparent)]
     Control(#[from] ControlError),
+    /// The tiering engine could not start (bad remote, recovery failed).
+    #[error(transparent)]
+    Tier(#[from] TierError),
     /// The kernel refused the mount or the session failed.
     #[error("FUSE mount on {path}: {source}")]
     Fuse {
@@ -185,6 +191,23 @@ fn run_inner(
             access_flush_interval: config.access_flush_interval,
         },
     )?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("tierfs-io")
+        .enable_all()
+        .build()
+        .map_err(|source| DaemonError::System {
+            context: "starting the I/O runtime".into(),
+            source,
+        })?;
+    let tier = Arc::new(Tier::new(
+        config,
+        catalog.clone(),
+        Arc::new(Gate::default()),
+    )?);
+    tier.recover()?;
+    // Resolve interrupted releases and recalls first (this restores stub
+    // sizes), so the scan below sees every file as it really is.
     let stats = catalog.reconcile(&config.hot_dir)?;
     tracing::info!(
         scanned = stats.scanned,
@@ -195,6 +218,14 @@ fn run_inner(
         "catalog reconciled with {}",
         config.hot_dir.display()
     );
+    let tiering = Some(Tiering {
+        tier: tier.clone(),
+        runtime: runtime.handle().clone(),
+    });
+    if let Some(every) = config.migrate_interval {
+        runtime.spawn(scheduled_migrations(tier.clone(), every, config.gc_grace));
+    }
+
     let watcher = if config.watch_hot_dir {
         Some(crate::catalog::watch(&config.hot_dir, catalog.clone())?)
     } else {
@@ -207,6 +238,7 @@ fn run_inner(
         FsOptions {
             attr_timeout: config.mount.attr_timeout,
             passthrough: true,
+            tiering: tiering.clone(),
         },
     )
     .map_err(|source| DaemonError::System {
@@ -241,6 +273,12 @@ fn run_inner(
             path: mountpoint.clone(),
             source,
         })?;
+    let notifier = session.notifier();
+    tier.set_invalidator(move |ino| {
+        if let Err(e) = notifier.inval_inode(fuser::INodeNo(ino), 0, 0) {
+            tracing::debug!(ino, error = %e, "attribute invalidation not delivered");
+        }
+    });
     tracing::info!(
         mountpoint = %mountpoint.display(),
         hot_dir = %config.hot_dir.display(),
@@ -250,7 +288,14 @@ fn run_inner(
 
     let control = control::serve(
         &config.control_socket,
-        status_handler(config, &mountpoint, fs_stats, catalog.clone()),
+        handler(
+            config,
+            &mountpoint,
+            fs_stats,
+            catalog.clone(),
+            tier.clone(),
+            runtime.handle().clone(),
+        ),
     );
     let control = match control {
         Ok(c) => c,
@@ -287,6 +332,8 @@ fn run_inner(
     tracing::info!("filesystem unmounted; shutting down");
     control.shutdown();
     drop(watcher);
+    // Transfers stop here; their files stay in a state `recover` resolves.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     catalog.close()?;
     served.map_err(|source| DaemonError::Fuse {
         path: mountpoint,
@@ -294,25 +341,133 @@ fn run_inner(
     })
 }
 
-fn status_handler(
+/// Runs a migration and a garbage collection every `every`.
+async fn scheduled_migrations(
+    tier: Arc<Tier>,
+    every: std::time::Duration,
+    grace: std::time::Duration,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = tier.migrate(MigrateRequest::default()).await {
+            tracing::error!(error = %e, "scheduled migration failed");
+        }
+        if let Err(e) = tier.gc(grace).await {
+            tracing::error!(error = %e, "scheduled garbage collection failed");
+        }
+    }
+}
+
+fn handler(
     config: &Config,
     mountpoint: &Path,
     fs_stats: Arc<FsStats>,
     catalog: Catalog,
+    tier: Arc<Tier>,
+    runtime: tokio::runtime::Handle,
 ) -> control::Handler {
     let mountpoint = mountpoint.to_path_buf();
     let hot_dir = config.hot_dir.clone();
+    let gc_grace = config.gc_grace;
     let started_at_unix = now_unix();
-    Arc::new(move |request: Request| match request {
-        Request::Status => Response::Ok(Reply::Status(DaemonStatus {
-            pid: std::process::id(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            mountpoint: mountpoint.clone(),
-            hot_dir: hot_dir.clone(),
-            started_at_unix,
-            passthrough: fs_stats.passthrough.load(Ordering::Relaxed),
-            open_files: fs_stats.open_files.load(Ordering::Relaxed),
-            catalog_queue: catalog.queue_len() as u64,
-        })),
+    Arc::new(move |request: Request| {
+        let result: Result<Reply, String> = match request {
+            Request::Status => Ok(Reply::Status(DaemonStatus {
+                pid: std::process::id(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                mountpoint: mountpoint.clone(),
+                hot_dir: hot_dir.clone(),
+                started_at_unix,
+                passthrough: fs_stats.passthrough.load(Ordering::Relaxed),
+                open_files: fs_stats.open_files.load(Ordering::Relaxed),
+                catalog_queue: catalog.queue_len() as u64,
+            })),
+            Request::Migrate(req) => runtime
+                .block_on(tier.migrate(req))
+                .map(Reply::Migrate)
+                .map_err(|e| e.to_string()),
+            Request::Recall { paths } => runtime
+                .block_on(tier.recall_paths(&paths))
+                .map(Reply::Recall)
+                .map_err(|e| e.to_string()),
+            Request::Gc { grace_secs } => runtime
+                .block_on(tier.gc(grace_secs.map_or(gc_grace, std::time::Duration::from_secs)))
+                .map(Reply::Gc)
+                .map_err(|e| e.to_string()),
+            Request::Progress => {
+                let p = tier.progress();
+                Ok(Reply::Progress(JobProgress {
+                    files_done: p.files_done.load(Ordering::Relaxed),
+                    files_total: p.files_total.load(Ordering::Relaxed),
+                    bytes_done: p.bytes_done.load(Ordering::Relaxed),
+                    bytes_total: p.bytes_total.load(Ordering::Relaxed),
+                }))
+            }
+            Request::RuleAdd { text, position } => match crate::rules::parse(&text) {
+                Err(e) => Err(e.to_string()),
+                Ok(rule) => {
+                    let canonical = rule.text.clone();
+                    catalog
+                        .exec("add rule", move |c| {
+                            tiering::add_rule(c, &canonical, position, now_unix() * 1_000_000_000)
+                        })
+                        .map(|id| {
+                            Reply::Done(Done {
+                                message: format!("added rule #{id}: {}", rule.text),
+                                count: id,
+                            })
+                        })
+                        .map_err(|e| e.to_string())
+                }
+            },
+            Request::RuleRemove { id } => catalog
+                .exec("remove rule", move |c| tiering::remove_rule(c, id))
+                .map_err(|e| e.to_string())
+                .and_then(|found| match found {
+                    true => Ok(Reply::Done(Done {
+                        message: format!("removed rule #{id}"),
+                        count: id,
+                    })),
+                    false => Err(format!("no rule #{id}")),
+                }),
+            Request::RuleMove { id, position } => catalog
+                .exec("move rule", move |c| tiering::move_rule(c, id, position))
+                .map_err(|e| e.to_string())
+                .and_then(|found| match found {
+                    true => Ok(Reply::Done(Done {
+                        message: format!("moved rule #{id} to position {position}"),
+                        count: id,
+                    })),
+                    false => Err(format!("no rule #{id}")),
+                }),
+            Request::Pin { paths, pinned } => {
+                let keys: Vec<Vec<u8>> = paths.iter().filter_map(|p| path_key(p)).collect();
+                catalog
+                    .exec("pin", move |c| {
+                        let mut n = 0;
+                        for k in &keys {
+                            n += tiering::set_pinned(c, k, pinned)?;
+                        }
+                        Ok(n)
+                    })
+                    .map(|n| {
+                        Reply::Done(Done {
+                            message: format!(
+                                "{} {n} file(s)",
+                                if pinned { "pinned" } else { "unpinned" }
+                            ),
+                            count: n as i64,
+                        })
+                    })
+                    .map_err(|e| e.to_string())
+            }
+        };
+        match result {
+            Ok(reply) => Response::Ok(reply),
+            Err(message) => Response::error(message),
+        }
     })
 }

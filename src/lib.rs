@@ -13,3 +13,6 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod fs;
+pub mod remote;
+pub mod rules;
+pub mod tier;

@@ -257,7 +257,7 @@ fn status_reports_catalog_counts_and_not_running() {
         "{text}"
     );
     assert!(
-        line_starting(&text, "schema").contains("version 1"),
+        line_starting(&text, "schema").contains("version 2"),
         "{text}"
     );
     assert!(line_starting(&text, "STATE").contains("FILES"), "{text}");
@@ -281,7 +281,7 @@ fn status_reports_catalog_counts_and_not_running() {
         catalog["path"],
         setup.config.catalog.display().to_string().as_str()
     );
-    assert_eq!(catalog["schema_version"], 1);
+    assert_eq!(catalog["schema_version"], 2);
     assert_eq!(catalog["total_files"], 1236);
     assert_eq!(catalog["total_bytes"], total);
     assert!(catalog["db_bytes"].as_u64().unwrap() > 0, "{json}");
@@ -409,6 +409,10 @@ fn fake_daemon(setup: &Setup) -> control::ControlServer {
     };
     let handler: control::Handler = Arc::new(move |req| match req {
         Request::Status => Response::Ok(Reply::Status(status.clone())),
+        other => Response::error(format!(
+            "{} is not supported by this test server",
+            other.op()
+        )),
     });
     control::serve(&setup.config.control_socket, handler).unwrap()
 }

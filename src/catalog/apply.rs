@@ -22,6 +22,14 @@ pub(crate) fn upsert(
         "INSERT INTO files (path, size, mtime_ns, ino) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (path) DO UPDATE SET
              generation = generation + (size <> excluded.size OR mtime_ns <> excluded.mtime_ns),
+             -- New content unlinks a premigrated file from its cloud copy. Files in the
+             -- other tiering states are managed (and re-verified) by the tier engine.
+             state = CASE WHEN state = 'premigrated'
+                           AND (size <> excluded.size OR mtime_ns <> excluded.mtime_ns)
+                          THEN 'hot' ELSE state END,
+             blake3 = CASE WHEN state = 'premigrated'
+                            AND (size <> excluded.size OR mtime_ns <> excluded.mtime_ns)
+                           THEN NULL ELSE blake3 END,
              size = excluded.size, mtime_ns = excluded.mtime_ns, ino = excluded.ino
          WHERE size <> excluded.size OR mtime_ns <> excluded.mtime_ns OR ino <> excluded.ino",
     )?

@@ -52,7 +52,7 @@ pub enum FileEvent {
 
 /// The database key of a relative path: its bytes without leading or
 /// trailing `/`. `None` for the root (empty path), which is never a row.
-pub(crate) fn path_key(path: &Path) -> Option<Vec<u8>> {
+pub fn path_key(path: &Path) -> Option<Vec<u8>> {
     let bytes = path.as_os_str().as_bytes();
     let start = bytes.iter().position(|&b| b != b'/')?;
     let end = bytes.iter().rposition(|&b| b != b'/')? + 1;

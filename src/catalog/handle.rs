@@ -12,7 +12,7 @@ use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags};
 
-use super::writer::{Control, Msg, Op, Writer};
+use super::writer::{Control, Job, Msg, Op, Writer};
 use super::{CatalogError, FileEvent, ReconcileStats, schema};
 
 /// Tunables for [`Catalog::open`].
@@ -137,6 +137,50 @@ impl Catalog {
     /// Closing twice is harmless.
     pub fn close(&self) -> Result<(), CatalogError> {
         self.inner.shutdown()
+    }
+
+    /// Runs `job` on the writer's connection after every event sent before
+    /// it, and returns its result. Used by the tiering engine for state
+    /// transitions that must be ordered with the event stream.
+    pub fn exec<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        job: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, CatalogError> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        let run: Job = Box::new(move |conn| {
+            let _ = reply.send(job(conn));
+        });
+        self.inner
+            .tx
+            .send(Msg::Control(Control::Exec(run)))
+            .map_err(|_| self.closed())?;
+        answer
+            .recv()
+            .map_err(|_| self.closed())?
+            .map_err(|e| CatalogError::sqlite(&self.inner.path, what, e))
+    }
+
+    /// Like [`exec`](Self::exec), but the transaction's commit is fsynced
+    /// before this returns (`synchronous = FULL`): for commits after which
+    /// local data may be freed.
+    pub fn exec_durable<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        job: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, CatalogError> {
+        self.exec(what, move |conn| {
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            let result = job(conn);
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            result
+        })
+    }
+
+    fn closed(&self) -> CatalogError {
+        CatalogError::Closed {
+            path: self.inner.path.clone(),
+        }
     }
 
     /// Number of messages queued for the writer thread and not yet taken

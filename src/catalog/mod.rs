@@ -21,6 +21,7 @@ mod handle;
 mod reader;
 mod reconcile;
 mod schema;
+pub mod tiering;
 mod walk;
 mod watch;
 mod writer;
@@ -29,7 +30,7 @@ mod writer;
 mod tests;
 
 pub use error::CatalogError;
-pub use event::FileEvent;
+pub use event::{FileEvent, path_key};
 pub use handle::{Catalog, CatalogOptions};
 pub use reader::{CatalogReader, FileRow, StateCount, StatusSummary};
 pub use reconcile::ReconcileStats;

@@ -41,10 +41,11 @@ pub(crate) struct Migration {
 }
 
 /// All migrations, oldest first. Append only; never edit a released step.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "files and meta",
-    sql: r#"
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "files and meta",
+        sql: r#"
         CREATE TABLE meta (
             key   TEXT PRIMARY KEY NOT NULL,
             value
@@ -54,6 +55,9 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
         -- One row per regular file in the hot directory (or stub of a cold file).
         --   path         relative path, raw bytes (memcmp order: children of 'a' are in ('a/', 'a0'))
         --   generation   bumped whenever size or mtime changes (content changed)
+        --   blake3       content hash while a verified cloud copy exists (premigrated,
+        --                releasing, cold, recalling); links the file to its objects
+        --   pinned       1 = never migrate (tierctl pin)
         --   seen         scan generation of the last reconcile that saw the file
         CREATE TABLE files (
             id             INTEGER PRIMARY KEY,
@@ -64,7 +68,8 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             last_access_ns INTEGER,
             state          TEXT    NOT NULL DEFAULT 'hot'
                            CHECK (state IN ('hot','uploading','premigrated','releasing','cold','recalling')),
-            object_id      INTEGER,
+            blake3         BLOB CHECK (blake3 IS NULL OR length(blake3) = 32),
+            pinned         INTEGER NOT NULL DEFAULT 0,
             generation     INTEGER NOT NULL DEFAULT 0,
             seen           INTEGER
         );
@@ -73,8 +78,56 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
         -- Age rules.
         CREATE INDEX files_mtime ON files (mtime_ns);
         CREATE INDEX files_last_access ON files (last_access_ns);
+        CREATE INDEX files_blake3 ON files (blake3) WHERE blake3 IS NOT NULL;
     "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "objects, rules and ledger",
+        sql: r#"
+        -- One row per object stored on a remote. Content-addressed: the key is
+        -- derived from blake3, so identical content is stored once per remote.
+        -- References are not counted here: the files whose blake3 matches are
+        -- the references (no counter to drift). `unreferenced_since_ns` starts
+        -- the garbage-collection grace period.
+        CREATE TABLE objects (
+            id                    INTEGER PRIMARY KEY,
+            remote                TEXT    NOT NULL,
+            key                   TEXT    NOT NULL,
+            blake3                BLOB    NOT NULL CHECK (length(blake3) = 32),
+            size                  INTEGER NOT NULL,
+            storage_class         TEXT,
+            created_at_ns         INTEGER NOT NULL,
+            verified_at_ns        INTEGER,
+            unreferenced_since_ns INTEGER,
+            UNIQUE (remote, key)
+        );
+        CREATE INDEX objects_blake3 ON objects (blake3);
+
+        -- Migration rules in evaluation order (position), as typed by the admin.
+        CREATE TABLE rules (
+            id            INTEGER PRIMARY KEY,
+            position      INTEGER NOT NULL,
+            text          TEXT    NOT NULL,
+            created_at_ns INTEGER NOT NULL
+        );
+
+        -- Every billable request the daemon makes, for the cost report.
+        CREATE TABLE ledger (
+            id            INTEGER PRIMARY KEY,
+            ts_ns         INTEGER NOT NULL,
+            remote        TEXT    NOT NULL,
+            op            TEXT    NOT NULL CHECK (op IN ('put','get','delete','head','list')),
+            requests      INTEGER NOT NULL DEFAULT 1,
+            bytes         INTEGER NOT NULL DEFAULT 0,
+            storage_class TEXT,
+            object_age_ns INTEGER,
+            path          BLOB
+        );
+        CREATE INDEX ledger_ts ON ledger (ts_ns);
+    "#,
+    },
+];
 
 /// The newest schema version this build knows.
 pub(crate) fn latest_version() -> u32 {
@@ -270,7 +323,7 @@ mod tests {
         assert!(matches!(e, CatalogError::TooNew { found: 7, .. }), "{e}");
         let msg = e.to_string();
         assert!(
-            msg.contains("schema version 7 is newer than this tierfs (max 1)"),
+            msg.contains("schema version 7 is newer than this tierfs (max 2)"),
             "{msg}"
         );
         assert!(msg.contains("c.db"), "{msg}");

@@ -114,10 +114,48 @@ fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
 }
 
 #[test]
+fn new_content_unlinks_a_premigrated_file_only() {
+    let f = Fixture::new();
+    f.send([upsert("p", 10), upsert("c", 10)]);
+    let hash = format!("x'{}'", "ab".repeat(32));
+    f.sql(&format!(
+        "UPDATE files SET state = 'premigrated', blake3 = {hash} WHERE path = CAST('p' AS BLOB)"
+    ));
+    f.sql(&format!(
+        "UPDATE files SET state = 'cold', blake3 = {hash} WHERE path = CAST('c' AS BLOB)"
+    ));
+    f.send([
+        FileEvent::Upsert {
+            path: p("p"),
+            size: 11,
+            mtime_ns: 5,
+            ino: 1,
+        },
+        FileEvent::Upsert {
+            path: p("c"),
+            size: 10,
+            mtime_ns: 6,
+            ino: 2,
+        },
+    ]);
+    let conn = Connection::open(&f.db).unwrap();
+    let state = |name: &str| -> (String, bool) {
+        conn.query_row(
+            "SELECT state, blake3 IS NOT NULL FROM files WHERE path = CAST(?1 AS BLOB)",
+            [name],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    };
+    assert_eq!(state("p"), ("hot".to_string(), false));
+    assert_eq!(state("c"), ("cold".to_string(), true));
+}
+
+#[test]
 fn upsert_inserts_then_updates_keeping_other_columns() {
     let f = Fixture::new();
     f.send([upsert("a/x", 10)]);
-    f.sql("UPDATE files SET state = 'cold', last_access_ns = 99, object_id = 5");
+    f.sql("UPDATE files SET state = 'cold', last_access_ns = 99, pinned = 5");
     f.send([FileEvent::Upsert {
         path: p("a/x"),
         size: 20,
@@ -137,12 +175,12 @@ fn upsert_inserts_then_updates_keeping_other_columns() {
         }
     );
     let conn = Connection::open(&f.db).unwrap();
-    let (generation, object_id): (i64, i64) = conn
-        .query_row("SELECT generation, object_id FROM files", [], |r| {
+    let (generation, pinned): (i64, i64) = conn
+        .query_row("SELECT generation, pinned FROM files", [], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
         .unwrap();
-    assert_eq!((generation, object_id), (1, 5));
+    assert_eq!((generation, pinned), (1, 5));
     // Same size and mtime: the content generation stays.
     f.send([FileEvent::Upsert {
         path: p("a/x"),
@@ -436,7 +474,7 @@ fn status_counts_files_and_bytes_per_state() {
     ]);
     f.sql("UPDATE files SET state = 'cold' WHERE size >= 30");
     let s = f.reader().status().unwrap();
-    assert_eq!(s.schema_version, 1);
+    assert_eq!(s.schema_version, 2);
     assert_eq!((s.total_files, s.total_bytes), (4, 100));
     let by: Vec<(&str, u64, u64)> = s
         .by_state
@@ -555,7 +593,7 @@ fn open_rejects_foreign_newer_and_locked_catalogs() {
     let e = Catalog::open(&db, CatalogOptions::default()).unwrap_err();
     assert!(
         e.to_string()
-            .contains("schema version 7 is newer than this tierfs (max 1)"),
+            .contains("schema version 7 is newer than this tierfs (max 2)"),
         "{e}"
     );
     let e = CatalogReader::open(&db).unwrap_err();
@@ -564,7 +602,7 @@ fn open_rejects_foreign_newer_and_locked_catalogs() {
             e,
             CatalogError::TooNew {
                 found: 7,
-                max: 1,
+                max: 2,
                 ..
             }
         ),

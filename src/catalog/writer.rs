@@ -35,7 +35,10 @@ pub(crate) enum Op {
 }
 
 /// A request that needs an answer; it ends the current batch.
-#[derive(Debug)]
+/// Work run on the writer's connection, in order with queued events; it sends
+/// its own result back.
+pub(crate) type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
 pub(crate) enum Control {
     /// Commit everything queued so far, including pending access times.
     Flush(Sender<Result<(), CatalogError>>),
@@ -43,6 +46,18 @@ pub(crate) enum Control {
     Reconcile(PathBuf, Sender<Result<ReconcileStats, CatalogError>>),
     /// Flush, then stop the thread.
     Shutdown(Sender<Result<(), CatalogError>>),
+    Exec(Job),
+}
+
+impl std::fmt::Debug for Control {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Control::Flush(_) => "Flush",
+            Control::Reconcile(..) => "Reconcile",
+            Control::Shutdown(_) => "Shutdown",
+            Control::Exec(_) => "Exec",
+        })
+    }
 }
 
 /// What travels on the writer's channel.
@@ -129,6 +144,7 @@ impl Writer {
                     let result = reconcile::run(&mut self.conn, &self.path, &dir);
                     let _ = reply.send(result);
                 }
+                Some(Control::Exec(job)) => job(&mut self.conn),
                 Some(Control::Shutdown(reply)) => {
                     self.write_accesses();
                     let _ = reply.send(self.take_failures());

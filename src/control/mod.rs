@@ -35,7 +35,7 @@ mod server;
 
 pub use client::{request, status};
 pub use error::ControlError;
-pub use protocol::{DaemonStatus, Reply, Request, Response};
+pub use protocol::{DaemonStatus, Done, JobProgress, Reply, Request, Response};
 pub use server::{ControlServer, Handler, MAX_CONNECTIONS, serve};
 
 /// Largest request line the server accepts, in bytes (newline included).

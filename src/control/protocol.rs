@@ -18,6 +18,49 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub enum Request {
     /// Report the daemon's runtime state; answered with [`Reply::Status`].
     Status,
+    /// Run a migration now and wait for it; answered with [`Reply::Migrate`].
+    Migrate(crate::tier::MigrateRequest),
+    /// Recall cold files at or below `paths`; answered with [`Reply::Recall`].
+    Recall {
+        /// Paths relative to the mount root.
+        paths: Vec<PathBuf>,
+    },
+    /// Delete objects unreferenced for longer than `grace_secs` (default from
+    /// the config); answered with [`Reply::Gc`].
+    Gc {
+        /// Grace period override, in seconds.
+        #[serde(default)]
+        grace_secs: Option<u64>,
+    },
+    /// Progress of the running migration or recall; answered with [`Reply::Progress`].
+    Progress,
+    /// Add a rule (already validated by the client, checked again here).
+    RuleAdd {
+        /// Rule text.
+        text: String,
+        /// 1-based position; last if absent.
+        #[serde(default)]
+        position: Option<usize>,
+    },
+    /// Remove rule `id`.
+    RuleRemove {
+        /// Rule id.
+        id: i64,
+    },
+    /// Move rule `id` to `position`.
+    RuleMove {
+        /// Rule id.
+        id: i64,
+        /// New 1-based position.
+        position: usize,
+    },
+    /// Pin (or unpin) every file at or below `paths`.
+    Pin {
+        /// Paths relative to the mount root.
+        paths: Vec<PathBuf>,
+        /// `true` to pin, `false` to unpin.
+        pinned: bool,
+    },
 }
 
 impl Request {
@@ -34,6 +77,14 @@ impl Request {
     pub fn op(&self) -> &'static str {
         match self {
             Request::Status => "status",
+            Request::Migrate(_) => "migrate",
+            Request::Recall { .. } => "recall",
+            Request::Gc { .. } => "gc",
+            Request::Progress => "progress",
+            Request::RuleAdd { .. } => "rule_add",
+            Request::RuleRemove { .. } => "rule_remove",
+            Request::RuleMove { .. } => "rule_move",
+            Request::Pin { .. } => "pin",
         }
     }
 }
@@ -80,6 +131,38 @@ impl From<Reply> for Response {
 pub enum Reply {
     /// Answer to [`Request::Status`].
     Status(DaemonStatus),
+    /// Answer to [`Request::Migrate`].
+    Migrate(crate::tier::MigrateSummary),
+    /// Answer to [`Request::Recall`].
+    Recall(crate::tier::RecallSummary),
+    /// Answer to [`Request::Gc`].
+    Gc(crate::tier::GcSummary),
+    /// Answer to [`Request::Progress`].
+    Progress(JobProgress),
+    /// Answer to the rule and pin requests: what changed.
+    Done(Done),
+}
+
+/// Progress of the running job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobProgress {
+    /// Files finished.
+    pub files_done: u64,
+    /// Files in the job.
+    pub files_total: u64,
+    /// Bytes handled.
+    pub bytes_done: u64,
+    /// Bytes in the job.
+    pub bytes_total: u64,
+}
+
+/// Result of a small change request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Done {
+    /// What happened, for humans.
+    pub message: String,
+    /// Id of a new rule, or number of files changed.
+    pub count: i64,
 }
 
 /// Runtime state of a daemon, as reported by [`Request::Status`].

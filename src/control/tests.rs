@@ -30,6 +30,10 @@ fn sample_status() -> DaemonStatus {
 fn status_handler() -> Handler {
     Arc::new(|req| match req {
         Request::Status => Reply::Status(sample_status()).into(),
+        other => Response::error(format!(
+            "{} is not supported by this test server",
+            other.op()
+        )),
     })
 }
 

@@ -7,13 +7,13 @@ use parking_lot::Mutex;
 
 use super::dir::DirStream;
 use super::handles::OpenDir;
-use super::{FsResult, GENERATION, TierFs, attr, errno, sys};
+use super::{FsResult, FsShared, GENERATION, attr, errno, sys};
 
 fn is_dot(name: &[u8]) -> bool {
     name == b"." || name == b".."
 }
 
-impl TierFs {
+impl FsShared {
     pub(super) fn do_opendir(&self, ino: INodeNo) -> FsResult<u64> {
         let inode = self.inode(ino)?;
         let fd = sys::open_at(

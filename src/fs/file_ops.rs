@@ -13,7 +13,7 @@ use fuser::{BackingId, Errno, FileAttr, FileHandle, INodeNo, Request, TimeOrNow}
 
 use super::handles::OpenFile;
 use super::inode::Inode;
-use super::{FileEvent, FsResult, TierFs, attr, errno, sys};
+use super::{FileEvent, FsResult, FsShared, attr, errno, sys};
 
 /// The attribute changes of one `setattr` request.
 #[derive(Debug, Clone, Copy)]
@@ -37,7 +37,7 @@ fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
-impl TierFs {
+impl FsShared {
     pub(super) fn do_getattr(&self, ino: INodeNo, fh: Option<FileHandle>) -> FsResult<FileAttr> {
         if let Some(open) = fh.and_then(|fh| self.handles.file(fh.0)) {
             let st = sys::stat_fd(open.file.as_fd()).map_err(errno)?;
@@ -122,6 +122,67 @@ impl TierFs {
                 None
             }
         }
+    }
+
+    /// Opens `inode` if its data is local: counts the open in the release gate
+    /// (waiting out a release in progress) and returns `None` if it is a stub.
+    pub(super) fn open_hot(
+        &self,
+        inode: &Arc<Inode>,
+        flags: i32,
+        open_backing: impl FnOnce(&File) -> std::io::Result<BackingId>,
+    ) -> FsResult<Option<(u64, Option<Arc<BackingId>>)>> {
+        self.gate.enter(inode.ino);
+        if inode.is_stub() {
+            self.gate.leave(inode.ino);
+            return Ok(None);
+        }
+        match self.open_handle(inode.clone(), flags, None, open_backing) {
+            Ok(opened) => Ok(Some(opened)),
+            Err(e) => {
+                self.gate.leave(inode.ino);
+                Err(e)
+            }
+        }
+    }
+
+    /// Recalls a stub on the tiering runtime, then calls `then` with the
+    /// outcome. The FUSE request thread returns at once.
+    pub(super) fn after_recall(
+        &self,
+        inode: Arc<Inode>,
+        then: impl FnOnce(FsResult<()>) + Send + 'static,
+    ) {
+        let Some(tiering) = self.tiering.clone() else {
+            tracing::error!(
+                ino = inode.ino,
+                "file is a stub but no remotes are configured"
+            );
+            return then(Err(Errno::EIO));
+        };
+        let Some(rel) = self.rel_path(&inode) else {
+            return then(Err(Errno::ENOENT));
+        };
+        tiering.runtime.spawn(async move {
+            let result = tiering
+                .tier
+                .recall(&rel)
+                .await
+                .map(|_| ())
+                .map_err(|e| Errno::from_i32(e.errno()));
+            then(result);
+        });
+    }
+
+    /// Truncating a stub to zero needs no download: the file becomes hot and empty.
+    pub(super) fn discard_stub(&self, inode: &Inode) -> FsResult<()> {
+        let (Some(tiering), Some(rel)) = (&self.tiering, self.rel_path(inode)) else {
+            return Err(Errno::EIO);
+        };
+        tiering
+            .tier
+            .discard_stub(&rel)
+            .map_err(|e| Errno::from_i32(e.errno()))
     }
 
     /// Opens a handle on `inode`; `file` is the already-open backing file when
@@ -226,11 +287,13 @@ impl TierFs {
     }
 
     pub(super) fn do_release(&self, fh: FileHandle) {
-        if let Some(open) = self.handles.remove_file(fh.0)
-            && (open.writable || open.dirty.load(Ordering::Relaxed))
-            && let Ok(st) = sys::stat_fd(open.file.as_fd())
-        {
-            self.report_file(self.rel_path(&open.inode), &st);
+        if let Some(open) = self.handles.remove_file(fh.0) {
+            if (open.writable || open.dirty.load(Ordering::Relaxed))
+                && let Ok(st) = sys::stat_fd(open.file.as_fd())
+            {
+                self.report_file(self.rel_path(&open.inode), &st);
+            }
+            self.gate.leave(open.inode.ino);
         }
         self.update_stats();
     }
@@ -284,5 +347,24 @@ impl TierFs {
         .map_err(errno)?;
         output.dirty.store(true, Ordering::Relaxed);
         Ok(n as u32)
+    }
+}
+
+impl super::TierFs {
+    /// Opens a stub once its content is back. A migration may release the
+    /// file again between the recall and the open, so this retries.
+    pub(super) fn open_after_recall(&self, inode: Arc<Inode>, flags: i32, reply: fuser::ReplyOpen) {
+        let fs = self.clone();
+        let target = inode.clone();
+        self.after_recall(inode, move |recalled| {
+            if let Err(e) = recalled {
+                return reply.error(e);
+            }
+            match fs.open_hot(&target, flags, |file| reply.open_backing(file)) {
+                Ok(Some((fh, id))) => super::reply_opened(reply, fh, id),
+                Ok(None) => fs.open_after_recall(target, flags, reply),
+                Err(e) => reply.error(e),
+            }
+        });
     }
 }

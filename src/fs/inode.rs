@@ -43,6 +43,16 @@ impl Inode {
         self.fd.as_fd()
     }
 
+    /// Whether this is a regular file.
+    pub fn is_regular(&self) -> bool {
+        self.file_type == libc::S_IFREG
+    }
+
+    /// Whether this is a regular file whose data lives in the cloud.
+    pub fn is_stub(&self) -> bool {
+        self.is_regular() && crate::tier::stub::is_stub(self.fd())
+    }
+
     /// Whether this is a symbolic link.
     pub fn is_symlink(&self) -> bool {
         self.file_type == libc::S_IFLNK

@@ -55,13 +55,25 @@ impl ChangeFeed for crate::catalog::Catalog {
     }
 }
 
+/// The tiering engine as the mount uses it: recalls run on `runtime`, never
+/// on a FUSE request thread.
+#[derive(Clone)]
+pub struct Tiering {
+    /// The engine.
+    pub tier: Arc<crate::tier::Tier>,
+    /// Where recalls run.
+    pub runtime: tokio::runtime::Handle,
+}
+
 /// Tunables for the mount.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FsOptions {
     /// How long the kernel may cache attributes and directory entries.
     pub attr_timeout: Duration,
     /// Ask the kernel for FUSE passthrough (falls back to userspace I/O if refused).
     pub passthrough: bool,
+    /// Tiering: stubs are recalled on open. `None` serves the hot dir only.
+    pub tiering: Option<Tiering>,
 }
 
 impl Default for FsOptions {
@@ -69,6 +81,7 @@ impl Default for FsOptions {
         FsOptions {
             attr_timeout: Duration::from_secs(1),
             passthrough: true,
+            tiering: None,
         }
     }
 }
@@ -84,8 +97,22 @@ pub struct FsStats {
     pub inodes: AtomicU64,
 }
 
-/// The passthrough filesystem over a hot directory.
+/// The passthrough filesystem over a hot directory. Cheap to clone into
+/// background tasks (everything lives in [`FsShared`]).
+#[derive(Clone)]
 pub struct TierFs {
+    shared: Arc<FsShared>,
+}
+
+impl std::ops::Deref for TierFs {
+    type Target = FsShared;
+    fn deref(&self) -> &FsShared {
+        &self.shared
+    }
+}
+
+/// State shared by the FUSE request threads and background tasks.
+pub struct FsShared {
     hot_dir: PathBuf,
     inodes: InodeTable,
     handles: HandleTable,
@@ -94,6 +121,8 @@ pub struct TierFs {
     want_passthrough: bool,
     stats: Arc<FsStats>,
     warned_passthrough: AtomicBool,
+    tiering: Option<Tiering>,
+    gate: Arc<crate::tier::gate::Gate>,
 }
 
 impl std::fmt::Debug for TierFs {
@@ -130,7 +159,7 @@ impl TierFs {
         )?;
         let root_stat = sys::stat_fd(root_fd.as_fd())?;
         let stats = Arc::new(FsStats::default());
-        let fs = TierFs {
+        let fs = FsShared {
             hot_dir: hot_dir.to_path_buf(),
             inodes: InodeTable::new(root_fd, &root_stat),
             handles: HandleTable::default(),
@@ -139,10 +168,23 @@ impl TierFs {
             want_passthrough: options.passthrough,
             stats: stats.clone(),
             warned_passthrough: AtomicBool::new(false),
+            gate: options
+                .tiering
+                .as_ref()
+                .map(|t| t.tier.gate().clone())
+                .unwrap_or_default(),
+            tiering: options.tiering,
         };
-        Ok((fs, stats))
+        Ok((
+            TierFs {
+                shared: Arc::new(fs),
+            },
+            stats,
+        ))
     }
+}
 
+impl FsShared {
     /// The live inode `ino`; an unknown number means the kernel and we disagree.
     fn inode(&self, ino: INodeNo) -> FsResult<Arc<Inode>> {
         self.inodes.get(ino.0).ok_or(Errno::ESTALE)
@@ -201,6 +243,13 @@ fn cwd() -> std::os::fd::BorrowedFd<'static> {
 }
 
 const GENERATION: Generation = Generation(0);
+
+fn reply_opened(reply: ReplyOpen, fh: u64, id: Option<Arc<fuser::BackingId>>) {
+    match id {
+        Some(id) => reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &id),
+        None => reply.opened(FileHandle(fh), FopenFlags::empty()),
+    }
+}
 
 impl Filesystem for TierFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
@@ -275,6 +324,25 @@ impl Filesystem for TierFs {
             atime,
             mtime,
         };
+        if let Some(size) = change.size
+            && let Ok(inode) = self.inode(ino)
+            && inode.is_stub()
+        {
+            if size == 0 {
+                if let Err(e) = self.discard_stub(&inode) {
+                    return reply.error(e);
+                }
+            } else {
+                // Keeping part of a cold file needs its content first.
+                let fs = self.clone();
+                return self.after_recall(inode, move |recalled| {
+                    match recalled.and_then(|()| fs.do_setattr(ino, fh, change)) {
+                        Ok(attr) => reply.attr(&fs.ttl, &attr),
+                        Err(e) => reply.error(e),
+                    }
+                });
+            }
+        }
         match self.do_setattr(ino, fh, change) {
             Ok(attr) => reply.attr(&self.ttl, &attr),
             Err(e) => reply.error(e),
@@ -381,14 +449,13 @@ impl Filesystem for TierFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let opened = self.inode(ino).and_then(|inode| {
-            self.open_handle(inode, flags.0, None, |file| reply.open_backing(file))
-        });
-        match opened {
-            Ok((fh, Some(id))) => {
-                reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &id)
-            }
-            Ok((fh, None)) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+        let inode = match self.inode(ino) {
+            Ok(i) => i,
+            Err(e) => return reply.error(e),
+        };
+        match self.open_hot(&inode, flags.0, |file| reply.open_backing(file)) {
+            Ok(Some((fh, id))) => reply_opened(reply, fh, id),
+            Ok(None) => self.open_after_recall(inode, flags.0, reply),
             Err(e) => reply.error(e),
         }
     }

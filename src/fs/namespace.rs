@@ -8,7 +8,7 @@ use std::sync::Arc;
 use fuser::{FileAttr, INodeNo, Request};
 
 use super::inode::Inode;
-use super::{FileEvent, FsResult, TierFs, attr, errno, sys};
+use super::{FileEvent, FsResult, FsShared, attr, errno, sys};
 
 /// What kind of node `make_node` creates.
 enum NewNode<'a> {
@@ -17,7 +17,7 @@ enum NewNode<'a> {
     Symlink { target: &'a Path },
 }
 
-impl TierFs {
+impl FsShared {
     /// Registers one kernel lookup of the inode behind `fd` and returns its attributes.
     fn remember(&self, fd: OwnedFd) -> FsResult<(Arc<Inode>, FileAttr)> {
         let st = sys::stat_fd(fd.as_fd()).map_err(errno)?;

@@ -4,7 +4,7 @@ use std::ffi::OsStr;
 
 use fuser::{Errno, INodeNo};
 
-use super::{FsResult, TierFs, errno, sys};
+use super::{FsResult, FsShared, errno, sys};
 
 /// Answer to a getxattr/listxattr request: the size asked for, or the bytes.
 pub enum XattrReply {
@@ -42,7 +42,46 @@ fn read_all(mut call: impl FnMut(&mut [u8]) -> std::io::Result<usize>) -> FsResu
     }
 }
 
-impl TierFs {
+/// Read-only attribute showing a file's tier: `hot`, `premigrated` or `cold`.
+pub const STATE_XATTR: &str = "user.tierfs.state";
+
+/// Prefix of the daemon's own attributes on backing files, never shown.
+const PRIVATE_PREFIX: &[u8] = b"trusted.tierfs.";
+
+fn is_private(name: &OsStr) -> bool {
+    name.as_encoded_bytes().starts_with(PRIVATE_PREFIX)
+}
+
+/// Removes the daemon's private names from a NUL-separated xattr name list.
+fn without_private(list: Vec<u8>) -> Vec<u8> {
+    list.split_inclusive(|&b| b == 0)
+        .filter(|name| !name.starts_with(PRIVATE_PREFIX))
+        .flatten()
+        .copied()
+        .collect()
+}
+
+impl FsShared {
+    /// The value of [`STATE_XATTR`] for `inode`.
+    fn tier_state(&self, inode: &super::inode::Inode) -> FsResult<Vec<u8>> {
+        if !inode.is_regular() {
+            return Err(Errno::NO_XATTR);
+        }
+        if inode.is_stub() {
+            return Ok(b"cold".to_vec());
+        }
+        let state = match (&self.tiering, self.rel_path(inode)) {
+            (Some(t), Some(rel)) => t.tier.state_of(&rel).unwrap_or_else(|| "hot".into()),
+            _ => "hot".into(),
+        };
+        let shown = match state.as_str() {
+            "premigrated" | "releasing" => "premigrated",
+            "cold" | "recalling" => "cold",
+            _ => "hot",
+        };
+        Ok(shown.as_bytes().to_vec())
+    }
+
     pub(super) fn do_getxattr(
         &self,
         ino: INodeNo,
@@ -50,6 +89,12 @@ impl TierFs {
         size: u32,
     ) -> FsResult<XattrReply> {
         let inode = self.inode(ino)?;
+        if name == STATE_XATTR {
+            return sized(self.tier_state(&inode)?, size);
+        }
+        if is_private(name) {
+            return Err(Errno::NO_XATTR);
+        }
         if inode.is_symlink() {
             // No race-free way to reach a symlink's xattrs through /proc; user.*
             // attributes cannot exist on symlinks anyway.
@@ -65,7 +110,7 @@ impl TierFs {
             return sized(Vec::new(), size);
         }
         let list = read_all(|buf| sys::listxattr_fd(inode.fd(), buf))?;
-        sized(list, size)
+        sized(without_private(list), size)
     }
 
     pub(super) fn do_setxattr(
@@ -76,7 +121,7 @@ impl TierFs {
         flags: i32,
     ) -> FsResult<()> {
         let inode = self.inode(ino)?;
-        if inode.is_symlink() {
+        if inode.is_symlink() || is_private(name) || name == STATE_XATTR {
             return Err(Errno::EPERM);
         }
         sys::setxattr_fd(inode.fd(), name, value, flags).map_err(errno)
@@ -84,9 +129,20 @@ impl TierFs {
 
     pub(super) fn do_removexattr(&self, ino: INodeNo, name: &OsStr) -> FsResult<()> {
         let inode = self.inode(ino)?;
-        if inode.is_symlink() {
+        if inode.is_symlink() || is_private(name) || name == STATE_XATTR {
             return Err(Errno::EPERM);
         }
         sys::removexattr_fd(inode.fd(), name).map_err(errno)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_names_are_hidden_from_lists() {
+        let list = b"user.a\0trusted.tierfs.stub\0security.x\0".to_vec();
+        assert_eq!(without_private(list), b"user.a\0security.x\0".to_vec());
     }
 }

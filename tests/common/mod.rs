@@ -59,6 +59,10 @@ pub struct MountOptions {
     pub extra_top: String,
     /// Raw TOML lines appended inside `[mount]`.
     pub extra_mount: String,
+    /// Raw TOML appended after `[mount]` (e.g. `[remote.NAME]` sections).
+    pub extra_sections: String,
+    /// Extra environment variables for the daemon (e.g. test pause points).
+    pub env: Vec<(String, String)>,
 }
 
 impl MountOptions {
@@ -86,6 +90,10 @@ impl MountOptions {
             s += "read_only = true\n";
         }
         s += &self.extra_mount;
+        if !self.extra_sections.is_empty() {
+            s += "\n";
+            s += &self.extra_sections;
+        }
         s
     }
 }
@@ -241,6 +249,7 @@ impl TestMount {
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .env("RUST_BACKTRACE", "1")
+            .envs(self.opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot spawn {TIERFS}: {e}"));
         self.child = Some(child);
@@ -296,6 +305,19 @@ impl TestMount {
             self.log_banner()
         );
         st
+    }
+
+    /// Kills the daemon with SIGKILL (a crash: nothing is flushed) and clears
+    /// the dead mount it leaves behind.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("no daemon running");
+        child.kill().expect("kill -9 the daemon");
+        let _ = child.wait();
+        let _ = Command::new("umount").arg("-l").arg(&self.mnt).output();
+        assert!(
+            wait_until(Duration::from_secs(5), || !is_mountpoint(&self.mnt)).is_some(),
+            "dead mount still present after kill -9"
+        );
     }
 
     /// Unmounts, asserts a clean exit, and mounts again over the same hot dir.

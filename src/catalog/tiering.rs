@@ -1,0 +1,539 @@
+//! SQL for tiering: file state transitions, objects, rules and the ledger.
+//!
+//! These functions take a connection and are run by the tier engine through
+//! [`Catalog::exec`](super::Catalog::exec) / `exec_durable` (in order with the
+//! event stream) or by read-only tools. Every state transition is guarded by
+//! the state (and content generation) it expects, so a file changed or moved
+//! meanwhile is never advanced by mistake: the caller sees `false` and skips it.
+
+use std::path::PathBuf;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use super::apply::{from_sql_u64, to_sql_u64};
+use super::event::key_to_path;
+
+/// A file as the tier engine sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TierFile {
+    /// Row id.
+    pub id: i64,
+    /// Path relative to the mount root.
+    pub path: PathBuf,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time (ns since the epoch).
+    pub mtime_ns: i64,
+    /// Last read through the mount (ns), if ever.
+    pub last_access_ns: Option<i64>,
+    /// Tiering state.
+    pub state: String,
+    /// Pinned by `tierctl pin`.
+    pub pinned: bool,
+    /// Content generation (bumped when size or mtime change).
+    pub generation: i64,
+    /// Content hash (hex) while a cloud copy exists.
+    pub blake3: Option<String>,
+}
+
+/// An object on a remote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObjectRow {
+    /// Row id.
+    pub id: i64,
+    /// Remote name.
+    pub remote: String,
+    /// Object key on the remote.
+    pub key: String,
+    /// Content hash (hex).
+    pub blake3: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Storage class it was written with.
+    pub storage_class: Option<String>,
+    /// When it was created (ns).
+    pub created_at_ns: i64,
+    /// When it was last verified by a full read-back (ns).
+    pub verified_at_ns: Option<i64>,
+}
+
+/// A stored rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleRow {
+    /// Stable id (what `tierctl rule rm ID` takes).
+    pub id: i64,
+    /// 1-based evaluation position.
+    pub position: i64,
+    /// The rule as written.
+    pub text: String,
+}
+
+fn hex(bytes: Vec<u8>) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+const FILE_COLUMNS: &str =
+    "id, path, size, mtime_ns, last_access_ns, state, pinned, generation, blake3";
+
+fn file_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TierFile> {
+    Ok(TierFile {
+        id: r.get(0)?,
+        path: key_to_path(&r.get::<_, Vec<u8>>(1)?),
+        size: from_sql_u64(r.get(2)?),
+        mtime_ns: r.get(3)?,
+        last_access_ns: r.get(4)?,
+        state: r.get(5)?,
+        pinned: r.get::<_, i64>(6)? != 0,
+        generation: r.get(7)?,
+        blake3: r.get::<_, Option<Vec<u8>>>(8)?.map(hex),
+    })
+}
+
+/// Files in `states`, in path order, calling `each` for every one (streams;
+/// memory stays flat on a million rows).
+pub fn for_each_file_in_states(
+    conn: &Connection,
+    states: &[&str],
+    mut each: impl FnMut(TierFile),
+) -> rusqlite::Result<()> {
+    let marks = vec!["?"; states.len()].join(",");
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {FILE_COLUMNS} FROM files WHERE state IN ({marks}) ORDER BY path"
+    ))?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(states.iter()), file_row)?;
+    for row in rows {
+        each(row?);
+    }
+    Ok(())
+}
+
+/// The file at `path` (relative), if catalogued.
+pub fn file_by_path(conn: &Connection, path: &[u8]) -> rusqlite::Result<Option<TierFile>> {
+    conn.prepare_cached(&format!("SELECT {FILE_COLUMNS} FROM files WHERE path = ?1"))?
+        .query_row([path], file_row)
+        .optional()
+}
+
+/// Files at or below `path` (a file or a directory; empty = everything).
+pub fn files_under(conn: &Connection, path: &[u8]) -> rusqlite::Result<Vec<TierFile>> {
+    if path.is_empty() {
+        let mut stmt = conn.prepare(&format!("SELECT {FILE_COLUMNS} FROM files ORDER BY path"))?;
+        return stmt.query_map([], file_row)?.collect();
+    }
+    let (lo, hi) = super::event::subtree_bounds(path);
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {FILE_COLUMNS} FROM files WHERE path = ?1 OR (path > ?2 AND path < ?3) ORDER BY path"
+    ))?;
+    stmt.query_map(params![path, lo, hi], file_row)?.collect()
+}
+
+/// Moves file `id` from state `from` to `to` if it is still in `from` and
+/// (when given) still at content generation `generation`. Returns whether it moved.
+pub fn transition(
+    conn: &Connection,
+    id: i64,
+    from: &str,
+    to: &str,
+    generation: Option<i64>,
+) -> rusqlite::Result<bool> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE files SET state = ?3 WHERE id = ?1 AND state = ?2
+             AND (?4 IS NULL OR generation = ?4)",
+        )?
+        .execute(params![id, from, to, generation])?;
+    Ok(n == 1)
+}
+
+/// `uploading` → `premigrated` with its content hash, if the content is
+/// unchanged since the upload began.
+pub fn mark_premigrated(
+    conn: &Connection,
+    id: i64,
+    generation: i64,
+    blake3: &[u8; 32],
+) -> rusqlite::Result<bool> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE files SET state = 'premigrated', blake3 = ?3
+             WHERE id = ?1 AND generation = ?2 AND state = 'uploading'",
+        )?
+        .execute(params![id, generation, &blake3[..]])?;
+    Ok(n == 1)
+}
+
+/// Unlinks file `id` from any cloud copy: state `hot`, no hash.
+pub fn mark_hot(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE files SET state = 'hot', blake3 = NULL WHERE id = ?1")?
+        .execute([id])?;
+    Ok(())
+}
+
+/// Sets or clears the pin on every file at or below `path`. Returns how many changed.
+pub fn set_pinned(conn: &Connection, path: &[u8], pinned: bool) -> rusqlite::Result<usize> {
+    let (lo, hi) = super::event::subtree_bounds(path);
+    conn.prepare_cached(
+        "UPDATE files SET pinned = ?4 WHERE (path = ?1 OR (path > ?2 AND path < ?3)) AND pinned <> ?4",
+    )?
+    .execute(params![path, lo, hi, pinned as i64])
+}
+
+/// Records an object (or finds the existing row). Returns its id.
+pub fn upsert_object(
+    conn: &Connection,
+    remote: &str,
+    key: &str,
+    blake3: &[u8; 32],
+    size: u64,
+    storage_class: Option<&str>,
+    now_ns: i64,
+) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO objects (remote, key, blake3, size, storage_class, created_at_ns)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (remote, key) DO UPDATE SET unreferenced_since_ns = NULL",
+    )?
+    .execute(params![
+        remote,
+        key,
+        &blake3[..],
+        to_sql_u64(size),
+        storage_class,
+        now_ns
+    ])?;
+    conn.prepare_cached("SELECT id FROM objects WHERE remote = ?1 AND key = ?2")?
+        .query_row(params![remote, key], |r| r.get(0))
+}
+
+/// Marks object `id` as verified by a full read-back at `now_ns`.
+pub fn mark_verified(conn: &Connection, id: i64, now_ns: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE objects SET verified_at_ns = ?2 WHERE id = ?1")?
+        .execute(params![id, now_ns])?;
+    Ok(())
+}
+
+fn object_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ObjectRow> {
+    Ok(ObjectRow {
+        id: r.get(0)?,
+        remote: r.get(1)?,
+        key: r.get(2)?,
+        blake3: hex(r.get(3)?),
+        size: from_sql_u64(r.get(4)?),
+        storage_class: r.get(5)?,
+        created_at_ns: r.get(6)?,
+        verified_at_ns: r.get(7)?,
+    })
+}
+
+const OBJECT_COLUMNS: &str =
+    "id, remote, key, blake3, size, storage_class, created_at_ns, verified_at_ns";
+
+/// Objects holding content `blake3`, oldest first.
+pub fn objects_for(conn: &Connection, blake3: &[u8; 32]) -> rusqlite::Result<Vec<ObjectRow>> {
+    conn.prepare_cached(&format!(
+        "SELECT {OBJECT_COLUMNS} FROM objects WHERE blake3 = ?1 ORDER BY id"
+    ))?
+    .query_map([&blake3[..]], object_row)?
+    .collect()
+}
+
+/// Objects no file references any more, with when that was first noticed;
+/// starts the grace period for newly unreferenced ones and clears it for
+/// objects referenced again.
+pub fn unreferenced_objects(
+    conn: &Connection,
+    now_ns: i64,
+) -> rusqlite::Result<Vec<(ObjectRow, i64)>> {
+    const REFERENCED: &str = "EXISTS (SELECT 1 FROM files f WHERE f.blake3 = objects.blake3
+                               AND f.state IN ('uploading','premigrated','releasing','cold','recalling'))";
+    conn.execute(
+        &format!("UPDATE objects SET unreferenced_since_ns = NULL WHERE unreferenced_since_ns IS NOT NULL AND {REFERENCED}"),
+        [],
+    )?;
+    conn.execute(
+        &format!("UPDATE objects SET unreferenced_since_ns = ?1 WHERE unreferenced_since_ns IS NULL AND NOT {REFERENCED}"),
+        [now_ns],
+    )?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {OBJECT_COLUMNS}, unreferenced_since_ns FROM objects
+         WHERE unreferenced_since_ns IS NOT NULL ORDER BY id"
+    ))?;
+    stmt.query_map([], |r| Ok((object_row(r)?, r.get(8)?)))?
+        .collect()
+}
+
+/// Deletes object row `id` (after the object itself was deleted).
+pub fn delete_object_row(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM objects WHERE id = ?1")?
+        .execute([id])?;
+    Ok(())
+}
+
+/// Puts every file left in a transient state by a crash back into a stable
+/// one. `has_stub_marker(path)` tells whether the hot file carries the stub
+/// marker (its local data may be gone). Returns (path, from, to) per change.
+pub fn recover_transient_states(
+    conn: &Connection,
+    has_stub_marker: impl Fn(&std::path::Path) -> bool,
+) -> rusqlite::Result<Vec<(PathBuf, String, String)>> {
+    let mut stuck = Vec::new();
+    for_each_file_in_states(conn, &["uploading", "releasing", "recalling"], |f| {
+        stuck.push(f)
+    })?;
+    let mut changes = Vec::new();
+    for f in stuck {
+        let to = match f.state.as_str() {
+            // Nothing was freed; any uploaded object is garbage until reused.
+            "uploading" => "hot",
+            // The marker is set before blocks are freed and removed only after
+            // a recall has been verified and synced.
+            _ if has_stub_marker(&f.path) => "cold",
+            _ => "premigrated",
+        };
+        if to == "hot" {
+            mark_hot(conn, f.id)?;
+        } else {
+            transition(conn, f.id, &f.state, to, None)?;
+        }
+        changes.push((f.path, f.state, to.to_string()));
+    }
+    Ok(changes)
+}
+
+/// All rules in evaluation order.
+pub fn rules(conn: &Connection) -> rusqlite::Result<Vec<RuleRow>> {
+    conn.prepare_cached("SELECT id, position, text FROM rules ORDER BY position, id")?
+        .query_map([], |r| {
+            Ok(RuleRow {
+                id: r.get(0)?,
+                position: r.get(1)?,
+                text: r.get(2)?,
+            })
+        })?
+        .collect()
+}
+
+/// Renumbers positions 1..n in the current order.
+fn renumber(conn: &Connection, order: &[i64]) -> rusqlite::Result<()> {
+    for (i, id) in order.iter().enumerate() {
+        conn.prepare_cached("UPDATE rules SET position = ?2 WHERE id = ?1")?
+            .execute(params![id, i as i64 + 1])?;
+    }
+    Ok(())
+}
+
+/// Inserts a rule at 1-based `position` (or last). Returns its id.
+pub fn add_rule(
+    conn: &Connection,
+    text: &str,
+    position: Option<usize>,
+    now_ns: i64,
+) -> rusqlite::Result<i64> {
+    let mut order: Vec<i64> = rules(conn)?.iter().map(|r| r.id).collect();
+    conn.prepare_cached("INSERT INTO rules (position, text, created_at_ns) VALUES (0, ?1, ?2)")?
+        .execute(params![text, now_ns])?;
+    let id = conn.last_insert_rowid();
+    let at = position
+        .map(|p| p.saturating_sub(1).min(order.len()))
+        .unwrap_or(order.len());
+    order.insert(at, id);
+    renumber(conn, &order)?;
+    Ok(id)
+}
+
+/// Removes rule `id`. Returns whether it existed.
+pub fn remove_rule(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
+    let n = conn
+        .prepare_cached("DELETE FROM rules WHERE id = ?1")?
+        .execute([id])?;
+    let order: Vec<i64> = rules(conn)?.iter().map(|r| r.id).collect();
+    renumber(conn, &order)?;
+    Ok(n == 1)
+}
+
+/// Moves rule `id` to 1-based `position`. Returns whether it existed.
+pub fn move_rule(conn: &Connection, id: i64, position: usize) -> rusqlite::Result<bool> {
+    let mut order: Vec<i64> = rules(conn)?.iter().map(|r| r.id).collect();
+    let Some(from) = order.iter().position(|&r| r == id) else {
+        return Ok(false);
+    };
+    order.remove(from);
+    let at = position.saturating_sub(1).min(order.len());
+    order.insert(at, id);
+    renumber(conn, &order)?;
+    Ok(true)
+}
+
+/// One billable request (or a batch of them) for the cost report.
+#[derive(Debug, Clone, Default)]
+pub struct LedgerEntry {
+    /// Remote name.
+    pub remote: String,
+    /// `put`, `get`, `delete`, `head` or `list`.
+    pub op: &'static str,
+    /// Number of requests.
+    pub requests: u64,
+    /// Bytes transferred (uploaded for put, downloaded for get).
+    pub bytes: u64,
+    /// Storage class involved.
+    pub storage_class: Option<String>,
+    /// Age of a deleted object (for early-deletion charges).
+    pub object_age_ns: Option<i64>,
+    /// The file concerned, if any.
+    pub path: Option<Vec<u8>>,
+}
+
+/// Appends a ledger entry at `now_ns`.
+pub fn record(conn: &Connection, e: &LedgerEntry, now_ns: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO ledger (ts_ns, remote, op, requests, bytes, storage_class, object_age_ns, path)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        now_ns,
+        e.remote,
+        e.op,
+        to_sql_u64(e.requests),
+        to_sql_u64(e.bytes),
+        e.storage_class,
+        e.object_age_ns,
+        e.path
+    ])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let mut conn = Connection::open(&path).unwrap();
+        super::super::schema::configure_writer(&conn, &path).unwrap();
+        super::super::schema::migrate(&mut conn, &path).unwrap();
+        (dir, conn)
+    }
+
+    fn add_file(conn: &Connection, path: &str) -> i64 {
+        conn.execute(
+            "INSERT INTO files (path, size, mtime_ns, ino) VALUES (CAST(?1 AS BLOB), 10, 1, 1)",
+            [path],
+        )
+        .unwrap();
+        conn.last_insert_rowid()
+    }
+
+    #[test]
+    fn transitions_are_guarded_by_state_and_generation() {
+        let (_d, c) = conn();
+        let id = add_file(&c, "a");
+        assert!(transition(&c, id, "hot", "uploading", Some(0)).unwrap());
+        assert!(!transition(&c, id, "hot", "uploading", Some(0)).unwrap());
+        c.execute("UPDATE files SET generation = 1", []).unwrap();
+        assert!(!mark_premigrated(&c, id, 0, &[7; 32]).unwrap());
+        assert!(mark_premigrated(&c, id, 1, &[7; 32]).unwrap());
+        let f = file_by_path(&c, b"a").unwrap().unwrap();
+        assert_eq!(f.state, "premigrated");
+        assert_eq!(f.blake3.unwrap(), "07".repeat(32));
+    }
+
+    #[test]
+    fn recovery_uses_the_stub_marker() {
+        let (_d, c) = conn();
+        for (p, s) in [
+            ("u", "uploading"),
+            ("r1", "releasing"),
+            ("r2", "releasing"),
+            ("c1", "recalling"),
+            ("c2", "recalling"),
+        ] {
+            let id = add_file(&c, p);
+            c.execute(
+                "UPDATE files SET state = ?2, blake3 = ?3 WHERE id = ?1",
+                params![id, s, &[1u8; 32][..]],
+            )
+            .unwrap();
+        }
+        let marked = |p: &std::path::Path| {
+            p == std::path::Path::new("r2") || p == std::path::Path::new("c2")
+        };
+        let mut changes = recover_transient_states(&c, marked).unwrap();
+        changes.sort();
+        let got: Vec<(String, String)> = changes
+            .into_iter()
+            .map(|(p, _, to)| (p.display().to_string(), to))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("c1", "premigrated"),
+                ("c2", "cold"),
+                ("r1", "premigrated"),
+                ("r2", "cold"),
+                ("u", "hot")
+            ]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+        );
+        assert!(file_by_path(&c, b"u").unwrap().unwrap().blake3.is_none());
+    }
+
+    #[test]
+    fn rules_keep_their_order() {
+        let (_d, c) = conn();
+        let a = add_rule(&c, "a -> x", None, 1).unwrap();
+        let b = add_rule(&c, "b -> x", None, 2).unwrap();
+        let z = add_rule(&c, "z -> x", Some(1), 3).unwrap();
+        let texts = |c: &Connection| {
+            rules(c)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.text)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(texts(&c), ["z -> x", "a -> x", "b -> x"]);
+        assert!(move_rule(&c, z, 3).unwrap());
+        assert_eq!(texts(&c), ["a -> x", "b -> x", "z -> x"]);
+        assert!(remove_rule(&c, a).unwrap());
+        assert!(!remove_rule(&c, a).unwrap());
+        assert_eq!(
+            rules(&c)
+                .unwrap()
+                .iter()
+                .map(|r| (r.id, r.position))
+                .collect::<Vec<_>>(),
+            [(b, 1), (z, 2)]
+        );
+    }
+
+    #[test]
+    fn unreferenced_objects_start_their_grace_period() {
+        let (_d, c) = conn();
+        let id = add_file(&c, "a");
+        let used = upsert_object(&c, "r", "data/1", &[1; 32], 10, None, 5).unwrap();
+        let unused = upsert_object(&c, "r", "data/2", &[2; 32], 10, None, 5).unwrap();
+        c.execute(
+            "UPDATE files SET state = 'cold', blake3 = ?2 WHERE id = ?1",
+            params![id, &[1u8; 32][..]],
+        )
+        .unwrap();
+        let un = unreferenced_objects(&c, 100).unwrap();
+        assert_eq!(
+            un.iter()
+                .map(|(o, since)| (o.id, *since))
+                .collect::<Vec<_>>(),
+            [(unused, 100)]
+        );
+        // Still unreferenced later: the original start time is kept.
+        assert_eq!(unreferenced_objects(&c, 200).unwrap()[0].1, 100);
+        // The file is deleted: now the other object becomes unreferenced too.
+        c.execute("DELETE FROM files", []).unwrap();
+        let ids: Vec<i64> = unreferenced_objects(&c, 300)
+            .unwrap()
+            .iter()
+            .map(|(o, _)| o.id)
+            .collect();
+        assert_eq!(ids, [used, unused]);
+    }
+}

@@ -1,0 +1,67 @@
+//! Errors of the tiering engine.
+
+use std::path::PathBuf;
+
+use crate::catalog::CatalogError;
+use crate::remote::RemoteError;
+
+/// Why a tiering operation on a file failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TierError {
+    /// The object store failed.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    /// The catalog failed.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// A local file operation failed.
+    #[error("{path}: {op}: {source}")]
+    Io {
+        /// File (relative to the mount root).
+        path: PathBuf,
+        /// What was being done.
+        op: &'static str,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// The file changed while it was being migrated; it stays local.
+    #[error("{path}: changed during migration; left local")]
+    Changed {
+        /// File.
+        path: PathBuf,
+    },
+    /// A rule names a remote that is not configured.
+    #[error("no remote named `{name}` in the config")]
+    NoRemote {
+        /// The missing name.
+        name: String,
+    },
+    /// No configured remote holds a valid copy of a cold file.
+    #[error("{path}: no remote holds a valid copy ({detail})")]
+    NoCopy {
+        /// File.
+        path: PathBuf,
+        /// What the remotes answered.
+        detail: String,
+    },
+}
+
+impl TierError {
+    /// The errno a FUSE request that needed this operation should fail with.
+    pub fn errno(&self) -> i32 {
+        match self {
+            TierError::Remote(e) => e.errno(),
+            TierError::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
+            _ => libc::EIO,
+        }
+    }
+}
+
+/// Shorthand for building [`TierError::Io`].
+pub(crate) fn io_err(
+    path: &std::path::Path,
+    op: &'static str,
+) -> impl FnOnce(std::io::Error) -> TierError + use<> {
+    let path = path.to_path_buf();
+    move |source| TierError::Io { path, op, source }
+}

@@ -1,0 +1,116 @@
+//! Coordination between opens through the mount and releases.
+//!
+//! Freeing a file's blocks while anyone has it open would hand them zeros
+//! (passthrough reads go straight to the backing file). A release therefore
+//! only starts when no handle is open, and opens wait while its short
+//! critical section (marker, punch) runs.
+
+use std::collections::HashMap;
+
+use parking_lot::{Condvar, Mutex};
+
+#[derive(Debug, Default)]
+struct Entry {
+    opens: u32,
+    releasing: bool,
+}
+
+/// Per-inode open counts and release flags, keyed by backing inode number.
+#[derive(Debug, Default)]
+pub struct Gate {
+    inodes: Mutex<HashMap<u64, Entry>>,
+    changed: Condvar,
+}
+
+impl Gate {
+    /// Records an open of `ino`, waiting while it is being released.
+    pub fn enter(&self, ino: u64) {
+        let mut map = self.inodes.lock();
+        while map.get(&ino).is_some_and(|e| e.releasing) {
+            self.changed.wait(&mut map);
+        }
+        map.entry(ino).or_default().opens += 1;
+    }
+
+    /// Records that a handle on `ino` was closed.
+    pub fn leave(&self, ino: u64) {
+        let mut map = self.inodes.lock();
+        if let Some(e) = map.get_mut(&ino) {
+            e.opens = e.opens.saturating_sub(1);
+            if e.opens == 0 && !e.releasing {
+                map.remove(&ino);
+            }
+        }
+    }
+
+    /// Starts releasing `ino` if nothing has it open. Opens wait until the
+    /// returned guard is dropped.
+    pub fn try_begin_release(&self, ino: u64) -> Option<ReleaseGuard<'_>> {
+        let mut map = self.inodes.lock();
+        let e = map.entry(ino).or_default();
+        if e.opens > 0 || e.releasing {
+            return None;
+        }
+        e.releasing = true;
+        Some(ReleaseGuard { gate: self, ino })
+    }
+
+    /// Number of handles open on `ino`.
+    pub fn open_count(&self, ino: u64) -> u32 {
+        self.inodes.lock().get(&ino).map_or(0, |e| e.opens)
+    }
+}
+
+/// Ends a release when dropped and wakes waiting opens.
+#[derive(Debug)]
+pub struct ReleaseGuard<'a> {
+    gate: &'a Gate,
+    ino: u64,
+}
+
+impl Drop for ReleaseGuard<'_> {
+    fn drop(&mut self) {
+        let mut map = self.gate.inodes.lock();
+        if let Some(e) = map.get_mut(&self.ino) {
+            e.releasing = false;
+            if e.opens == 0 {
+                map.remove(&self.ino);
+            }
+        }
+        self.gate.changed.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn release_needs_no_open_handles() {
+        let g = Gate::default();
+        g.enter(7);
+        assert!(g.try_begin_release(7).is_none());
+        g.leave(7);
+        let guard = g.try_begin_release(7).unwrap();
+        assert!(g.try_begin_release(7).is_none());
+        drop(guard);
+        assert!(g.try_begin_release(7).is_some());
+    }
+
+    #[test]
+    fn opens_wait_for_a_running_release() {
+        let g = Arc::new(Gate::default());
+        let guard = g.try_begin_release(1).unwrap();
+        let g2 = g.clone();
+        let opener = std::thread::spawn(move || {
+            g2.enter(1);
+            g2.open_count(1)
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!opener.is_finished(), "open must wait for the release");
+        drop(guard);
+        assert_eq!(opener.join().unwrap(), 1);
+    }
+}

@@ -1,0 +1,835 @@
+//! The tiering engine: migration (upload, verify, release), recall, garbage
+//! collection and crash recovery.
+//!
+//! Safety ordering for a release (also in `docs/safety.md`):
+//! 1. hash the local file (blake3) and mark the row `uploading`;
+//! 2. upload, hashing the bytes as they are sent (a change aborts);
+//! 3. verify the stored object by reading it back (size and blake3);
+//! 4. commit `premigrated` + hash with a synced commit (guarded by the content
+//!    generation, so a file modified meanwhile stays `hot`);
+//! 5. re-hash the local file, then with no handle open through the mount:
+//!    commit `releasing` (synced), write and sync the stub marker;
+//! 6. punch out every block, restore the times, sync; commit `cold`.
+//!
+//! A crash between any two steps leaves a state that `recover` resolves at the
+//! next start without losing data (see [`crate::catalog::tiering::recover_transient_states`]).
+
+mod error;
+pub mod failpoint;
+pub mod gate;
+mod hash;
+pub mod stub;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+pub use error::TierError;
+use error::io_err;
+use gate::Gate;
+use stub::StubMarker;
+
+use crate::catalog::tiering::{self, LedgerEntry, TierFile};
+use crate::catalog::{Catalog, path_key};
+use crate::config::Config;
+use crate::fs::sys;
+use crate::remote::{PutOptions, Remote};
+use crate::rules::{self, Decision, FileFacts, RuleSet, Target};
+
+/// What `tierctl migrate` asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigrateRequest {
+    /// Only files at or below these paths (relative to the mount root); empty = all.
+    #[serde(default)]
+    pub paths: Vec<PathBuf>,
+    /// Only report what would move.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// The result of a migration run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MigrateSummary {
+    /// Files whose rule said "migrate".
+    pub candidates: u64,
+    /// Bytes in those files.
+    pub candidate_bytes: u64,
+    /// Files released (now cold).
+    pub released: u64,
+    /// Bytes freed locally.
+    pub released_bytes: u64,
+    /// Bytes sent to remotes (dedupe and premigrated files send nothing).
+    pub uploaded_bytes: u64,
+    /// Files skipped because they were open or changed (tried again next run).
+    pub skipped: u64,
+    /// Files that failed, with the reason.
+    pub failures: Vec<String>,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// The result of a recall run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RecallSummary {
+    /// Files brought back.
+    pub recalled: u64,
+    /// Bytes downloaded.
+    pub bytes: u64,
+    /// Files that failed, with the reason.
+    pub failures: Vec<String>,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// The result of a garbage collection.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct GcSummary {
+    /// Objects no file references.
+    pub unreferenced: u64,
+    /// Of those, deleted now (grace period over).
+    pub deleted: u64,
+    /// Bytes deleted.
+    pub deleted_bytes: u64,
+    /// Failures, with the reason.
+    pub failures: Vec<String>,
+}
+
+/// Live progress of the running job, for `tierctl` progress bars.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Bytes handled so far.
+    pub bytes_done: AtomicU64,
+    /// Bytes the job will handle.
+    pub bytes_total: AtomicU64,
+    /// Files finished.
+    pub files_done: AtomicU64,
+    /// Files in the job.
+    pub files_total: AtomicU64,
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+fn time_from_ns(ns: i64) -> SystemTime {
+    if ns >= 0 {
+        UNIX_EPOCH + Duration::from_nanos(ns as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs())
+    }
+}
+
+fn parse_hash(hex: &str, path: &Path) -> Result<blake3::Hash, TierError> {
+    blake3::Hash::from_hex(hex).map_err(|e| TierError::Io {
+        path: path.to_path_buf(),
+        op: "read content hash",
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+    })
+}
+
+/// The tiering engine shared by the daemon's scheduler, the control socket
+/// and the FUSE layer (for recalls).
+pub struct Tier {
+    hot_dir: PathBuf,
+    hot_fd: OwnedFd,
+    catalog: Catalog,
+    remotes: BTreeMap<String, Remote>,
+    gate: Arc<Gate>,
+    recalls: tokio::sync::Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+    uploads: tokio::sync::Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
+    progress: Arc<Progress>,
+    job: tokio::sync::Mutex<()>,
+    invalidate: std::sync::OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Tier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tier")
+            .field("hot_dir", &self.hot_dir)
+            .field("remotes", &self.remotes.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tier {
+    /// Builds the engine: one client per configured remote (no network I/O).
+    pub fn new(config: &Config, catalog: Catalog, gate: Arc<Gate>) -> Result<Tier, TierError> {
+        let mut remotes = BTreeMap::new();
+        for (name, cfg) in &config.remotes {
+            remotes.insert(name.clone(), Remote::from_config(cfg)?);
+        }
+        let hot_fd = sys::open_at(
+            // SAFETY: AT_FDCWD is valid for *at() calls; hot_dir is absolute.
+            unsafe { std::os::fd::BorrowedFd::borrow_raw(libc::AT_FDCWD) },
+            config.hot_dir.as_os_str(),
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+        )
+        .map_err(io_err(&config.hot_dir, "open hot dir"))?;
+        Ok(Tier {
+            hot_dir: config.hot_dir.clone(),
+            hot_fd,
+            catalog,
+            remotes,
+            gate,
+            recalls: Default::default(),
+            uploads: Default::default(),
+            progress: Default::default(),
+            job: Default::default(),
+            invalidate: Default::default(),
+        })
+    }
+
+    /// Sets how to tell the kernel that a file's attributes changed behind
+    /// its back (its block count drops to 0 on release). Set once, after mounting.
+    pub fn set_invalidator(&self, f: impl Fn(u64) + Send + Sync + 'static) {
+        let _ = self.invalidate.set(Box::new(f));
+    }
+
+    /// The configured remotes.
+    pub fn remotes(&self) -> &BTreeMap<String, Remote> {
+        &self.remotes
+    }
+
+    /// The open/release coordination shared with the FUSE layer.
+    pub fn gate(&self) -> &Arc<Gate> {
+        &self.gate
+    }
+
+    /// Progress of the running migration or recall.
+    pub fn progress(&self) -> &Arc<Progress> {
+        &self.progress
+    }
+
+    /// Opens `rel` (relative to the hot dir) without following a final symlink.
+    fn open_rel(&self, rel: &Path, flags: i32) -> Result<File, TierError> {
+        sys::open_at(
+            self.hot_fd.as_fd(),
+            rel.as_os_str(),
+            flags | libc::O_NOFOLLOW,
+            0,
+        )
+        .map(File::from)
+        .map_err(io_err(rel, "open"))
+    }
+
+    fn ledger(&self, entry: LedgerEntry) {
+        let now = now_ns();
+        if let Err(e) = self
+            .catalog
+            .exec("record ledger", move |c| tiering::record(c, &entry, now))
+        {
+            tracing::warn!(error = %e, "cost ledger entry lost");
+        }
+    }
+
+    /// Resolves files left in transient states by a crash. Run at start,
+    /// before the mount serves requests.
+    pub fn recover(&self) -> Result<Vec<(PathBuf, String, String)>, TierError> {
+        let hot_fd = self
+            .hot_fd
+            .try_clone()
+            .map_err(io_err(&self.hot_dir, "dup"))?;
+        let changes = self
+            .catalog
+            .exec_durable("recover tiering states", move |c| {
+                tiering::recover_transient_states(c, |rel| {
+                    sys::open_path(hot_fd.as_fd(), rel.as_os_str())
+                        .map(|fd| stub::is_stub(fd.as_fd()))
+                        .unwrap_or(false)
+                })
+            })?;
+        for (path, from, to) in &changes {
+            tracing::warn!(path = %path.display(), from, to, "recovered interrupted tiering state");
+            if to == "cold" {
+                // A release interrupted between its two truncates.
+                let file = self.open_rel(path, libc::O_RDWR)?;
+                let marker =
+                    stub::read_marker(file.as_fd()).map_err(io_err(path, "read stub marker"))?;
+                if let Some(marker) = marker
+                    && stub::fix_size(&file, &marker).map_err(io_err(path, "restore size"))?
+                {
+                    tracing::warn!(path = %path.display(), size = marker.size, "restored stub size");
+                }
+            }
+        }
+        Ok(changes)
+    }
+
+    /// Loads the rules from the catalog.
+    pub fn load_rules(&self) -> Result<RuleSet, TierError> {
+        let rows = self.catalog.exec("load rules", |c| tiering::rules(c))?;
+        let mut parsed = Vec::new();
+        for row in rows {
+            match rules::parse(&row.text) {
+                Ok(rule) => parsed.push((row.id, rule)),
+                Err(e) => {
+                    tracing::error!(rule = row.id, error = %e, "stored rule does not parse; ignored")
+                }
+            }
+        }
+        Ok(RuleSet::new(parsed))
+    }
+
+    /// Files the rules would migrate now: (file, targets).
+    pub fn plan(&self, req: &MigrateRequest) -> Result<Vec<(TierFile, Vec<Target>)>, TierError> {
+        let rules = self.load_rules()?;
+        let prefixes: Vec<Vec<u8>> = req.paths.iter().filter_map(|p| path_key(p)).collect();
+        let files = self.catalog.exec("list migration candidates", |c| {
+            let mut all = Vec::new();
+            tiering::for_each_file_in_states(c, &["hot", "premigrated"], |f| all.push(f))?;
+            Ok(all)
+        })?;
+        let now = SystemTime::now();
+        let mut plan = Vec::new();
+        for f in files {
+            if f.pinned {
+                continue;
+            }
+            if !prefixes.is_empty() {
+                let key = f.path.as_os_str().as_encoded_bytes();
+                let under = prefixes.iter().any(|p| {
+                    key == p.as_slice() || (key.starts_with(p) && key.get(p.len()) == Some(&b'/'))
+                });
+                if !under {
+                    continue;
+                }
+            }
+            let facts = FileFacts {
+                path: &f.path,
+                size: f.size,
+                mtime: time_from_ns(f.mtime_ns),
+                last_access: f.last_access_ns.map(time_from_ns),
+            };
+            if let Decision::Migrate { targets, .. } = rules.decide(&facts, now) {
+                plan.push((f, targets));
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Runs one migration: every file the rules select is uploaded, verified
+    /// and released. One migration or recall job runs at a time.
+    pub async fn migrate(&self, req: MigrateRequest) -> Result<MigrateSummary, TierError> {
+        let _job = self.job.lock().await;
+        let started = Instant::now();
+        let plan = self.plan(&req)?;
+        let mut summary = MigrateSummary {
+            candidates: plan.len() as u64,
+            candidate_bytes: plan.iter().map(|(f, _)| f.size).sum(),
+            ..Default::default()
+        };
+        self.reset_progress(summary.candidates, summary.candidate_bytes);
+        if req.dry_run {
+            summary.seconds = started.elapsed().as_secs_f64();
+            return Ok(summary);
+        }
+        for (_, targets) in &plan {
+            for t in targets {
+                if !self.remotes.contains_key(&t.remote) {
+                    return Err(TierError::NoRemote {
+                        name: t.remote.clone(),
+                    });
+                }
+            }
+        }
+        let concurrency = self
+            .remotes
+            .values()
+            .map(|r| r.max_concurrency())
+            .max()
+            .unwrap_or(4)
+            .max(1);
+        let mut results = futures::stream::iter(plan.into_iter().map(|(f, targets)| async move {
+            let path = f.path.clone();
+            let size = f.size;
+            let result = self.migrate_one(f, targets).await;
+            self.progress.files_done.fetch_add(1, Ordering::Relaxed);
+            (path, size, result)
+        }))
+        .buffer_unordered(concurrency);
+        while let Some((path, size, result)) = results.next().await {
+            match result {
+                Ok(Outcome::Released { uploaded }) => {
+                    summary.released += 1;
+                    summary.released_bytes += size;
+                    summary.uploaded_bytes += uploaded;
+                }
+                Ok(Outcome::Skipped(why)) => {
+                    summary.skipped += 1;
+                    tracing::info!(path = %path.display(), why, "not released this run");
+                }
+                Err(e) => {
+                    tracing::error!(path = %path.display(), error = %e, "migration failed");
+                    summary.failures.push(e.to_string());
+                }
+            }
+        }
+        summary.seconds = started.elapsed().as_secs_f64();
+        tracing::info!(
+            released = summary.released,
+            bytes = summary.released_bytes,
+            uploaded = summary.uploaded_bytes,
+            skipped = summary.skipped,
+            failed = summary.failures.len(),
+            seconds = summary.seconds,
+            "migration batch done"
+        );
+        Ok(summary)
+    }
+
+    fn reset_progress(&self, files: u64, bytes: u64) {
+        self.progress.files_total.store(files, Ordering::Relaxed);
+        self.progress.bytes_total.store(bytes, Ordering::Relaxed);
+        self.progress.files_done.store(0, Ordering::Relaxed);
+        self.progress.bytes_done.store(0, Ordering::Relaxed);
+    }
+
+    async fn migrate_one(&self, f: TierFile, targets: Vec<Target>) -> Result<Outcome, TierError> {
+        let rel = f.path.clone();
+        let file = self.open_rel(&rel, libc::O_RDONLY)?;
+        let st = sys::stat_fd(file.as_fd()).map_err(io_err(&rel, "stat"))?;
+        let mtime_ns = st.st_mtime.saturating_mul(1_000_000_000) + st.st_mtime_nsec;
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG
+            || st.st_size as u64 != f.size
+            || mtime_ns != f.mtime_ns
+        {
+            return Ok(Outcome::Skipped("changed since catalogued"));
+        }
+        if stub::is_stub(file.as_fd()) {
+            return Ok(Outcome::Skipped("already a stub"));
+        }
+        let (hash, uploaded) = match (f.state.as_str(), &f.blake3) {
+            ("premigrated", Some(hex)) => {
+                let hash = parse_hash(hex, &rel)?;
+                (hash, self.ensure_copies(&f, &hash, &targets).await?)
+            }
+            _ => {
+                let (hash, n) = tokio::task::block_in_place(|| hash::hash_file(&file))
+                    .map_err(io_err(&rel, "hash"))?;
+                if n != f.size {
+                    return Ok(Outcome::Skipped("changed while hashing"));
+                }
+                let (id, generation) = (f.id, f.generation);
+                let started = self.catalog.exec("mark uploading", move |c| {
+                    tiering::transition(c, id, "hot", "uploading", Some(generation))
+                })?;
+                if !started {
+                    return Ok(Outcome::Skipped("changed since catalogued"));
+                }
+                failpoint::pause("uploading");
+                let uploaded = match self.ensure_copies(&f, &hash, &targets).await {
+                    Ok(n) => n,
+                    Err(e) => {
+                        self.catalog
+                            .exec("undo uploading", move |c| tiering::mark_hot(c, id))?;
+                        return Err(e);
+                    }
+                };
+                failpoint::pause("uploaded");
+                let bytes = *hash.as_bytes();
+                let committed = self.catalog.exec_durable("mark premigrated", move |c| {
+                    tiering::mark_premigrated(c, id, generation, &bytes)
+                })?;
+                if !committed {
+                    self.catalog
+                        .exec("undo uploading", move |c| tiering::mark_hot(c, id))?;
+                    return Ok(Outcome::Skipped("changed during upload"));
+                }
+                (hash, uploaded)
+            }
+        };
+        drop(file);
+        failpoint::pause("premigrated");
+        let released = tokio::task::block_in_place(|| self.release(&f, &hash))?;
+        Ok(match released {
+            None => Outcome::Released { uploaded },
+            Some(why) => Outcome::Skipped(why),
+        })
+    }
+
+    /// Makes sure every target holds a verified copy of content `hash`.
+    /// Returns the bytes uploaded.
+    async fn ensure_copies(
+        &self,
+        f: &TierFile,
+        hash: &blake3::Hash,
+        targets: &[Target],
+    ) -> Result<u64, TierError> {
+        let abs = self.hot_dir.join(&f.path);
+        let bytes = *hash.as_bytes();
+        // Identical files in one run upload once: the second waits here and
+        // then finds the first one's verified object.
+        let lock = self.uploads.lock().await.entry(bytes).or_default().clone();
+        let _same_content = lock.lock().await;
+        let known = self
+            .catalog
+            .exec("find objects", move |c| tiering::objects_for(c, &bytes))?;
+        let mut uploaded = 0;
+        for target in targets {
+            let remote = self
+                .remotes
+                .get(&target.remote)
+                .ok_or_else(|| TierError::NoRemote {
+                    name: target.remote.clone(),
+                })?;
+            let key = remote.object_key(hash);
+            if known
+                .iter()
+                .any(|o| o.remote == target.remote && o.key == key && o.verified_at_ns.is_some())
+            {
+                continue;
+            }
+            let class = target
+                .storage_class
+                .clone()
+                .or_else(|| remote.storage_class().map(str::to_string));
+            let progress = self.progress.clone();
+            let last = AtomicU64::new(0);
+            let report = move |done: u64| {
+                let prev = last.swap(done, Ordering::Relaxed);
+                progress
+                    .bytes_done
+                    .fetch_add(done.saturating_sub(prev), Ordering::Relaxed);
+            };
+            let opts = PutOptions {
+                storage_class: class.clone(),
+                part_size: None,
+                concurrency: None,
+            };
+            let outcome = remote.put_file(&abs, f.size, hash, &opts, &report).await?;
+            let (name, key2, class2, now) = (
+                target.remote.clone(),
+                outcome.key.clone(),
+                class.clone(),
+                now_ns(),
+            );
+            let size = f.size;
+            let object_id = self.catalog.exec("record object", move |c| {
+                tiering::upsert_object(c, &name, &key2, &bytes, size, class2.as_deref(), now)
+            })?;
+            if !outcome.already_present {
+                uploaded += f.size;
+                self.ledger(LedgerEntry {
+                    remote: target.remote.clone(),
+                    op: "put",
+                    requests: 1 + f.size / (8 << 20),
+                    bytes: f.size,
+                    storage_class: class.clone(),
+                    path: Some(f.path.as_os_str().as_encoded_bytes().to_vec()),
+                    ..Default::default()
+                });
+            }
+            remote.verify(&outcome.key, f.size, hash).await?;
+            self.ledger(LedgerEntry {
+                remote: target.remote.clone(),
+                op: "get",
+                requests: 1,
+                bytes: f.size,
+                storage_class: class,
+                ..Default::default()
+            });
+            let now = now_ns();
+            self.catalog.exec("mark verified", move |c| {
+                tiering::mark_verified(c, object_id, now)
+            })?;
+        }
+        drop(_same_content);
+        self.uploads.lock().await.remove(&bytes);
+        Ok(uploaded)
+    }
+
+    /// Frees the local blocks of a premigrated file. Returns why it was not
+    /// released, or `None` when it was.
+    fn release(
+        &self,
+        f: &TierFile,
+        hash: &blake3::Hash,
+    ) -> Result<Option<&'static str>, TierError> {
+        let rel = &f.path;
+        let file = self.open_rel(rel, libc::O_RDWR)?;
+        let before = sys::stat_fd(file.as_fd()).map_err(io_err(rel, "stat"))?;
+        // The content must still be exactly what the cloud holds.
+        let (now_hash, n) = hash::hash_file(&file).map_err(io_err(rel, "hash"))?;
+        if now_hash != *hash || n != f.size {
+            let id = f.id;
+            self.catalog
+                .exec("unlink changed file", move |c| tiering::mark_hot(c, id))?;
+            return Ok(Some("changed after upload"));
+        }
+        let Some(_guard) = self.gate.try_begin_release(before.st_ino) else {
+            return Ok(Some("open through the mount"));
+        };
+        let st = sys::stat_fd(file.as_fd()).map_err(io_err(rel, "stat"))?;
+        if (st.st_ctime, st.st_ctime_nsec, st.st_size)
+            != (before.st_ctime, before.st_ctime_nsec, before.st_size)
+        {
+            return Ok(Some("changed while releasing"));
+        }
+        let id = f.id;
+        let started = self.catalog.exec_durable("mark releasing", move |c| {
+            tiering::transition(c, id, "premigrated", "releasing", None)
+        })?;
+        if !started {
+            return Ok(Some("catalog state changed"));
+        }
+        stub::write_marker(&file, &StubMarker::new(hash, f.size))
+            .map_err(io_err(rel, "write stub marker"))?;
+        file.sync_all().map_err(io_err(rel, "fsync"))?;
+        failpoint::pause("marked");
+        stub::empty_keeping_size(&file, f.size).map_err(io_err(rel, "free blocks"))?;
+        stub::restore_times(&file, &st).map_err(io_err(rel, "restore times"))?;
+        file.sync_all().map_err(io_err(rel, "fsync"))?;
+        if let Some(invalidate) = self.invalidate.get() {
+            invalidate(st.st_ino);
+        }
+        failpoint::pause("punched");
+        self.catalog.exec("mark cold", move |c| {
+            tiering::transition(c, id, "releasing", "cold", None)
+        })?;
+        tracing::debug!(path = %rel.display(), bytes = f.size, "released");
+        Ok(None)
+    }
+
+    /// Brings a cold file's content back into its stub and verifies it.
+    /// Concurrent recalls of one file share a single download. Returns the
+    /// bytes downloaded (0 if the file was not cold).
+    pub async fn recall(&self, rel: &Path) -> Result<u64, TierError> {
+        let lock = {
+            let mut map = self.recalls.lock().await;
+            map.entry(rel.to_path_buf()).or_default().clone()
+        };
+        let _one = lock.lock().await;
+        let result = self.recall_locked(rel).await;
+        self.recalls.lock().await.remove(rel);
+        result
+    }
+
+    async fn recall_locked(&self, rel: &Path) -> Result<u64, TierError> {
+        let file = self.open_rel(rel, libc::O_RDWR)?;
+        let Some(marker) =
+            stub::read_marker(file.as_fd()).map_err(io_err(rel, "read stub marker"))?
+        else {
+            return Ok(0);
+        };
+        let hash = marker.hash().map_err(io_err(rel, "read stub marker"))?;
+        let st = sys::stat_fd(file.as_fd()).map_err(io_err(rel, "stat"))?;
+        let key = path_key(rel).unwrap_or_default();
+        let row_key = key.clone();
+        let row = self
+            .catalog
+            .exec("find file", move |c| tiering::file_by_path(c, &row_key))?;
+        if let Some(row) = &row {
+            let id = row.id;
+            self.catalog.exec("mark recalling", move |c| {
+                tiering::transition(c, id, "cold", "recalling", None)
+            })?;
+        }
+        let bytes = *hash.as_bytes();
+        let objects = self
+            .catalog
+            .exec("find objects", move |c| tiering::objects_for(c, &bytes))?;
+        let mut problems = Vec::new();
+        let mut done = false;
+        for object in &objects {
+            let Some(remote) = self.remotes.get(&object.remote) else {
+                problems.push(format!("remote `{}` is not configured", object.remote));
+                continue;
+            };
+            match remote
+                .download_to(&object.key, marker.size, &hash, &file, &|_| {})
+                .await
+            {
+                Ok(()) => {
+                    self.ledger(LedgerEntry {
+                        remote: object.remote.clone(),
+                        op: "get",
+                        requests: 1,
+                        bytes: marker.size,
+                        storage_class: object.storage_class.clone(),
+                        path: Some(key.clone()),
+                        ..Default::default()
+                    });
+                    done = true;
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(path = %rel.display(), remote = %object.remote, error = %e, "recall from this copy failed");
+                    problems.push(e.to_string());
+                }
+            }
+        }
+        if !done {
+            // Give back whatever a failed download wrote; the stub stays a stub.
+            let _ = stub::empty_keeping_size(&file, marker.size);
+            let _ = stub::restore_times(&file, &st);
+            if let Some(row) = &row {
+                let id = row.id;
+                self.catalog.exec("undo recalling", move |c| {
+                    tiering::transition(c, id, "recalling", "cold", None)
+                })?;
+            }
+            if objects.is_empty() {
+                problems.push("the catalog knows no object with this content".into());
+            }
+            let err = TierError::NoCopy {
+                path: rel.to_path_buf(),
+                detail: problems.join("; "),
+            };
+            tracing::error!(error = %err, "recall failed");
+            return Err(err);
+        }
+        file.sync_all().map_err(io_err(rel, "fsync"))?;
+        failpoint::pause("downloaded");
+        stub::remove_marker(&file).map_err(io_err(rel, "remove stub marker"))?;
+        stub::restore_times(&file, &st).map_err(io_err(rel, "restore times"))?;
+        file.sync_all().map_err(io_err(rel, "fsync"))?;
+        if let Some(row) = row {
+            let id = row.id;
+            self.catalog.exec("mark premigrated", move |c| {
+                tiering::transition(c, id, "recalling", "premigrated", None)
+            })?;
+        }
+        tracing::info!(path = %rel.display(), bytes = marker.size, "recalled");
+        Ok(marker.size)
+    }
+
+    /// Recalls every cold file at or below each of `paths`.
+    pub async fn recall_paths(&self, paths: &[PathBuf]) -> Result<RecallSummary, TierError> {
+        let _job = self.job.lock().await;
+        let started = Instant::now();
+        let mut files = Vec::new();
+        for p in paths {
+            let key = path_key(p).unwrap_or_default();
+            let mut under = self
+                .catalog
+                .exec("list files", move |c| tiering::files_under(c, &key))?;
+            under.retain(|f| f.state == "cold");
+            files.extend(under);
+        }
+        self.reset_progress(files.len() as u64, files.iter().map(|f| f.size).sum());
+        let mut summary = RecallSummary::default();
+        for f in files {
+            match self.recall(&f.path).await {
+                Ok(n) => {
+                    summary.recalled += 1;
+                    summary.bytes += n;
+                    self.progress.bytes_done.fetch_add(n, Ordering::Relaxed);
+                }
+                Err(e) => summary.failures.push(e.to_string()),
+            }
+            self.progress.files_done.fetch_add(1, Ordering::Relaxed);
+        }
+        summary.seconds = started.elapsed().as_secs_f64();
+        Ok(summary)
+    }
+
+    /// Truncates a stub to zero bytes: no download, and the file is hot again.
+    pub fn discard_stub(&self, rel: &Path) -> Result<(), TierError> {
+        let file = self.open_rel(rel, libc::O_RDWR)?;
+        file.set_len(0).map_err(io_err(rel, "truncate"))?;
+        stub::remove_marker(&file).map_err(io_err(rel, "remove stub marker"))?;
+        if let Some(key) = path_key(rel) {
+            self.catalog.exec("unlink truncated stub", move |c| {
+                if let Some(f) = tiering::file_by_path(c, &key)? {
+                    tiering::mark_hot(c, f.id)?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Deletes objects that no file has referenced for at least `grace`.
+    pub async fn gc(&self, grace: Duration) -> Result<GcSummary, TierError> {
+        let now = now_ns();
+        let candidates = self
+            .catalog
+            .exec_durable("find unreferenced objects", move |c| {
+                tiering::unreferenced_objects(c, now)
+            })?;
+        let mut summary = GcSummary {
+            unreferenced: candidates.len() as u64,
+            ..Default::default()
+        };
+        for (object, since) in candidates {
+            if now.saturating_sub(since) < grace.as_nanos() as i64 {
+                continue;
+            }
+            let Some(remote) = self.remotes.get(&object.remote) else {
+                summary.failures.push(format!(
+                    "{}: remote `{}` is not configured",
+                    object.key, object.remote
+                ));
+                continue;
+            };
+            // Re-check right before deleting: a migration may have reused it.
+            let bytes = blake3::Hash::from_hex(&object.blake3)
+                .map(|h| *h.as_bytes())
+                .unwrap_or([0; 32]);
+            let still_unreferenced = self.catalog.exec("recheck object", move |c| {
+                Ok(!c.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM files WHERE blake3 = ?1)",
+                    [&bytes[..]],
+                    |r| r.get::<_, bool>(0),
+                )?)
+            })?;
+            if !still_unreferenced {
+                continue;
+            }
+            match remote.delete(&object.key).await {
+                Ok(()) => {
+                    let id = object.id;
+                    self.catalog
+                        .exec("forget object", move |c| tiering::delete_object_row(c, id))?;
+                    summary.deleted += 1;
+                    summary.deleted_bytes += object.size;
+                    self.ledger(LedgerEntry {
+                        remote: object.remote.clone(),
+                        op: "delete",
+                        requests: 1,
+                        bytes: object.size,
+                        storage_class: object.storage_class.clone(),
+                        object_age_ns: Some(now - object.created_at_ns),
+                        ..Default::default()
+                    });
+                }
+                Err(e) => summary.failures.push(e.to_string()),
+            }
+        }
+        Ok(summary)
+    }
+
+    /// The catalog state of the file at `rel`, if catalogued.
+    pub fn state_of(&self, rel: &Path) -> Option<String> {
+        let key = path_key(rel)?;
+        self.catalog
+            .exec("read file state", move |c| tiering::file_by_path(c, &key))
+            .ok()
+            .flatten()
+            .map(|f| f.state)
+    }
+
+    /// Whether `name` (a relative path) is a stub right now.
+    pub fn is_stub_path(&self, rel: &Path) -> bool {
+        sys::open_path(self.hot_fd.as_fd(), rel.as_os_str())
+            .map(|fd| stub::is_stub(fd.as_fd()))
+            .unwrap_or(false)
+    }
+}
+
+/// How one file's migration ended.
+enum Outcome {
+    Released { uploaded: u64 },
+    Skipped(&'static str),
+}

@@ -1,0 +1,414 @@
+//! End-to-end tiering through a live mount with a `file://` remote: rules,
+//! migration to stubs, transparent recall, dedupe, stubs under truncate and
+//! append, garbage collection, and crash recovery after `kill -9` at every
+//! step of a release and a recall.
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use common::{MountOptions, TestMount, wait_until};
+use tierfs::control::{Reply, Request};
+use tierfs::tier::{MigrateRequest, MigrateSummary};
+
+/// A mount whose config has one `file://` remote named `cloud` and no
+/// scheduled migrations, plus the remote's directory.
+fn tiering_mount(env: Vec<(String, String)>) -> (TestMount, PathBuf) {
+    let mut m = TestMount::unmounted(MountOptions::default());
+    let cloud = m.root().join("cloud");
+    fs::create_dir(&cloud).unwrap();
+    let opts = MountOptions {
+        allow_other: true,
+        extra_top: "migrate_interval = \"off\"\n".into(),
+        extra_sections: format!("[remote.cloud]\nurl = \"file://{}\"\n", cloud.display()),
+        env,
+        ..Default::default()
+    };
+    m.set_options(opts);
+    m.mount();
+    (m, cloud)
+}
+
+fn socket(m: &TestMount) -> PathBuf {
+    m.catalog().with_extension("sock")
+}
+
+fn ask(m: &TestMount, req: Request) -> Reply {
+    tierfs::control::request(&socket(m), &req, Duration::from_secs(120))
+        .unwrap_or_else(|e| panic!("control request failed: {e}\n{}", m.log_banner()))
+        .into_result()
+        .unwrap_or_else(|e| panic!("daemon refused: {e}\n{}", m.log_banner()))
+}
+
+fn add_rule(m: &TestMount, text: &str) {
+    ask(
+        m,
+        Request::RuleAdd {
+            text: text.into(),
+            position: None,
+        },
+    );
+}
+
+fn migrate(m: &TestMount) -> MigrateSummary {
+    match ask(m, Request::Migrate(MigrateRequest::default())) {
+        Reply::Migrate(s) => s,
+        other => panic!("unexpected reply {other:?}"),
+    }
+}
+
+/// Deterministic pseudo-random content.
+fn content(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn write_old(path: &Path, data: &[u8], age_days: u64) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, data).unwrap();
+    let t = SystemTime::now() - Duration::from_secs(age_days * 86_400);
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
+
+fn state(path: &Path) -> String {
+    let out = std::process::Command::new("getfattr")
+        .args(["--only-values", "-n", "user.tierfs.state"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "getfattr {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn blocks(path: &Path) -> u64 {
+    fs::metadata(path).unwrap().blocks()
+}
+
+fn objects(cloud: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(cloud.join("data"))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn catalog_states(m: &TestMount) -> Vec<(String, String)> {
+    let conn = rusqlite::Connection::open_with_flags(
+        m.catalog(),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let mut stmt = conn
+        .prepare("SELECT CAST(path AS TEXT), state FROM files ORDER BY path")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn accounting_files_older_than_a_year_move_to_the_cloud() {
+    let (m, cloud) = tiering_mount(vec![]);
+    let ledger = content(1, 3 << 20);
+    let invoice = content(2, 700_000);
+    let recent = content(3, 500_000);
+    let other = content(4, 400_000);
+    write_old(&m.m("accounting/2019/q1/ledger.xlsx"), &ledger, 800);
+    write_old(&m.m("accounting/2020/invoice.pdf"), &invoice, 400);
+    write_old(&m.m("accounting/2026/recent.pdf"), &recent, 10);
+    write_old(&m.m("engineering/old.bin"), &other, 900);
+    let before = fs::metadata(m.m("accounting/2019/q1/ledger.xlsx")).unwrap();
+    let hot_blocks_before: u64 = [
+        "accounting/2019/q1/ledger.xlsx",
+        "accounting/2020/invoice.pdf",
+    ]
+    .iter()
+    .map(|p| blocks(&m.h(p)))
+    .sum();
+    assert!(hot_blocks_before > 0);
+
+    add_rule(&m, "accounting/* older 365d -> cloud");
+    let s = migrate(&m);
+    assert_eq!(
+        (s.candidates, s.released),
+        (2, 2),
+        "{s:?}\n{}",
+        m.log_banner()
+    );
+    assert_eq!(s.released_bytes, (ledger.len() + invoice.len()) as u64);
+    assert!(s.failures.is_empty(), "{s:?}");
+
+    // Local blocks freed; everything else untouched.
+    assert_eq!(blocks(&m.h("accounting/2019/q1/ledger.xlsx")), 0);
+    assert_eq!(blocks(&m.h("accounting/2020/invoice.pdf")), 0);
+    assert!(blocks(&m.h("accounting/2026/recent.pdf")) > 0);
+    assert!(blocks(&m.h("engineering/old.bin")) > 0);
+    // The stub keeps name, size, mode, owner and times.
+    let after = fs::metadata(m.m("accounting/2019/q1/ledger.xlsx")).unwrap();
+    assert_eq!(
+        (
+            after.len(),
+            after.mode(),
+            after.uid(),
+            after.gid(),
+            after.mtime(),
+            after.mtime_nsec()
+        ),
+        (
+            before.len(),
+            before.mode(),
+            before.uid(),
+            before.gid(),
+            before.mtime(),
+            before.mtime_nsec()
+        )
+    );
+    assert_eq!(after.blocks(), 0, "du through the mount shows the savings");
+    assert_eq!(state(&m.m("accounting/2019/q1/ledger.xlsx")), "cold");
+    assert_eq!(state(&m.m("accounting/2026/recent.pdf")), "hot");
+    assert_eq!(objects(&cloud).len(), 2, "one object per migrated file");
+
+    // Reads return the original bytes and make the file local again.
+    assert_eq!(
+        fs::read(m.m("accounting/2019/q1/ledger.xlsx")).unwrap(),
+        ledger
+    );
+    assert_eq!(state(&m.m("accounting/2019/q1/ledger.xlsx")), "premigrated");
+    assert!(blocks(&m.h("accounting/2019/q1/ledger.xlsx")) > 0);
+    assert_eq!(
+        fs::read(m.m("accounting/2020/invoice.pdf")).unwrap(),
+        invoice
+    );
+    assert_eq!(fs::read(m.m("engineering/old.bin")).unwrap(), other);
+
+    // Releasing an unchanged premigrated file again uploads nothing.
+    let s = migrate(&m);
+    assert_eq!((s.released, s.uploaded_bytes), (2, 0), "{s:?}");
+    assert_eq!(
+        fs::read(m.m("accounting/2020/invoice.pdf")).unwrap(),
+        invoice
+    );
+}
+
+#[test]
+fn identical_files_are_stored_once() {
+    let (m, cloud) = tiering_mount(vec![]);
+    let data = content(7, 100 << 20);
+    write_old(&m.m("a/one.bin"), &data, 10);
+    write_old(&m.m("b/two.bin"), &data, 10);
+    add_rule(&m, "* -> cloud");
+    let s = migrate(&m);
+    assert_eq!(s.released, 2, "{s:?}\n{}", m.log_banner());
+    assert_eq!(s.uploaded_bytes, data.len() as u64, "uploaded once");
+    assert_eq!(objects(&cloud).len(), 1);
+    // Renaming a cold file touches nothing in the cloud.
+    fs::rename(m.m("b/two.bin"), m.m("a/renamed.bin")).unwrap();
+    assert_eq!(objects(&cloud).len(), 1);
+    assert_eq!(fs::read(m.m("a/renamed.bin")).unwrap(), data);
+    assert_eq!(fs::read(m.m("a/one.bin")).unwrap(), data);
+}
+
+#[test]
+fn writing_to_a_stub_recalls_it_and_truncating_does_not() {
+    let (m, _cloud) = tiering_mount(vec![]);
+    let data = content(9, 1 << 20);
+    write_old(&m.m("append.log"), &data, 5);
+    write_old(&m.m("trunc.bin"), &data, 5);
+    add_rule(&m, "* -> cloud");
+    assert_eq!(migrate(&m).released, 2);
+
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(m.m("append.log"))
+        .unwrap();
+    f.write_all(b"tail").unwrap();
+    drop(f);
+    let mut expected = data.clone();
+    expected.extend_from_slice(b"tail");
+    assert_eq!(fs::read(m.m("append.log")).unwrap(), expected);
+    assert_eq!(
+        state(&m.m("append.log")),
+        "hot",
+        "new content unlinks the old copy"
+    );
+
+    fs::write(m.m("trunc.bin"), b"new").unwrap();
+    assert_eq!(fs::read(m.m("trunc.bin")).unwrap(), b"new");
+    assert_eq!(state(&m.m("trunc.bin")), "hot");
+}
+
+#[test]
+fn deleted_cold_files_are_collected_after_the_grace_period() {
+    let (m, cloud) = tiering_mount(vec![]);
+    write_old(&m.m("gone.bin"), &content(11, 300_000), 5);
+    write_old(&m.m("kept.bin"), &content(12, 300_000), 5);
+    add_rule(&m, "* -> cloud");
+    assert_eq!(migrate(&m).released, 2);
+    fs::remove_file(m.m("gone.bin")).unwrap();
+    // Within the grace period nothing is deleted.
+    let Reply::Gc(g) = ask(
+        &m,
+        Request::Gc {
+            grace_secs: Some(3600),
+        },
+    ) else {
+        panic!("gc reply")
+    };
+    assert_eq!((g.unreferenced, g.deleted), (1, 0), "{g:?}");
+    assert_eq!(objects(&cloud).len(), 2);
+    let Reply::Gc(g) = ask(
+        &m,
+        Request::Gc {
+            grace_secs: Some(0),
+        },
+    ) else {
+        panic!("gc reply")
+    };
+    assert_eq!(g.deleted, 1, "{g:?}");
+    assert_eq!(objects(&cloud).len(), 1);
+    assert_eq!(fs::read(m.m("kept.bin")).unwrap(), content(12, 300_000));
+}
+
+/// Kills the daemon with SIGKILL at `step` of a migration (or of a recall
+/// for `downloaded`), restarts it, and checks every file reads back intact,
+/// no file is left in a transient state, and a new run completes the job.
+fn crash_at(step: &str) {
+    let pause_file =
+        std::env::temp_dir().join(format!("tierfs-pause-{}-{step}", std::process::id()));
+    let _ = fs::remove_file(&pause_file);
+    let env = vec![
+        ("TIERFS_TEST_PAUSE_AT".to_string(), step.to_string()),
+        (
+            "TIERFS_TEST_PAUSE_FILE".to_string(),
+            pause_file.display().to_string(),
+        ),
+    ];
+    let (mut m, _cloud) = tiering_mount(env);
+    let files: Vec<(String, Vec<u8>)> = (0..3)
+        .map(|i| (format!("dir/f{i}.bin"), content(100 + i, 2 << 20)))
+        .collect();
+    for (p, d) in &files {
+        write_old(&m.m(p), d, 30);
+    }
+    add_rule(&m, "dir -> cloud");
+    let sock = socket(&m);
+    let job = if step == "downloaded" {
+        // Release without pausing first, then pause the recall.
+        let mut plain = m.options().clone();
+        plain.env.clear();
+        m.unmount();
+        m.set_options(plain);
+        m.mount();
+        assert_eq!(migrate(&m).released, 3);
+        let mut paused = m.options().clone();
+        paused.env = vec![
+            ("TIERFS_TEST_PAUSE_AT".to_string(), step.to_string()),
+            (
+                "TIERFS_TEST_PAUSE_FILE".to_string(),
+                pause_file.display().to_string(),
+            ),
+        ];
+        m.unmount();
+        m.set_options(paused);
+        m.mount();
+        let path = m.m(&files[0].0);
+        std::thread::spawn(move || {
+            let _ = fs::read(path);
+        })
+    } else {
+        std::thread::spawn(move || {
+            let _ = tierfs::control::request(
+                &sock,
+                &Request::Migrate(MigrateRequest::default()),
+                Duration::from_secs(120),
+            );
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(60), || pause_file.exists()).is_some(),
+        "never reached step {step}\n{}",
+        m.log_banner()
+    );
+    m.kill9();
+    let _ = job.join();
+    let _ = fs::remove_file(&pause_file);
+
+    let mut plain = m.options().clone();
+    plain.env.clear();
+    m.set_options(plain);
+    m.mount();
+    for (path, state) in catalog_states(&m) {
+        assert!(
+            ["hot", "premigrated", "cold"].contains(&state.as_str()),
+            "{path} left in {state} after recovery\n{}",
+            m.log_banner()
+        );
+    }
+    for (p, d) in &files {
+        assert_eq!(&fs::read(m.m(p)).unwrap(), d, "{p} after a crash at {step}");
+    }
+    // The interrupted job can be completed.
+    let s = migrate(&m);
+    assert!(s.failures.is_empty(), "{s:?}");
+    for (p, d) in &files {
+        assert_eq!(state(&m.m(p)), "cold", "{p}");
+        assert_eq!(&fs::read(m.m(p)).unwrap(), d);
+    }
+}
+
+#[test]
+fn crash_during_upload() {
+    crash_at("uploading");
+}
+
+#[test]
+fn crash_after_upload_before_commit() {
+    crash_at("uploaded");
+}
+
+#[test]
+fn crash_after_commit_before_release() {
+    crash_at("premigrated");
+}
+
+#[test]
+fn crash_after_marker_before_punch() {
+    crash_at("marked");
+}
+
+#[test]
+fn crash_between_the_two_truncates() {
+    crash_at("emptied");
+}
+
+#[test]
+fn crash_after_punch_before_commit() {
+    crash_at("punched");
+}
+
+#[test]
+fn crash_during_recall() {
+    crash_at("downloaded");
+}
