@@ -397,6 +397,10 @@ fn handler(
                 .block_on(tier.gc(grace_secs.map_or(gc_grace, std::time::Duration::from_secs)))
                 .map(Reply::Gc)
                 .map_err(|e| e.to_string()),
+            Request::Fsck { repair } => runtime
+                .block_on(tier.fsck(repair))
+                .map(Reply::Fsck)
+                .map_err(|e| e.to_string()),
             Request::Progress => {
                 let p = tier.progress();
                 Ok(Reply::Progress(JobProgress {
@@ -412,7 +416,15 @@ fn handler(
                     let canonical = rule.text.clone();
                     catalog
                         .exec("add rule", move |c| {
-                            tiering::add_rule(c, &canonical, position, now_unix() * 1_000_000_000)
+                            let tx = c.transaction()?;
+                            let id = tiering::add_rule(
+                                &tx,
+                                &canonical,
+                                position,
+                                now_unix() * 1_000_000_000,
+                            )?;
+                            tx.commit()?;
+                            Ok(id)
                         })
                         .map(|id| {
                             Reply::Done(Done {
@@ -424,7 +436,12 @@ fn handler(
                 }
             },
             Request::RuleRemove { id } => catalog
-                .exec("remove rule", move |c| tiering::remove_rule(c, id))
+                .exec("remove rule", move |c| {
+                    let tx = c.transaction()?;
+                    let found = tiering::remove_rule(&tx, id)?;
+                    tx.commit()?;
+                    Ok(found)
+                })
                 .map_err(|e| e.to_string())
                 .and_then(|found| match found {
                     true => Ok(Reply::Done(Done {
@@ -434,7 +451,12 @@ fn handler(
                     false => Err(format!("no rule #{id}")),
                 }),
             Request::RuleMove { id, position } => catalog
-                .exec("move rule", move |c| tiering::move_rule(c, id, position))
+                .exec("move rule", move |c| {
+                    let tx = c.transaction()?;
+                    let found = tiering::move_rule(&tx, id, position)?;
+                    tx.commit()?;
+                    Ok(found)
+                })
                 .map_err(|e| e.to_string())
                 .and_then(|found| match found {
                     true => Ok(Reply::Done(Done {

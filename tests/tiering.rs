@@ -189,6 +189,15 @@ fn accounting_files_older_than_a_year_move_to_the_cloud() {
     assert_eq!(state(&m.m("accounting/2019/q1/ledger.xlsx")), "cold");
     assert_eq!(state(&m.m("accounting/2026/recent.pdf")), "hot");
     assert_eq!(objects(&cloud).len(), 2, "one object per migrated file");
+    let out = m.tierctl(&["status", "accounting/2019/q1/ledger.xlsx"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("cold"), "{text}");
+    let object = objects(&cloud)
+        .into_iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .find(|name| text.contains(name.as_str()));
+    assert!(object.is_some(), "status names the object: {text}");
 
     // Reads return the original bytes and make the file local again.
     assert_eq!(
@@ -369,6 +378,7 @@ fn crash_at(step: &str) {
     for (p, d) in &files {
         assert_eq!(&fs::read(m.m(p)).unwrap(), d, "{p} after a crash at {step}");
     }
+    assert_fsck_clean(&m);
     // The interrupted job can be completed.
     let s = migrate(&m);
     assert!(s.failures.is_empty(), "{s:?}");
@@ -376,6 +386,75 @@ fn crash_at(step: &str) {
         assert_eq!(state(&m.m(p)), "cold", "{p}");
         assert_eq!(&fs::read(m.m(p)).unwrap(), d);
     }
+    assert_fsck_clean(&m);
+}
+
+fn assert_fsck_clean(m: &TestMount) {
+    let out = m.tierctl(&["fsck"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("clean"),
+        "fsck: {text}{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        m.log_banner()
+    );
+}
+
+#[test]
+fn fsck_finds_and_repairs_disagreements() {
+    let (m, cloud) = tiering_mount(vec![]);
+    write_old(&m.m("kept.bin"), &content(21, 200_000), 5);
+    write_old(&m.m("lost.bin"), &content(22, 200_000), 5);
+    add_rule(&m, "* -> cloud");
+    assert_eq!(migrate(&m).released, 2);
+    assert_fsck_clean(&m);
+
+    // An object the catalog does not know: reported, then recorded for gc.
+    let stray = cloud.join("data").join("ab".repeat(32));
+    fs::write(&stray, b"stray").unwrap();
+    let out = m.tierctl(&["fsck"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("orphan"));
+    let out = m.tierctl(&["fsck", "--repair"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("recorded orphan"));
+    assert_fsck_clean(&m);
+
+    // A cold file's only object vanishes: a problem fsck cannot repair, named by path.
+    let objects_now = objects(&cloud);
+    let lost_hash = {
+        let conn = rusqlite::Connection::open_with_flags(
+            m.catalog(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        conn.query_row(
+            "SELECT lower(hex(blake3)) FROM files WHERE path = CAST('lost.bin' AS BLOB)",
+            [],
+            |r| r.get::<_, String>(0),
+        )
+        .unwrap()
+    };
+    let victim = objects_now
+        .iter()
+        .find(|p| p.file_name().unwrap().to_string_lossy() == lost_hash)
+        .unwrap();
+    fs::remove_file(victim).unwrap();
+    let out = m.tierctl(&["fsck", "--repair"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("lost.bin") && text.contains("missing from remote"),
+        "{text}"
+    );
+    // Reading it fails cleanly instead of returning wrong bytes.
+    let err = fs::read(m.m("lost.bin")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    assert_eq!(fs::read(m.m("kept.bin")).unwrap(), content(21, 200_000));
 }
 
 #[test]

@@ -5,6 +5,8 @@
 
 #[path = "../cli/mod.rs"]
 mod cli;
+#[path = "../cli/remote.rs"]
+mod remote_cmd;
 
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -26,6 +28,8 @@ const EXIT_USAGE: u8 = 2;
 /// tierctl reports on a tierfs mount: whether its daemon is running, and what
 /// the catalog knows about files and their storage states. Read-only commands
 /// read the catalog file directly, so they work while the daemon is stopped.
+/// It also manages tiering: the rules that pick files to migrate, migrations
+/// and recalls on demand, pins, and garbage collection of cloud objects.
 ///
 /// tierctl reads the daemon's config file: --config PATH, else
 /// $TIERFS_CONFIG, else /etc/tierfs/tierfs.toml.
@@ -34,6 +38,9 @@ const EXIT_USAGE: u8 = 2;
 ///   tierctl status
 ///   tierctl status --json
 ///   tierctl -c /etc/tierfs/archive.toml status projects/2023/report.pdf
+///   tierctl rule add --dry-run 'accounting/* older 365d -> cloud'
+///   tierctl migrate
+///   tierctl recall projects/2019
 ///
 /// Exit status: 0 success, 1 runtime error, 2 usage or config error.
 #[derive(Debug, Parser)]
@@ -70,6 +77,48 @@ enum Command {
     ///   tierctl status /mnt/data/projects/2023/report.pdf
     #[command(verbatim_doc_comment)]
     Status(StatusArgs),
+
+    /// List the configured object stores, or check one end to end
+    ///
+    /// `remote list` shows every [remote.NAME] section: URL, endpoint,
+    /// storage class and where the credentials come from (never the secrets).
+    /// Exits 1 if a remote is unusable (e.g. it has no credentials).
+    ///
+    /// `remote test NAME` connects to the store, checks the credentials with a
+    /// listing, then writes, reads back and deletes a probe object under
+    /// <prefix>/probe/, timing each step. It stops at the first failure and
+    /// says what to fix. Exits 0 if every step passed, 1 otherwise.
+    ///
+    /// Examples:
+    ///   tierctl remote list
+    ///   tierctl remote list --json
+    ///   tierctl remote test cloud
+    ///   tierctl remote test cloud --json | jq .ok
+    #[command(verbatim_doc_comment, subcommand)]
+    Remote(RemoteCommand),
+
+    /// rule, migrate, recall, pin, unpin, gc (see cli/tiering.rs)
+    #[command(flatten)]
+    Tiering(cli::tiering::TieringCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum RemoteCommand {
+    /// List the configured remotes (no secrets)
+    List {
+        /// Print one JSON object instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a remote: connect, credentials, write, read back, delete
+    Test {
+        /// The remote's name (its [remote.NAME] section)
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Print one JSON object instead of text
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -111,6 +160,11 @@ fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<Outcome> {
             None => cli::status::overview(&config, args.json, out),
             Some(path) => cli::status::file(&config, path, args.json, out),
         },
+        Command::Remote(RemoteCommand::List { json }) => remote_cmd::list(&config, *json, out),
+        Command::Remote(RemoteCommand::Test { name, json }) => {
+            remote_cmd::test(&config, name, *json, out)
+        }
+        Command::Tiering(command) => command.run(&config, out),
     }
 }
 
@@ -148,8 +202,27 @@ mod tests {
     fn config_flag_is_global() {
         let cli = Cli::try_parse_from(["tierctl", "status", "-c", "/x.toml", "--json"]).unwrap();
         assert_eq!(cli.config.as_deref(), Some(Path::new("/x.toml")));
-        let Command::Status(args) = cli.command;
+        let Command::Status(args) = cli.command else {
+            panic!("expected status");
+        };
         assert!(args.json && args.path.is_none());
+    }
+
+    #[test]
+    fn remote_subcommands_parse() {
+        let cli = Cli::try_parse_from(["tierctl", "remote", "test", "cloud", "--json"]).unwrap();
+        match cli.command {
+            Command::Remote(RemoteCommand::Test { name, json }) => {
+                assert_eq!(name, "cloud");
+                assert!(json);
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = Cli::try_parse_from(["tierctl", "remote", "list"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Remote(RemoteCommand::List { json: false })
+        ));
     }
 
     #[test]

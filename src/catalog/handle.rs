@@ -249,15 +249,31 @@ fn lock(path: &Path) -> Result<File, CatalogError> {
             op: "open",
             source,
         })?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => Err(CatalogError::Locked {
-            path: path.to_path_buf(),
-        }),
-        Err(TryLockError::Error(source)) => Err(CatalogError::Io {
-            path: path.to_path_buf(),
-            op: "lock",
-            source,
-        }),
+    // A process that just closed the catalog may still share the lock for a
+    // moment through a child between fork and exec; wait briefly before
+    // concluding that another daemon owns it.
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(TryLockError::WouldBlock) => {
+                return Err(CatalogError::Locked {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(TryLockError::Error(source)) => {
+                return Err(CatalogError::Io {
+                    path: path.to_path_buf(),
+                    op: "lock",
+                    source,
+                });
+            }
+        }
     }
 }
+
+/// How long `open` waits for a catalog lock held by someone else.
+const LOCK_WAIT: Duration = Duration::from_secs(2);

@@ -5,10 +5,19 @@
 //! `#[path = "../cli/mod.rs"] mod cli;`.
 
 pub mod config_path;
+pub mod daemon;
+pub mod fsck;
+pub mod gc;
 pub mod human;
+pub mod migrate;
 pub mod mount_path;
+pub mod paths;
+pub mod pin;
+pub mod recall;
+pub mod rule;
 pub mod status;
 pub mod table;
+pub mod tiering;
 
 use std::fmt;
 

@@ -92,12 +92,80 @@ pub fn file(
 ) -> anyhow::Result<Outcome> {
     let relative = resolve_file_path(config, input)?;
     let lookup = look_up(&config.catalog, &relative)?;
+    let cloud = cloud_copies(config, &relative)?;
     if json {
-        write_json(out, &FileJson::new(config, &relative, &lookup))?;
+        write_json(out, &FileJson::new(config, &relative, &lookup, cloud))?;
     } else {
         write_file_text(out, config, &relative, &lookup, SystemTime::now())?;
+        if let Some(cloud) = &cloud {
+            write_cloud_text(out, cloud)?;
+        }
     }
     Ok(Outcome::Success)
+}
+
+/// The cloud side of a file: its content hash, pin, and the objects holding it.
+#[derive(Serialize)]
+struct Cloud {
+    pinned: bool,
+    content_blake3: Option<String>,
+    objects: Vec<tierfs::catalog::tiering::ObjectRow>,
+}
+
+fn cloud_copies(config: &Config, relative: &Path) -> anyhow::Result<Option<Cloud>> {
+    let (Some(conn), Some(key)) = (
+        super::paths::open_catalog(config)?,
+        tierfs::catalog::path_key(relative),
+    ) else {
+        return Ok(None);
+    };
+    use tierfs::catalog::tiering;
+    let Some(file) = tiering::file_by_path(&conn, &key)? else {
+        return Ok(None);
+    };
+    let objects = match file
+        .blake3
+        .as_deref()
+        .and_then(|h| blake3::Hash::from_hex(h).ok())
+    {
+        Some(hash) => tiering::objects_for(&conn, hash.as_bytes())?,
+        None => Vec::new(),
+    };
+    Ok(Some(Cloud {
+        pinned: file.pinned,
+        content_blake3: file.blake3,
+        objects,
+    }))
+}
+
+fn write_cloud_text(out: &mut impl Write, cloud: &Cloud) -> std::io::Result<()> {
+    let mut fields = vec![(
+        "pinned",
+        if cloud.pinned { "yes" } else { "no" }.to_string(),
+    )];
+    if let Some(h) = &cloud.content_blake3 {
+        fields.push(("content", format!("blake3 {h}")));
+    }
+    if cloud.objects.is_empty() {
+        fields.push(("objects", "none".to_string()));
+    }
+    for o in &cloud.objects {
+        let verified = match o.verified_at_ns {
+            Some(ns) => format!("verified {}", human::timestamp_ns(ns)),
+            None => "not verified".to_string(),
+        };
+        let class = o.storage_class.as_deref().unwrap_or("default class");
+        fields.push((
+            "object",
+            format!(
+                "{}:{} ({}, {class}, {verified})",
+                o.remote,
+                o.key,
+                human::bytes(o.size)
+            ),
+        ));
+    }
+    write_fields(out, &fields)
 }
 
 /// The result of looking a path up in the catalog.
@@ -412,6 +480,8 @@ struct FileJson {
     in_catalog: bool,
     #[serde(flatten)]
     entry: Option<EntryJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cloud: Option<Cloud>,
 }
 
 #[derive(Serialize)]
@@ -426,7 +496,7 @@ struct EntryJson {
 }
 
 impl FileJson {
-    fn new(config: &Config, relative: &Path, lookup: &Lookup) -> Self {
+    fn new(config: &Config, relative: &Path, lookup: &Lookup, cloud: Option<Cloud>) -> Self {
         let entry = match lookup {
             Lookup::Found(row) => Some(EntryJson {
                 state: row.state.clone(),
@@ -445,6 +515,7 @@ impl FileJson {
             catalog_exists: !matches!(lookup, Lookup::NoCatalog),
             in_catalog: entry.is_some(),
             entry,
+            cloud,
         }
     }
 }

@@ -54,6 +54,12 @@ pub enum Request {
         /// New 1-based position.
         position: usize,
     },
+    /// Check that catalog, hot dir and remotes agree; answered with [`Reply::Fsck`].
+    Fsck {
+        /// Fix what can be fixed.
+        #[serde(default)]
+        repair: bool,
+    },
     /// Pin (or unpin) every file at or below `paths`.
     Pin {
         /// Paths relative to the mount root.
@@ -85,6 +91,7 @@ impl Request {
             Request::RuleRemove { .. } => "rule_remove",
             Request::RuleMove { .. } => "rule_move",
             Request::Pin { .. } => "pin",
+            Request::Fsck { .. } => "fsck",
         }
     }
 }
@@ -139,6 +146,8 @@ pub enum Reply {
     Gc(crate::tier::GcSummary),
     /// Answer to [`Request::Progress`].
     Progress(JobProgress),
+    /// Answer to [`Request::Fsck`].
+    Fsck(crate::tier::FsckReport),
     /// Answer to the rule and pin requests: what changed.
     Done(Done),
 }

@@ -189,6 +189,8 @@ const AUTH_CODES: &[&str] = &[
     "InvalidSecurity",
     "NotSignedUp",
     "AuthenticationFailed",
+    // Azure's (and Azurite's) text for a bad SharedKey signature.
+    "Server failed to authenticate the request",
     "InvalidAuthenticationInfo",
     "invalid_grant",
     "Invalid Credentials",

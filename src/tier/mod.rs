@@ -16,6 +16,7 @@
 
 mod error;
 pub mod failpoint;
+mod fsck;
 pub mod gate;
 mod hash;
 pub mod stub;
@@ -33,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::TierError;
 use error::io_err;
+pub use fsck::FsckReport;
 use gate::Gate;
 use stub::StubMarker;
 
@@ -334,14 +336,21 @@ impl Tier {
             summary.seconds = started.elapsed().as_secs_f64();
             return Ok(summary);
         }
-        for (_, targets) in &plan {
-            for t in targets {
-                if !self.remotes.contains_key(&t.remote) {
-                    return Err(TierError::NoRemote {
-                        name: t.remote.clone(),
-                    });
-                }
-            }
+        // A rule naming an unconfigured remote fails its files, not the run.
+        let (plan, unroutable): (Vec<_>, Vec<_>) = plan
+            .into_iter()
+            .partition(|(_, targets)| targets.iter().all(|t| self.remotes.contains_key(&t.remote)));
+        for (f, targets) in unroutable {
+            let missing: Vec<&str> = targets
+                .iter()
+                .filter(|t| !self.remotes.contains_key(&t.remote))
+                .map(|t| t.remote.as_str())
+                .collect();
+            summary.failures.push(format!(
+                "{}: no remote named `{}` in the config",
+                f.path.display(),
+                missing.join("`, `")
+            ));
         }
         let concurrency = self
             .remotes
@@ -371,7 +380,7 @@ impl Tier {
                 }
                 Err(e) => {
                     tracing::error!(path = %path.display(), error = %e, "migration failed");
-                    summary.failures.push(e.to_string());
+                    summary.failures.push(format!("{}: {e}", path.display()));
                 }
             }
         }
@@ -507,17 +516,15 @@ impl Tier {
                 part_size: None,
                 concurrency: None,
             };
-            let outcome = remote.put_file(&abs, f.size, hash, &opts, &report).await?;
-            let (name, key2, class2, now) = (
-                target.remote.clone(),
-                outcome.key.clone(),
-                class.clone(),
-                now_ns(),
-            );
+            // Record the object before it exists, so a crash mid-upload leaves a
+            // row (unverified, unreferenced) that gc cleans up, never an orphan.
+            let (name, key2, class2, now) =
+                (target.remote.clone(), key.clone(), class.clone(), now_ns());
             let size = f.size;
             let object_id = self.catalog.exec("record object", move |c| {
                 tiering::upsert_object(c, &name, &key2, &bytes, size, class2.as_deref(), now)
             })?;
+            let outcome = remote.put_file(&abs, f.size, hash, &opts, &report).await?;
             if !outcome.already_present {
                 uploaded += f.size;
                 self.ledger(LedgerEntry {
@@ -726,7 +733,7 @@ impl Tier {
                     summary.bytes += n;
                     self.progress.bytes_done.fetch_add(n, Ordering::Relaxed);
                 }
-                Err(e) => summary.failures.push(e.to_string()),
+                Err(e) => summary.failures.push(format!("{}: {e}", f.path.display())),
             }
             self.progress.files_done.fetch_add(1, Ordering::Relaxed);
         }

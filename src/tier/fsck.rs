@@ -1,0 +1,236 @@
+//! `tierctl fsck`: checks that the catalog, the hot dir and the buckets agree,
+//! and with `repair` fixes what can be fixed without guessing.
+
+use std::collections::{BTreeMap, HashSet};
+use std::os::fd::AsFd;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Tier, TierError, now_ns, stub};
+use crate::catalog::path_key;
+use crate::catalog::tiering::{self, TierFile};
+
+/// What `fsck` found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FsckReport {
+    /// Catalogued files checked.
+    pub files_checked: u64,
+    /// Objects listed on the remotes.
+    pub objects_listed: u64,
+    /// Problems found (one line each, naming the file or object).
+    pub problems: Vec<String>,
+    /// Repairs made (only with `repair`).
+    pub repaired: Vec<String>,
+    /// Problems that need a human (data may be unreadable).
+    pub unrepairable: Vec<String>,
+}
+
+impl FsckReport {
+    /// Whether everything agreed.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+fn hex_to_bytes(hex: &str) -> Option<[u8; 32]> {
+    blake3::Hash::from_hex(hex).ok().map(|h| *h.as_bytes())
+}
+
+impl Tier {
+    /// Checks every catalogued file against its hot-dir inode and every
+    /// recorded object against the remotes' listings.
+    pub async fn fsck(&self, repair: bool) -> Result<FsckReport, TierError> {
+        let _job = self.job.lock().await;
+        let mut report = FsckReport::default();
+        let files = self
+            .catalog
+            .exec("list files", |c| tiering::files_under(c, b""))?;
+        report.files_checked = files.len() as u64;
+
+        // Objects each remote really holds: key -> size.
+        let mut listed: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        for (name, remote) in &self.remotes {
+            match remote.list_data().await {
+                Ok(objects) => {
+                    report.objects_listed += objects.len() as u64;
+                    listed.insert(
+                        name.clone(),
+                        objects.into_iter().map(|o| (o.key, o.size)).collect(),
+                    );
+                }
+                Err(e) => report
+                    .unrepairable
+                    .push(format!("remote `{name}`: cannot list objects: {e}")),
+            }
+        }
+
+        for f in &files {
+            self.check_file(f, &listed, repair, &mut report).await?;
+        }
+        self.check_orphans(&listed, repair, &mut report)?;
+        report.problems.extend(report.unrepairable.iter().cloned());
+        report.problems.sort();
+        report.problems.dedup();
+        Ok(report)
+    }
+
+    async fn check_file(
+        &self,
+        f: &TierFile,
+        listed: &BTreeMap<String, BTreeMap<String, u64>>,
+        repair: bool,
+        report: &mut FsckReport,
+    ) -> Result<(), TierError> {
+        let path = f.path.display().to_string();
+        if ["uploading", "releasing", "recalling"].contains(&f.state.as_str()) {
+            report
+                .problems
+                .push(format!("{path}: left in transient state `{}`", f.state));
+        }
+        let marker = match self.open_rel(&f.path, libc::O_RDONLY) {
+            Ok(file) => stub::read_marker(file.as_fd()).unwrap_or(None),
+            Err(_) => {
+                report
+                    .problems
+                    .push(format!("{path}: catalogued but missing from the hot dir"));
+                if repair && let Some(key) = path_key(&f.path) {
+                    self.catalog.exec("forget missing file", move |c| {
+                        c.execute("DELETE FROM files WHERE path = ?1", [&key])
+                    })?;
+                    report
+                        .repaired
+                        .push(format!("{path}: removed from the catalog"));
+                }
+                return Ok(());
+            }
+        };
+        match (&marker, f.state.as_str()) {
+            (Some(m), state) if state != "cold" => {
+                report
+                    .problems
+                    .push(format!("{path}: is a stub but the catalog says `{state}`"));
+                if repair {
+                    let (id, hash) = (f.id, *m.hash.as_bytes());
+                    self.catalog.exec("mark stub cold", move |c| {
+                        c.execute(
+                            "UPDATE files SET state = 'cold', blake3 = ?2 WHERE id = ?1",
+                            rusqlite::params![id, &hash[..]],
+                        )
+                    })?;
+                    report.repaired.push(format!("{path}: marked cold"));
+                }
+            }
+            (None, "cold") => report.unrepairable.push(format!(
+                "{path}: the catalog says cold but the hot file is not a stub"
+            )),
+            _ => {}
+        }
+        let hash = match (&marker, &f.blake3) {
+            (Some(m), Some(hex)) if hex_to_bytes(hex) != Some(*m.hash.as_bytes()) => {
+                report.unrepairable.push(format!(
+                    "{path}: stub marker and catalog disagree on the content hash"
+                ));
+                return Ok(());
+            }
+            (Some(m), _) => Some(*m.hash.as_bytes()),
+            (None, Some(hex)) => hex_to_bytes(hex),
+            (None, None) => None,
+        };
+        let Some(hash) = hash else {
+            return Ok(());
+        };
+        // Every file with cloud content needs at least one copy that exists.
+        let objects = self
+            .catalog
+            .exec("find objects", move |c| tiering::objects_for(c, &hash))?;
+        let mut good = 0;
+        // Unverified rows are uploads that never finished: not copies yet.
+        let objects: Vec<_> = objects
+            .into_iter()
+            .filter(|o| o.verified_at_ns.is_some())
+            .collect();
+        for o in &objects {
+            match listed.get(&o.remote).map(|keys| keys.get(&o.key)) {
+                Some(Some(&size)) if size == o.size => good += 1,
+                Some(Some(&size)) => report.unrepairable.push(format!(
+                    "{path}: object {} on `{}` has {size} bytes, expected {}",
+                    o.key, o.remote, o.size
+                )),
+                Some(None) => report.unrepairable.push(format!(
+                    "{path}: object {} is missing from remote `{}`",
+                    o.key, o.remote
+                )),
+                None => good += 1, // remote could not be listed; reported above
+            }
+        }
+        if good == 0 && objects.is_empty() {
+            // Maybe the object exists but the catalog lost its row (restored catalog).
+            let mut found = false;
+            for (name, remote) in &self.remotes {
+                let key = remote.object_key(&blake3::Hash::from_bytes(hash));
+                if let Some(&size) = listed.get(name).and_then(|k| k.get(&key)) {
+                    found = true;
+                    report.problems.push(format!(
+                        "{path}: object {key} on `{name}` is not in the catalog"
+                    ));
+                    if repair {
+                        let (name2, key2, now) = (name.clone(), key.clone(), now_ns());
+                        self.catalog.exec("record found object", move |c| {
+                            tiering::upsert_object(c, &name2, &key2, &hash, size, None, now)
+                        })?;
+                        report
+                            .repaired
+                            .push(format!("{path}: recorded object {key} on `{name}`"));
+                    }
+                }
+            }
+            if !found && marker.is_some() {
+                report
+                    .unrepairable
+                    .push(format!("{path}: cold, and no remote holds its content"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Objects on a remote that the catalog does not know.
+    fn check_orphans(
+        &self,
+        listed: &BTreeMap<String, BTreeMap<String, u64>>,
+        repair: bool,
+        report: &mut FsckReport,
+    ) -> Result<(), TierError> {
+        for (name, keys) in listed {
+            let name2 = name.clone();
+            let known: HashSet<String> = self
+                .catalog
+                .exec("list objects", move |c| {
+                    let mut stmt = c.prepare("SELECT key FROM objects WHERE remote = ?1")?;
+                    stmt.query_map([&name2], |r| r.get(0))?
+                        .collect::<rusqlite::Result<Vec<String>>>()
+                })?
+                .into_iter()
+                .collect();
+            for (key, &size) in keys {
+                if known.contains(key) {
+                    continue;
+                }
+                report.problems.push(format!(
+                    "remote `{name}`: object {key} is not in the catalog (orphan)"
+                ));
+                let hash = key.rsplit('/').next().and_then(hex_to_bytes);
+                if repair && let Some(hash) = hash {
+                    // Recorded as unreferenced, so `gc` deletes it after the grace period.
+                    let (name2, key2, now) = (name.clone(), key.clone(), now_ns());
+                    self.catalog.exec("record orphan", move |c| {
+                        tiering::upsert_object(c, &name2, &key2, &hash, size, None, now)
+                    })?;
+                    report.repaired.push(format!(
+                        "remote `{name}`: recorded orphan {key}; gc deletes it after the grace period"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
