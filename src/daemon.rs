@@ -137,15 +137,30 @@ fn wait_for_signal() -> i32 {
     }
 }
 
-/// Lets the daemon hold one descriptor per inode the kernel knows.
-fn raise_fd_limit() {
+/// Lets the daemon hold one descriptor per inode the kernel knows: raises the
+/// open-file limit to the system maximum (`fs.nr_open`; root may raise the
+/// hard limit), or at least to the current hard limit. Returns the new limit.
+fn raise_fd_limit() -> u64 {
+    let system_max = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(1 << 20);
     // SAFETY: getrlimit/setrlimit on a local struct.
     unsafe {
         let mut lim: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 0;
         }
+        let wanted = libc::rlimit {
+            rlim_cur: system_max,
+            rlim_max: system_max.max(lim.rlim_max),
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
+            return wanted.rlim_cur;
+        }
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        lim.rlim_cur
     }
 }
 
@@ -180,7 +195,14 @@ fn run_inner(
     ready: &mut Option<impl FnOnce(Result<(), String>)>,
 ) -> Result<(), DaemonError> {
     let mountpoint = check_mountpoint(config, mountpoint)?;
-    raise_fd_limit();
+    let fd_limit = raise_fd_limit();
+    if fd_limit < 100_000 {
+        tracing::warn!(
+            fd_limit,
+            "open-file limit is low: the daemon holds one descriptor per inode in use, \
+             so large directories may fail with EMFILE; raise fs.nr_open or run as root"
+        );
+    }
     // Modes arrive already masked by the kernel; don't mask them twice.
     // SAFETY: umask has no failure mode.
     unsafe { libc::umask(0) };

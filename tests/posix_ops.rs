@@ -2514,3 +2514,47 @@ fn running_executable_is_text_busy() {
         );
     });
 }
+
+/// With a descriptor budget of 16, almost every inode is reached through its
+/// kernel file handle instead of a held descriptor: everything must still work.
+#[test]
+fn inodes_beyond_the_descriptor_budget() {
+    let m = TestMount::with_options(MountOptions {
+        env: vec![("TIERFS_FD_BUDGET".into(), "16".into())],
+        ..Default::default()
+    });
+    let dir = m.m("many");
+    fs::create_dir(&dir).unwrap();
+    for i in 0..500 {
+        fs::write(dir.join(format!("f{i}")), format!("content {i}")).unwrap();
+    }
+    fs::create_dir(dir.join("sub")).unwrap();
+    // Drop the kernel's caches so lookups and getattrs reach the daemon again.
+    fs::write("/proc/sys/vm/drop_caches", "3").unwrap();
+    let mut names: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 501);
+    for i in 0..500 {
+        let p = dir.join(format!("f{i}"));
+        let md = fs::metadata(&p).unwrap();
+        assert_eq!(
+            md.ino(),
+            fs::metadata(m.h(format!("many/f{i}"))).unwrap().ino()
+        );
+        assert_eq!(fs::read_to_string(&p).unwrap(), format!("content {i}"));
+    }
+    fs::set_permissions(dir.join("f7"), fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(fs::metadata(m.h("many/f7")).unwrap().mode() & 0o777, 0o600);
+    fs::rename(dir.join("f8"), dir.join("sub/f8")).unwrap();
+    assert_eq!(fs::read_to_string(dir.join("sub/f8")).unwrap(), "content 8");
+    fs::hard_link(dir.join("f9"), dir.join("f9-link")).unwrap();
+    assert_eq!(fs::metadata(dir.join("f9")).unwrap().nlink(), 2);
+    for i in 10..500 {
+        fs::remove_file(dir.join(format!("f{i}"))).unwrap();
+    }
+    // f0..f9 without f8 (moved into sub), plus sub and f9-link.
+    assert_eq!(fs::read_dir(&dir).unwrap().count(), 11);
+}

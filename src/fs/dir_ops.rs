@@ -17,7 +17,7 @@ impl FsShared {
     pub(super) fn do_opendir(&self, ino: INodeNo) -> FsResult<u64> {
         let inode = self.inode(ino)?;
         let fd = sys::open_at(
-            inode.fd(),
+            inode.path_fd()?.as_fd(),
             std::ffi::OsStr::new("."),
             libc::O_RDONLY | libc::O_DIRECTORY,
             0,
@@ -88,7 +88,11 @@ impl FsShared {
             let name = entry.name.to_os_string();
             if is_dot(name.as_encoded_bytes()) {
                 // The kernel ignores attributes of dot entries and takes no lookup.
-                let st = match sys::stat_at(dir.inode.fd(), &name) {
+                let st = match dir
+                    .inode
+                    .fd()
+                    .and_then(|fd| sys::stat_at(fd.as_fd(), &name))
+                {
                     Ok(st) => st,
                     Err(e) => return reply.error(errno(e)),
                 };
@@ -100,7 +104,11 @@ impl FsShared {
                 }
                 continue;
             }
-            let fd = match sys::open_path(dir.inode.fd(), &name) {
+            let fd = match dir
+                .inode
+                .fd()
+                .and_then(|fd| sys::open_path(fd.as_fd(), &name))
+            {
                 Ok(fd) => fd,
                 // Removed since the stream was read: skip it, as readdir would soon.
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,

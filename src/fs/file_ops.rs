@@ -44,7 +44,7 @@ impl FsShared {
             return Ok(attr::file_attr(open.inode.ino, &st));
         }
         let inode = self.inode(ino)?;
-        let st = sys::stat_fd(inode.fd()).map_err(errno)?;
+        let st = sys::stat_fd(inode.path_fd()?.as_fd()).map_err(errno)?;
         Ok(attr::file_attr(inode.ino, &st))
     }
 
@@ -64,13 +64,13 @@ impl FsShared {
                 None if inode.is_symlink() => {
                     Err(std::io::Error::from_raw_os_error(libc::EOPNOTSUPP))
                 }
-                None => sys::chmod_fd(inode.fd(), mode),
+                None => sys::chmod_fd(inode.path_fd()?.as_fd(), mode),
             }
             .map_err(errno)?;
         }
         if change.uid.is_some() || change.gid.is_some() {
             sys::chown_fd(
-                inode.fd(),
+                inode.path_fd()?.as_fd(),
                 change.uid.unwrap_or(u32::MAX),
                 change.gid.unwrap_or(u32::MAX),
             )
@@ -79,15 +79,15 @@ impl FsShared {
         if let Some(size) = change.size {
             match &open {
                 Some(f) => f.file.set_len(size),
-                None => sys::truncate_fd(inode.fd(), size),
+                None => sys::truncate_fd(inode.path_fd()?.as_fd(), size),
             }
             .map_err(errno)?;
         }
         if change.atime.is_some() || change.mtime.is_some() {
             let times = [attr::timespec(change.atime), attr::timespec(change.mtime)];
-            sys::utimens_fd(inode.fd(), &times).map_err(errno)?;
+            sys::utimens_fd(inode.path_fd()?.as_fd(), &times).map_err(errno)?;
         }
-        let st = sys::stat_fd(inode.fd()).map_err(errno)?;
+        let st = sys::stat_fd(inode.path_fd()?.as_fd()).map_err(errno)?;
         if change.size.is_some() || change.mtime.is_some() {
             self.report_file(self.rel_path(&inode), &st);
         }
@@ -196,7 +196,9 @@ impl FsShared {
     ) -> FsResult<(u64, Option<Arc<BackingId>>)> {
         let file = match file {
             Some(f) => f,
-            None => sys::reopen(inode.fd(), flags & !STRIP_ON_REOPEN).map_err(errno)?,
+            None => {
+                sys::reopen(inode.path_fd()?.as_fd(), flags & !STRIP_ON_REOPEN).map_err(errno)?
+            }
         };
         let acc = flags & libc::O_ACCMODE;
         let writable = acc != libc::O_RDONLY;
@@ -231,7 +233,7 @@ impl FsShared {
     ) -> FsResult<(FileAttr, u64, Option<Arc<BackingId>>)> {
         let parent = self.inode(parent)?;
         let fd = sys::open_at(
-            parent.fd(),
+            parent.path_fd()?.as_fd(),
             name,
             (flags | libc::O_CREAT) & !(libc::O_NOCTTY | libc::O_NOFOLLOW),
             mode,

@@ -7,28 +7,100 @@
 //! number in exchange), and inodes on another filesystem mounted inside the hot
 //! dir get synthetic numbers from the top of the range.
 //!
-//! Each known inode holds an `O_PATH` descriptor, so operations reach exactly
-//! that inode even if it is renamed, and its backing number cannot be reused
-//! while the kernel still refers to it.
+//! Each known inode is reached through an `O_PATH` descriptor, so operations
+//! reach exactly that inode even if it is renamed. Descriptors are a bounded
+//! resource (the kernel may hold millions of inodes, the process may have
+//! 20,000 descriptors): up to a budget of half the open-file limit each inode
+//! keeps its descriptor; beyond it an inode keeps only its kernel file handle
+//! (`name_to_handle_at`) and is opened on demand (`open_by_handle_at`). If a
+//! backing inode number is reused while the kernel still holds the old one, the
+//! FUSE number follows the file that now has it.
 
 use std::collections::HashMap;
+use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use fuser::{BackingId, INodeNo};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
+
+use super::sys::{self, FileHandleBuf};
 
 /// Synthetic inode numbers for foreign filesystems start here.
 const FOREIGN_BASE: u64 = 1 << 63;
+
+/// How an inode reaches its backing inode.
+#[derive(Debug)]
+enum Access {
+    /// A held `O_PATH` descriptor (counted against the budget).
+    Held(OwnedFd),
+    /// A kernel file handle, opened on demand.
+    Handle(FileHandleBuf),
+}
+
+/// The descriptor budget shared by all inodes.
+#[derive(Debug)]
+struct Budget {
+    /// Any descriptor on the hot dir's filesystem, for `open_by_handle_at`.
+    mount_fd: OwnedFd,
+    held: AtomicUsize,
+    max: usize,
+}
+
+impl Budget {
+    /// Keeps `fd` if the budget allows (or there is no handle to fall back to).
+    fn access_for(&self, fd: OwnedFd) -> Access {
+        if self.held.load(Ordering::Relaxed) < self.max {
+            self.held.fetch_add(1, Ordering::Relaxed);
+            return Access::Held(fd);
+        }
+        match sys::file_handle(fd.as_fd()) {
+            Some(handle) => Access::Handle(handle),
+            None => {
+                self.held.fetch_add(1, Ordering::Relaxed);
+                Access::Held(fd)
+            }
+        }
+    }
+
+    fn release(&self, access: &Access) {
+        if matches!(access, Access::Held(_)) {
+            self.held.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A usable descriptor for an inode, valid while this value lives.
+pub struct InodeFd<'a>(FdSource<'a>);
+
+enum FdSource<'a> {
+    /// The inode's own held descriptor.
+    Held(RwLockReadGuard<'a, Access>),
+    /// A descriptor opened from the inode's file handle for this use.
+    Opened(OwnedFd),
+}
+
+impl AsFd for InodeFd<'_> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match &self.0 {
+            FdSource::Held(guard) => match &**guard {
+                Access::Held(fd) => fd.as_fd(),
+                // `fd()` only builds `Held` over `Access::Held`.
+                Access::Handle(_) => unreachable!("a held descriptor over a file handle"),
+            },
+            FdSource::Opened(fd) => fd.as_fd(),
+        }
+    }
+}
 
 /// One inode known to the kernel.
 #[derive(Debug)]
 pub struct Inode {
     /// FUSE inode number.
     pub ino: u64,
-    /// `O_PATH` descriptor of the backing inode.
-    pub fd: OwnedFd,
+    access: RwLock<Access>,
+    budget: Arc<Budget>,
     /// `st_mode & S_IFMT` of the backing inode.
     pub file_type: u32,
     /// How many lookups the kernel holds (decremented by `forget`).
@@ -37,10 +109,44 @@ pub struct Inode {
     pub backing: Mutex<Weak<BackingId>>,
 }
 
+impl Drop for Inode {
+    fn drop(&mut self) {
+        self.budget.release(&self.access.read());
+    }
+}
+
 impl Inode {
-    /// Borrowed `O_PATH` descriptor.
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+    /// An `O_PATH` descriptor of the backing inode. Fails (`ESTALE`) only for
+    /// an inode known by handle whose backing inode no longer exists.
+    pub fn fd(&self) -> io::Result<InodeFd<'_>> {
+        let access = self.access.read();
+        match &*access {
+            Access::Held(_) => Ok(InodeFd(FdSource::Held(access))),
+            Access::Handle(handle) => sys::open_handle(self.budget.mount_fd.as_fd(), handle)
+                .map(|fd| InodeFd(FdSource::Opened(fd))),
+        }
+    }
+
+    /// [`fd`](Self::fd) with the error as the errno FUSE returns.
+    pub fn path_fd(&self) -> Result<InodeFd<'_>, fuser::Errno> {
+        self.fd().map_err(super::errno)
+    }
+
+    /// Points this inode at a new backing inode with the same number (the old
+    /// one was deleted and its number reused).
+    fn replace_access(&self, fd: OwnedFd) {
+        let mut access = self.access.write();
+        self.budget.release(&access);
+        *access = self.budget.access_for(fd);
+    }
+
+    /// Whether `fd` refers to the backing inode this one currently stands for.
+    fn same_backing(&self, fd: BorrowedFd<'_>) -> bool {
+        match &*self.access.read() {
+            // A held descriptor pins its inode, so its number cannot be reused.
+            Access::Held(_) => true,
+            Access::Handle(handle) => sys::file_handle(fd).is_some_and(|h| h == *handle),
+        }
     }
 
     /// Whether this is a regular file.
@@ -50,7 +156,10 @@ impl Inode {
 
     /// Whether this is a regular file whose data lives in the cloud.
     pub fn is_stub(&self) -> bool {
-        self.is_regular() && crate::tier::stub::is_stub(self.fd())
+        self.is_regular()
+            && self
+                .fd()
+                .is_ok_and(|fd| crate::tier::stub::is_stub(fd.as_fd()))
     }
 
     /// Whether this is a symbolic link.
@@ -62,6 +171,7 @@ impl Inode {
 /// Maps backing `(dev, ino)` to FUSE inode numbers and holds the live inodes.
 #[derive(Debug)]
 pub struct InodeTable {
+    budget: Arc<Budget>,
     root_dev: u64,
     root_backing_ino: u64,
     inodes: RwLock<HashMap<u64, Arc<Inode>>>,
@@ -70,22 +180,31 @@ pub struct InodeTable {
 
 impl InodeTable {
     /// Creates the table with the hot dir's root (`fd` is an `O_PATH` handle).
-    pub fn new(root_fd: OwnedFd, root_stat: &libc::stat) -> InodeTable {
+    pub fn new(root_fd: OwnedFd, root_stat: &libc::stat) -> io::Result<InodeTable> {
+        // open_by_handle_at wants a real (not O_PATH) descriptor on the filesystem.
+        let mount_fd = sys::reopen(root_fd.as_fd(), libc::O_RDONLY | libc::O_DIRECTORY)?.into();
+        let budget = Arc::new(Budget {
+            mount_fd,
+            held: AtomicUsize::new(1),
+            max: descriptor_budget(),
+        });
         let root = Arc::new(Inode {
             ino: INodeNo::ROOT.0,
-            fd: root_fd,
+            access: RwLock::new(Access::Held(root_fd)),
+            budget: budget.clone(),
             file_type: libc::S_IFDIR,
             lookups: AtomicU64::new(1),
             backing: Mutex::new(Weak::new()),
         });
         let mut inodes = HashMap::new();
         inodes.insert(INodeNo::ROOT.0, root);
-        InodeTable {
+        Ok(InodeTable {
+            budget,
             root_dev: root_stat.st_dev,
             root_backing_ino: root_stat.st_ino,
             inodes: RwLock::new(inodes),
             foreign: Mutex::new(HashMap::new()),
-        }
+        })
     }
 
     /// The FUSE inode number for a backing `(dev, ino)`.
@@ -123,16 +242,27 @@ impl InodeTable {
         open_fd: impl FnOnce() -> std::io::Result<OwnedFd>,
     ) -> std::io::Result<Arc<Inode>> {
         let ino = self.fuse_ino(st.st_dev, st.st_ino);
-        if let Some(inode) = self.inodes.read().get(&ino) {
+        let known = self.inodes.read().get(&ino).cloned();
+        if let Some(inode) = &known
+            && matches!(*inode.access.read(), Access::Held(_))
+        {
             inode.lookups.fetch_add(1, Ordering::Relaxed);
             return Ok(inode.clone());
         }
         let fd = open_fd()?;
+        if let Some(inode) = known {
+            if !inode.same_backing(fd.as_fd()) {
+                inode.replace_access(fd);
+            }
+            inode.lookups.fetch_add(1, Ordering::Relaxed);
+            return Ok(inode);
+        }
         let mut inodes = self.inodes.write();
         let inode = inodes.entry(ino).or_insert_with(|| {
             Arc::new(Inode {
                 ino,
-                fd,
+                access: RwLock::new(self.budget.access_for(fd)),
+                budget: self.budget.clone(),
                 file_type: st.st_mode & libc::S_IFMT,
                 lookups: AtomicU64::new(0),
                 backing: Mutex::new(Weak::new()),
@@ -169,4 +299,27 @@ impl InodeTable {
     pub fn len(&self) -> usize {
         self.inodes.read().len()
     }
+}
+
+/// How many descriptors inodes may hold: half the open-file limit (the rest
+/// is for open files, the catalog and sockets), at most 500,000.
+/// `TIERFS_FD_BUDGET` overrides it (tests use a tiny budget to exercise the
+/// file-handle path).
+fn descriptor_budget() -> usize {
+    if let Some(n) = std::env::var("TIERFS_FD_BUDGET")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        return n.max(1);
+    }
+    // SAFETY: getrlimit fills a local struct.
+    let limit = unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur
+        } else {
+            1024
+        }
+    };
+    ((limit / 2) as usize).clamp(64, 500_000)
 }

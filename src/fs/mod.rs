@@ -161,7 +161,7 @@ impl TierFs {
         let stats = Arc::new(FsStats::default());
         let fs = FsShared {
             hot_dir: hot_dir.to_path_buf(),
-            inodes: InodeTable::new(root_fd, &root_stat),
+            inodes: InodeTable::new(root_fd, &root_stat)?,
             handles: HandleTable::default(),
             feed,
             ttl: options.attr_timeout,
@@ -196,7 +196,10 @@ impl FsShared {
         if inode.ino == INodeNo::ROOT.0 {
             return Some(PathBuf::new());
         }
-        let abs = sys::fd_path(inode.fd()).ok()?;
+        let fd = inode.fd().ok()?;
+        // A handle-opened descriptor may name a disconnected dentry: its path
+        // then lies outside the hot dir and the caller skips the event.
+        let abs = sys::fd_path(fd.as_fd()).ok()?;
         if abs.as_bytes().ends_with(b" (deleted)") {
             return None;
         }
@@ -352,7 +355,7 @@ impl Filesystem for TierFs {
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
         match self
             .inode(ino)
-            .and_then(|i| sys::readlink_fd(i.fd()).map_err(errno))
+            .and_then(|i| sys::readlink_fd(i.path_fd()?.as_fd()).map_err(errno))
         {
             Ok(target) => reply.data(&target),
             Err(e) => reply.error(e),

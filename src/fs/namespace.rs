@@ -27,7 +27,7 @@ impl FsShared {
 
     pub(super) fn do_lookup(&self, parent: INodeNo, name: &OsStr) -> FsResult<FileAttr> {
         let parent = self.inode(parent)?;
-        let fd = sys::open_path(parent.fd(), name).map_err(errno)?;
+        let fd = sys::open_path(parent.path_fd()?.as_fd(), name).map_err(errno)?;
         self.remember(fd).map(|(_, attr)| attr)
     }
 
@@ -42,7 +42,7 @@ impl FsShared {
         requested_mode: u32,
     ) -> FsResult<libc::stat> {
         let st = sys::stat_fd(node).map_err(errno)?;
-        let parent_st = sys::stat_fd(parent.fd()).map_err(errno)?;
+        let parent_st = sys::stat_fd(parent.path_fd()?.as_fd()).map_err(errno)?;
         let gid = if parent_st.st_mode & libc::S_ISGID != 0 {
             parent_st.st_gid
         } else {
@@ -76,19 +76,19 @@ impl FsShared {
         let parent = self.inode(parent)?;
         let requested_mode = match node {
             NewNode::Dir { mode } => {
-                sys::mkdir_at(parent.fd(), name, mode).map_err(errno)?;
+                sys::mkdir_at(parent.path_fd()?.as_fd(), name, mode).map_err(errno)?;
                 mode
             }
             NewNode::Special { mode, rdev } => {
-                sys::mknod_at(parent.fd(), name, mode, rdev.into()).map_err(errno)?;
+                sys::mknod_at(parent.path_fd()?.as_fd(), name, mode, rdev.into()).map_err(errno)?;
                 mode
             }
             NewNode::Symlink { target } => {
-                sys::symlink_at(target, parent.fd(), name).map_err(errno)?;
+                sys::symlink_at(target, parent.path_fd()?.as_fd(), name).map_err(errno)?;
                 0
             }
         };
-        let fd = sys::open_path(parent.fd(), name).map_err(errno)?;
+        let fd = sys::open_path(parent.path_fd()?.as_fd(), name).map_err(errno)?;
         let st = self.set_creator(req, &parent, fd.as_fd(), requested_mode)?;
         if st.st_mode & libc::S_IFMT == libc::S_IFREG {
             self.report_file(self.child_path(&parent, name), &st);
@@ -131,7 +131,7 @@ impl FsShared {
     pub(super) fn do_unlink(&self, parent: INodeNo, name: &OsStr, flags: i32) -> FsResult<()> {
         let parent = self.inode(parent)?;
         let path = self.child_path(&parent, name);
-        sys::unlink_at(parent.fd(), name, flags).map_err(errno)?;
+        sys::unlink_at(parent.path_fd()?.as_fd(), name, flags).map_err(errno)?;
         if let Some(path) = path {
             self.feed.send(FileEvent::Removed { path });
         }
@@ -150,14 +150,21 @@ impl FsShared {
         let new_parent = self.inode(new_parent)?;
         let from = self.child_path(&parent, name);
         let to = self.child_path(&new_parent, new_name);
-        sys::rename_at(parent.fd(), name, new_parent.fd(), new_name, flags).map_err(errno)?;
+        sys::rename_at(
+            parent.path_fd()?.as_fd(),
+            name,
+            new_parent.path_fd()?.as_fd(),
+            new_name,
+            flags,
+        )
+        .map_err(errno)?;
         let (Some(from), Some(to)) = (from, to) else {
             return Ok(());
         };
         if flags & libc::RENAME_EXCHANGE != 0 {
             // Both names still exist with swapped contents: re-read each one.
             for (dir, name, path) in [(&parent, name, from), (&new_parent, new_name, to)] {
-                if let Ok(st) = sys::stat_at(dir.fd(), name) {
+                if let Ok(st) = dir.fd().and_then(|fd| sys::stat_at(fd.as_fd(), name)) {
                     self.report_file(Some(path), &st);
                 }
             }
@@ -175,8 +182,13 @@ impl FsShared {
     ) -> FsResult<FileAttr> {
         let inode = self.inode(ino)?;
         let new_parent = self.inode(new_parent)?;
-        sys::link_fd(inode.fd(), new_parent.fd(), new_name).map_err(errno)?;
-        let st = sys::stat_fd(inode.fd()).map_err(errno)?;
+        sys::link_fd(
+            inode.path_fd()?.as_fd(),
+            new_parent.path_fd()?.as_fd(),
+            new_name,
+        )
+        .map_err(errno)?;
+        let st = sys::stat_fd(inode.path_fd()?.as_fd()).map_err(errno)?;
         self.report_file(self.child_path(&new_parent, new_name), &st);
         self.inodes.add_lookup(&inode);
         Ok(attr::file_attr(inode.ino, &st))

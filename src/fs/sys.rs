@@ -351,3 +351,71 @@ pub fn copy_file_range(
 pub fn os_string(bytes: Vec<u8>) -> OsString {
     OsString::from_vec(bytes)
 }
+
+/// A kernel file handle (`name_to_handle_at`): names an inode without
+/// holding it open, so the daemon's descriptor count stays bounded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileHandleBuf {
+    handle_type: i32,
+    bytes: Vec<u8>,
+}
+
+/// Room for the largest handle we accept (`MAX_HANDLE_SZ` is 128).
+const MAX_HANDLE_BYTES: usize = 128;
+
+#[repr(C)]
+struct RawFileHandle {
+    handle_bytes: libc::c_uint,
+    handle_type: libc::c_int,
+    f_handle: [u8; MAX_HANDLE_BYTES],
+}
+
+/// The file handle of the inode behind `fd`, or `None` if its filesystem
+/// does not support handles.
+pub fn file_handle(fd: BorrowedFd<'_>) -> Option<FileHandleBuf> {
+    let mut raw = RawFileHandle {
+        handle_bytes: MAX_HANDLE_BYTES as libc::c_uint,
+        handle_type: 0,
+        f_handle: [0; MAX_HANDLE_BYTES],
+    };
+    let mut mount_id: libc::c_int = 0;
+    // SAFETY: `raw` is a valid file_handle buffer of MAX_HANDLE_BYTES payload bytes.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_name_to_handle_at,
+            fd.as_raw_fd(),
+            EMPTY.as_ptr(),
+            &mut raw as *mut RawFileHandle,
+            &mut mount_id as *mut libc::c_int,
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    if r != 0 || raw.handle_bytes as usize > MAX_HANDLE_BYTES {
+        return None;
+    }
+    Some(FileHandleBuf {
+        handle_type: raw.handle_type,
+        bytes: raw.f_handle[..raw.handle_bytes as usize].to_vec(),
+    })
+}
+
+/// Opens the inode named by `handle` as an `O_PATH` descriptor; `mount_fd` is
+/// any descriptor on the same filesystem.
+pub fn open_handle(mount_fd: BorrowedFd<'_>, handle: &FileHandleBuf) -> io::Result<OwnedFd> {
+    let mut raw = RawFileHandle {
+        handle_bytes: handle.bytes.len() as libc::c_uint,
+        handle_type: handle.handle_type,
+        f_handle: [0; MAX_HANDLE_BYTES],
+    };
+    raw.f_handle[..handle.bytes.len()].copy_from_slice(&handle.bytes);
+    // SAFETY: `raw` holds a handle produced by name_to_handle_at.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_open_by_handle_at,
+            mount_fd.as_raw_fd(),
+            &mut raw as *mut RawFileHandle,
+            libc::O_PATH | libc::O_CLOEXEC,
+        )
+    };
+    owned(r as libc::c_int)
+}

@@ -1,6 +1,7 @@
 //! Extended attributes, passed through to the backing inode.
 
 use std::ffi::OsStr;
+use std::os::fd::AsFd;
 
 use fuser::{Errno, INodeNo};
 
@@ -100,7 +101,8 @@ impl FsShared {
             // attributes cannot exist on symlinks anyway.
             return Err(Errno::NO_XATTR);
         }
-        let value = read_all(|buf| sys::getxattr_fd(inode.fd(), name, buf))?;
+        let fd = inode.path_fd()?;
+        let value = read_all(|buf| sys::getxattr_fd(fd.as_fd(), name, buf))?;
         sized(value, size)
     }
 
@@ -109,7 +111,8 @@ impl FsShared {
         if inode.is_symlink() {
             return sized(Vec::new(), size);
         }
-        let list = read_all(|buf| sys::listxattr_fd(inode.fd(), buf))?;
+        let fd = inode.path_fd()?;
+        let list = read_all(|buf| sys::listxattr_fd(fd.as_fd(), buf))?;
         sized(without_private(list), size)
     }
 
@@ -124,7 +127,7 @@ impl FsShared {
         if inode.is_symlink() || is_private(name) || name == STATE_XATTR {
             return Err(Errno::EPERM);
         }
-        sys::setxattr_fd(inode.fd(), name, value, flags).map_err(errno)
+        sys::setxattr_fd(inode.path_fd()?.as_fd(), name, value, flags).map_err(errno)
     }
 
     pub(super) fn do_removexattr(&self, ino: INodeNo, name: &OsStr) -> FsResult<()> {
@@ -132,7 +135,7 @@ impl FsShared {
         if inode.is_symlink() || is_private(name) || name == STATE_XATTR {
             return Err(Errno::EPERM);
         }
-        sys::removexattr_fd(inode.fd(), name).map_err(errno)
+        sys::removexattr_fd(inode.path_fd()?.as_fd(), name).map_err(errno)
     }
 }
 

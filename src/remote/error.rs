@@ -271,6 +271,36 @@ fn root_cause(e: &(dyn StdError + 'static)) -> String {
     last.to_string()
 }
 
+/// Shortens an HTTP error text to "HTTP 403 Forbidden, Code: message" when
+/// it carries an S3/Azure/GCS XML error body; other texts are kept.
+pub(crate) fn summarize(text: &str) -> String {
+    let tag = |name: &str| -> Option<String> {
+        let open = format!("<{name}>");
+        let close = format!("</{name}>");
+        let start = text.find(&open)? + open.len();
+        let end = text[start..].find(&close)? + start;
+        Some(text[start..end].trim().to_string())
+    };
+    let status = text.find("status code: ").map(|i| {
+        let rest = &text[i + "status code: ".len()..];
+        rest.split(':').next().unwrap_or("").trim().to_string()
+    });
+    match (status, tag("Code")) {
+        (Some(status), Some(code)) => {
+            let message = tag("Message")
+                .map(|m| {
+                    // Azure appends "RequestId:… Time:…" on new lines.
+                    let m = m.split(" RequestId:").next().unwrap_or("");
+                    let m = m.split('\n').next().unwrap_or("");
+                    format!(": {}", m.trim())
+                })
+                .unwrap_or_default();
+            format!("HTTP {status}, {code}{message}")
+        }
+        _ => text.to_string(),
+    }
+}
+
 /// The error and its sources, deduplicated (object_store often repeats the
 /// source's text in its own message).
 pub(crate) fn chain_text(e: &(dyn StdError + 'static)) -> String {
@@ -382,6 +412,25 @@ mod tests {
             source: Box::new(HttpError::new(HttpErrorKind::Timeout, io)),
         };
         assert_eq!(classify(&e), Class::Timeout);
+    }
+
+    #[test]
+    fn xml_error_bodies_are_summarized() {
+        let t = "Generic S3 error: Error performing GET http://h/b?list-type=2 in 6ms - Server \
+                 returned non-2xx status code: 403 Forbidden: <?xml version=\"1.0\"?> <Error>\
+                 <Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated \
+                 does not match.</Message><Resource>/b</Resource></Error>";
+        assert_eq!(
+            summarize(t),
+            "HTTP 403 Forbidden, SignatureDoesNotMatch: The request signature we calculated does not match."
+        );
+        let az = "status code: 403 Forbidden: <Error> <Code>AuthorizationFailure</Code> \
+                  <Message>Server failed to authenticate the request. RequestId:1 Time:2</Message></Error>";
+        assert_eq!(
+            summarize(az),
+            "HTTP 403 Forbidden, AuthorizationFailure: Server failed to authenticate the request."
+        );
+        assert_eq!(summarize("Connection refused"), "Connection refused");
     }
 
     #[test]

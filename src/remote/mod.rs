@@ -314,12 +314,16 @@ impl Remote {
             },
             Class::Unauthenticated(d) => RemoteError::Unauthenticated {
                 remote,
-                detail: self.redact(format!("{what}: {d}; check {}", self.credential_hint())),
+                detail: self.redact(format!(
+                    "{what}: {}; check {}",
+                    error::summarize(&d),
+                    self.credential_hint()
+                )),
             },
             Class::PermissionDenied(d) => RemoteError::PermissionDenied {
                 remote,
                 op: what,
-                detail: self.redact(d),
+                detail: self.redact(error::summarize(&d)),
             },
             Class::NotFound => RemoteError::NotFound {
                 remote,
@@ -328,7 +332,7 @@ impl Remote {
             Class::Other(d) => RemoteError::Other {
                 remote,
                 op: what,
-                detail: self.redact(d),
+                detail: self.redact(error::summarize(&d)),
             },
         }
     }

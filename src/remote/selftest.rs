@@ -314,9 +314,6 @@ fn explain(remote: &Remote, e: &RemoteError) -> String {
              raise request_timeout",
             humantime::format_duration(remote.request_timeout())
         ),
-        RemoteError::Unauthenticated { .. } => {
-            "the store rejected the credentials: fix the key id / secret".to_string()
-        }
         RemoteError::PermissionDenied { .. } => {
             "the credentials are valid but lack the permission: grant list, read, write and \
              delete on the bucket and prefix"

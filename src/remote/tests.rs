@@ -328,3 +328,24 @@ fn unreachable_endpoint_fails_fast() {
     assert_eq!(report.steps[0].status, StepStatus::Failed);
     assert_eq!(report.steps[1].status, StepStatus::Skipped);
 }
+
+#[test]
+fn remote_and_its_futures_are_send() {
+    fn send_sync_clone<T: Send + Sync + Clone>() {}
+    fn send<T: Send>(_: &T) {}
+    send_sync_clone::<Remote>();
+    let f = fixture();
+    let r = &f.remote;
+    let h = blake3::hash(b"");
+    let p = std::path::Path::new("/x");
+    let file = std::fs::File::open("/dev/null").unwrap();
+    let progress = |_: u64| {};
+    send(&r.put_file(p, 0, &h, &PutOptions::default(), &progress));
+    send(&r.download_to("data/x", 0, &h, &file, &progress));
+    send(&r.verify("data/x", 0, &h));
+    send(&r.get_range("data/x", 0..1));
+    send(&r.head("data/x"));
+    send(&r.delete("data/x"));
+    send(&r.list_data());
+    send(&r.self_test());
+}

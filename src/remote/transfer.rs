@@ -66,16 +66,22 @@ impl Remote {
         let key = self.object_key(expected);
         let loc = self.location(&key, "PUT")?;
 
-        if let Some(info) = self.head(&key).await?
-            && info.size == size
-        {
-            progress(size);
-            return Ok(PutOutcome {
-                key,
-                size,
-                e_tag: info.e_tag,
-                already_present: true,
-            });
+        match self.head(&key).await {
+            Ok(Some(info)) if info.size == size => {
+                progress(size);
+                return Ok(PutOutcome {
+                    key,
+                    size,
+                    e_tag: info.e_tag,
+                    already_present: true,
+                });
+            }
+            Ok(_) => {}
+            // A 403 on HEAD has no body, so it can't say whether the key is
+            // bad or merely not allowed to read (write-only keys exist).
+            // Upload anyway: the PUT's answer is precise.
+            Err(RemoteError::PermissionDenied { .. }) => {}
+            Err(e) => return Err(e),
         }
 
         let file = {
