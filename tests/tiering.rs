@@ -9,11 +9,12 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
+use common::tiering::{add_rule, ask, content, migrate, socket, write_old};
 use common::{MountOptions, TestMount, wait_until};
 use tierfs::control::{Reply, Request};
-use tierfs::tier::{MigrateRequest, MigrateSummary};
+use tierfs::tier::MigrateRequest;
 
 /// A mount whose config has one `file://` remote named `cloud` and no
 /// scheduled migrations, plus the remote's directory.
@@ -33,59 +34,6 @@ fn tiering_mount(env: Vec<(String, String)>) -> (TestMount, PathBuf) {
     (m, cloud)
 }
 
-fn socket(m: &TestMount) -> PathBuf {
-    m.catalog().with_extension("sock")
-}
-
-fn ask(m: &TestMount, req: Request) -> Reply {
-    tierfs::control::request(&socket(m), &req, Duration::from_secs(120))
-        .unwrap_or_else(|e| panic!("control request failed: {e}\n{}", m.log_banner()))
-        .into_result()
-        .unwrap_or_else(|e| panic!("daemon refused: {e}\n{}", m.log_banner()))
-}
-
-fn add_rule(m: &TestMount, text: &str) {
-    ask(
-        m,
-        Request::RuleAdd {
-            text: text.into(),
-            position: None,
-        },
-    );
-}
-
-fn migrate(m: &TestMount) -> MigrateSummary {
-    match ask(m, Request::Migrate(MigrateRequest::default())) {
-        Reply::Migrate(s) => s,
-        other => panic!("unexpected reply {other:?}"),
-    }
-}
-
-/// Deterministic pseudo-random content.
-fn content(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn write_old(path: &Path, data: &[u8], age_days: u64) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, data).unwrap();
-    let t = SystemTime::now() - Duration::from_secs(age_days * 86_400);
-    fs::File::options()
-        .write(true)
-        .open(path)
-        .unwrap()
-        .set_modified(t)
-        .unwrap();
-}
-
 fn state(path: &Path) -> String {
     let out = std::process::Command::new("getfattr")
         .args(["--only-values", "-n", "user.tierfs.state"])
@@ -99,6 +47,15 @@ fn state(path: &Path) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// Waits until the background recall a read started has made `path` local.
+fn wait_local(path: &Path) {
+    assert!(
+        wait_until(Duration::from_secs(20), || state(path) != "cold").is_some(),
+        "{} still cold 20 s after being read",
+        path.display()
+    );
 }
 
 fn blocks(path: &Path) -> u64 {
@@ -204,12 +161,14 @@ fn accounting_files_older_than_a_year_move_to_the_cloud() {
         fs::read(m.m("accounting/2019/q1/ledger.xlsx")).unwrap(),
         ledger
     );
+    wait_local(&m.m("accounting/2019/q1/ledger.xlsx"));
     assert_eq!(state(&m.m("accounting/2019/q1/ledger.xlsx")), "premigrated");
     assert!(blocks(&m.h("accounting/2019/q1/ledger.xlsx")) > 0);
     assert_eq!(
         fs::read(m.m("accounting/2020/invoice.pdf")).unwrap(),
         invoice
     );
+    wait_local(&m.m("accounting/2020/invoice.pdf"));
     assert_eq!(fs::read(m.m("engineering/old.bin")).unwrap(), other);
 
     // Releasing an unchanged premigrated file again uploads nothing.
@@ -377,6 +336,7 @@ fn crash_at(step: &str) {
     }
     for (p, d) in &files {
         assert_eq!(&fs::read(m.m(p)).unwrap(), d, "{p} after a crash at {step}");
+        wait_local(&m.m(p));
     }
     assert_fsck_clean(&m);
     // The interrupted job can be completed.
@@ -490,4 +450,71 @@ fn crash_after_punch_before_commit() {
 #[test]
 fn crash_during_recall() {
     crash_at("downloaded");
+}
+
+/// With the background recall held at its last step, a cold file must still
+/// read back completely and correctly: from verified chunks fetched by range.
+#[test]
+fn cold_files_read_before_the_recall_finishes() {
+    let pause = std::env::temp_dir().join(format!("tierfs-pause-{}-early", std::process::id()));
+    let _ = fs::remove_file(&pause);
+    let (mut m, _cloud) = tiering_mount(vec![]);
+    let data = content(31, (4 << 20) * 5 + 12_345); // six chunks, the last partial
+    write_old(&m.m("big.bin"), &data, 10);
+    add_rule(&m, "* -> cloud");
+    assert_eq!(migrate(&m).released, 1);
+
+    let mut opts = m.options().clone();
+    opts.env = vec![
+        ("TIERFS_TEST_PAUSE_AT".into(), "downloaded".into()),
+        ("TIERFS_TEST_PAUSE_FILE".into(), pause.display().to_string()),
+    ];
+    m.unmount();
+    m.set_options(opts);
+    m.mount();
+
+    let mut f = fs::File::open(m.m("big.bin")).unwrap();
+    let mut first = vec![0u8; 4096];
+    std::io::Read::read_exact(&mut f, &mut first).unwrap();
+    assert_eq!(first, data[..4096]);
+    let mut all = Vec::new();
+    std::io::Read::read_to_end(&mut f, &mut all).unwrap();
+    assert_eq!(all, data[4096..]);
+    assert!(
+        wait_until(Duration::from_secs(30), || pause.exists()).is_some(),
+        "the background recall should have started\n{}",
+        m.log_banner()
+    );
+    assert_eq!(
+        state(&m.m("big.bin")),
+        "cold",
+        "served while the recall is held"
+    );
+    assert!(
+        blocks(&m.h("big.bin")) > 0,
+        "the recall is writing the stub"
+    );
+    drop(f);
+    m.kill9();
+    let _ = fs::remove_file(&pause);
+}
+
+/// A corrupted object is never served: the read fails with EIO.
+#[test]
+fn corrupt_objects_fail_reads_with_eio() {
+    let (m, cloud) = tiering_mount(vec![]);
+    let data = content(41, (4 << 20) + 100);
+    write_old(&m.m("c.bin"), &data, 10);
+    add_rule(&m, "* -> cloud");
+    assert_eq!(migrate(&m).released, 1);
+    let object = objects(&cloud).pop().unwrap();
+    let mut bytes = fs::read(&object).unwrap();
+    bytes[10] ^= 0xff;
+    fs::write(&object, bytes).unwrap();
+    let err = fs::read(m.m("c.bin")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    assert_eq!(state(&m.m("c.bin")), "cold", "the stub stays a stub");
+    assert!(
+        m.daemon_log().contains("failed verification") || m.daemon_log().contains("recall failed")
+    );
 }

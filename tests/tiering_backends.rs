@@ -11,15 +11,16 @@ mod servers;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
+use common::tiering::{ask, content, migrate, write_old};
 use common::{MountOptions, TestMount, wait_until};
 use futures::TryStreamExt;
 use object_store::ObjectStore;
 use servers::{Azurite, FakeGcs, SeaweedFs, rt};
 use std::sync::Arc;
-use tierfs::control::{Reply, Request};
-use tierfs::tier::{MigrateRequest, MigrateSummary};
+use tierfs::control::Request;
+use tierfs::tier::MigrateRequest;
 
 fn mount_with_remote(remote_toml: &str, env: Vec<(String, String)>) -> TestMount {
     TestMount::with_options(MountOptions {
@@ -29,48 +30,6 @@ fn mount_with_remote(remote_toml: &str, env: Vec<(String, String)>) -> TestMount
         env,
         ..Default::default()
     })
-}
-
-fn ask(m: &TestMount, req: Request) -> Reply {
-    tierfs::control::request(
-        &m.catalog().with_extension("sock"),
-        &req,
-        Duration::from_secs(300),
-    )
-    .unwrap_or_else(|e| panic!("control request failed: {e}\n{}", m.log_banner()))
-    .into_result()
-    .unwrap_or_else(|e| panic!("daemon refused: {e}\n{}", m.log_banner()))
-}
-
-fn migrate(m: &TestMount) -> MigrateSummary {
-    match ask(m, Request::Migrate(MigrateRequest::default())) {
-        Reply::Migrate(s) => s,
-        other => panic!("unexpected reply {other:?}"),
-    }
-}
-
-fn content(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn write_old(path: &Path, data: &[u8], age_days: u64) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, data).unwrap();
-    let t = SystemTime::now() - Duration::from_secs(age_days * 86_400);
-    fs::File::options()
-        .write(true)
-        .open(path)
-        .unwrap()
-        .set_modified(t)
-        .unwrap();
 }
 
 /// Object keys under `prefix/data/` in the bucket, with sizes.

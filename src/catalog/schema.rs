@@ -127,6 +127,20 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         CREATE INDEX ledger_ts ON ledger (ts_ns);
     "#,
     },
+    Migration {
+        version: 3,
+        name: "chunk hashes",
+        sql: r#"
+        -- blake3 of every fixed-size chunk of a content, so a cold file can be
+        -- read piece by piece, each piece verified, before its recall ends.
+        -- `hashes` is the 32-byte hashes concatenated in file order.
+        CREATE TABLE chunks (
+            blake3     BLOB    PRIMARY KEY CHECK (length(blake3) = 32),
+            chunk_size INTEGER NOT NULL,
+            hashes     BLOB    NOT NULL
+        );
+    "#,
+    },
 ];
 
 /// The newest schema version this build knows.
@@ -323,7 +337,7 @@ mod tests {
         assert!(matches!(e, CatalogError::TooNew { found: 7, .. }), "{e}");
         let msg = e.to_string();
         assert!(
-            msg.contains("schema version 7 is newer than this tierfs (max 2)"),
+            msg.contains("schema version 7 is newer than this tierfs (max 3)"),
             "{msg}"
         );
         assert!(msg.contains("c.db"), "{msg}");

@@ -263,10 +263,40 @@ pub fn unreferenced_objects(
         .collect()
 }
 
+/// Records the chunk hashes of content `blake3` (kept if already known).
+pub fn record_chunks(
+    conn: &Connection,
+    blake3: &[u8; 32],
+    chunk_size: u64,
+    hashes: &[u8],
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO chunks (blake3, chunk_size, hashes) VALUES (?1, ?2, ?3)
+         ON CONFLICT (blake3) DO NOTHING",
+    )?
+    .execute(params![&blake3[..], to_sql_u64(chunk_size), hashes])?;
+    Ok(())
+}
+
+/// The chunk size and concatenated chunk hashes of content `blake3`, if recorded.
+pub fn chunks_for(
+    conn: &Connection,
+    blake3: &[u8; 32],
+) -> rusqlite::Result<Option<(u64, Vec<u8>)>> {
+    conn.prepare_cached("SELECT chunk_size, hashes FROM chunks WHERE blake3 = ?1")?
+        .query_row([&blake3[..]], |r| Ok((from_sql_u64(r.get(0)?), r.get(1)?)))
+        .optional()
+}
+
 /// Deletes object row `id` (after the object itself was deleted).
 pub fn delete_object_row(conn: &Connection, id: i64) -> rusqlite::Result<()> {
     conn.prepare_cached("DELETE FROM objects WHERE id = ?1")?
         .execute([id])?;
+    // Chunk hashes go with the last object holding that content.
+    conn.prepare_cached(
+        "DELETE FROM chunks WHERE NOT EXISTS (SELECT 1 FROM objects o WHERE o.blake3 = chunks.blake3)",
+    )?
+    .execute([])?;
     Ok(())
 }
 

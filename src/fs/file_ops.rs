@@ -102,7 +102,9 @@ impl FsShared {
         file: &File,
         open_backing: impl FnOnce(&File) -> std::io::Result<BackingId>,
     ) -> Option<Arc<BackingId>> {
-        if !self.stats.passthrough.load(Ordering::Relaxed) {
+        if !self.stats.passthrough.load(Ordering::Relaxed)
+            || inode.cached_opens.load(Ordering::Relaxed) > 0
+        {
             return None;
         }
         let mut slot = inode.backing.lock();
@@ -211,12 +213,16 @@ impl FsShared {
             });
         }
         let passthrough = self.passthrough_for(&inode, &file, open_backing);
+        if passthrough.is_none() {
+            inode.cached_opens.fetch_add(1, Ordering::Relaxed);
+        }
         let fh = self.handles.insert_file(OpenFile {
             inode,
             file,
             writable,
             dirty: Default::default(),
-            _passthrough: passthrough.clone(),
+            passthrough: passthrough.clone(),
+            stub: None,
         });
         self.update_stats();
         Ok((fh, passthrough))
@@ -294,6 +300,9 @@ impl FsShared {
                 && let Ok(st) = sys::stat_fd(open.file.as_fd())
             {
                 self.report_file(self.rel_path(&open.inode), &st);
+            }
+            if open.passthrough.is_none() {
+                open.inode.cached_opens.fetch_sub(1, Ordering::Relaxed);
             }
             self.gate.leave(open.inode.ino);
         }

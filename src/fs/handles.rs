@@ -25,7 +25,11 @@ pub struct OpenFile {
     pub dirty: AtomicBool,
     /// Keeps the inode's passthrough registration alive while this handle is
     /// open; dropping the last one closes the registration in the kernel.
-    pub _passthrough: Option<Arc<BackingId>>,
+    /// `None`: reads and writes come through userspace.
+    pub passthrough: Option<Arc<BackingId>>,
+    /// Set for a read-only handle on a cold file opened before its recall
+    /// finished: reads fetch verified chunks from the cloud until it has.
+    pub stub: Option<Arc<super::stub_read::StubReader>>,
 }
 
 /// An open directory.

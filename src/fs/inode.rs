@@ -107,6 +107,9 @@ pub struct Inode {
     lookups: AtomicU64,
     /// The passthrough registration shared by all open handles (one per inode).
     pub backing: Mutex<Weak<BackingId>>,
+    /// Handles open without passthrough. The kernel refuses a passthrough open
+    /// while any exist, so further opens also go through userspace until they close.
+    pub cached_opens: std::sync::atomic::AtomicU32,
 }
 
 impl Drop for Inode {
@@ -195,6 +198,7 @@ impl InodeTable {
             file_type: libc::S_IFDIR,
             lookups: AtomicU64::new(1),
             backing: Mutex::new(Weak::new()),
+            cached_opens: Default::default(),
         });
         let mut inodes = HashMap::new();
         inodes.insert(INodeNo::ROOT.0, root);
@@ -266,6 +270,7 @@ impl InodeTable {
                 file_type: st.st_mode & libc::S_IFMT,
                 lookups: AtomicU64::new(0),
                 backing: Mutex::new(Weak::new()),
+                cached_opens: Default::default(),
             })
         });
         inode.lookups.fetch_add(1, Ordering::Relaxed);

@@ -19,6 +19,7 @@ mod file_ops;
 mod handles;
 mod inode;
 mod namespace;
+mod stub_read;
 pub mod sys;
 mod xattr;
 
@@ -458,7 +459,11 @@ impl Filesystem for TierFs {
         };
         match self.open_hot(&inode, flags.0, |file| reply.open_backing(file)) {
             Ok(Some((fh, id))) => reply_opened(reply, fh, id),
-            Ok(None) => self.open_after_recall(inode, flags.0, reply),
+            Ok(None) => {
+                if let Some(reply) = self.open_stub_for_reading(&inode, flags.0, reply) {
+                    self.open_after_recall(inode, flags.0, reply);
+                }
+            }
             Err(e) => reply.error(e),
         }
     }
@@ -474,6 +479,13 @@ impl Filesystem for TierFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        let reply = match self.handles.file(fh.0) {
+            Some(open) if open.stub.is_some() => match self.read_stub(&open, offset, size, reply) {
+                Some(reply) => reply,
+                None => return,
+            },
+            _ => reply,
+        };
         match self.do_read(fh, offset, size) {
             Ok(data) => reply.data(&data),
             Err(e) => reply.error(e),

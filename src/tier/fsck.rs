@@ -82,10 +82,23 @@ impl Tier {
         report: &mut FsckReport,
     ) -> Result<(), TierError> {
         let path = f.path.display().to_string();
+        if self.recalls.lock().await.contains_key(&f.path) {
+            // Being recalled right now (a reader opened it): in flux, not wrong.
+            return Ok(());
+        }
         if ["uploading", "releasing", "recalling"].contains(&f.state.as_str()) {
-            report
-                .problems
-                .push(format!("{path}: left in transient state `{}`", f.state));
+            // The list is a snapshot: a recall may have finished since.
+            let key = path_key(&f.path).unwrap_or_default();
+            let now = self
+                .catalog
+                .exec("re-read file", move |c| tiering::file_by_path(c, &key))?;
+            match now {
+                Some(now) if now.state != f.state => return Ok(()),
+                None => return Ok(()),
+                Some(_) => report
+                    .problems
+                    .push(format!("{path}: left in transient state `{}`", f.state)),
+            }
         }
         let marker = match self.open_rel(&f.path, libc::O_RDONLY) {
             Ok(file) => stub::read_marker(file.as_fd()).unwrap_or(None),

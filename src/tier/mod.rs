@@ -424,11 +424,16 @@ impl Tier {
                 (hash, self.ensure_copies(&f, &hash, &targets).await?)
             }
             _ => {
-                let (hash, n) = tokio::task::block_in_place(|| hash::hash_file(&file))
-                    .map_err(io_err(&rel, "hash"))?;
+                let (hash, n, chunks) =
+                    tokio::task::block_in_place(|| hash::hash_file_with_chunks(&file))
+                        .map_err(io_err(&rel, "hash"))?;
                 if n != f.size {
                     return Ok(Outcome::Skipped("changed while hashing"));
                 }
+                let key = *hash.as_bytes();
+                self.catalog.exec("record chunk hashes", move |c| {
+                    tiering::record_chunks(c, &key, hash::CHUNK_SIZE, &chunks)
+                })?;
                 let (id, generation) = (f.id, f.generation);
                 let started = self.catalog.exec("mark uploading", move |c| {
                     tiering::transition(c, id, "hot", "uploading", Some(generation))
@@ -832,6 +837,110 @@ impl Tier {
         sys::open_path(self.hot_fd.as_fd(), rel.as_os_str())
             .map(|fd| stub::is_stub(fd.as_fd()))
             .unwrap_or(false)
+    }
+}
+
+/// Everything needed to read a cold file piecewise: its chunk hashes and
+/// where copies of it live.
+#[derive(Debug, Clone)]
+pub struct StubSource {
+    /// File, relative to the mount root.
+    pub rel: PathBuf,
+    /// Size in bytes.
+    pub size: u64,
+    /// Chunk size the hashes were computed with.
+    pub chunk_size: u64,
+    chunks: Vec<u8>,
+    /// (remote, key) of every verified copy, in preference order.
+    copies: Vec<(String, String)>,
+}
+
+impl StubSource {
+    /// Number of chunks.
+    pub fn chunk_count(&self) -> u64 {
+        self.size.div_ceil(self.chunk_size)
+    }
+}
+
+impl Tier {
+    /// How to read the stub at `rel` piecewise, or `None` if it is not a stub
+    /// or has no recorded chunk hashes (then only a full recall can serve it).
+    pub fn stub_source(&self, rel: &Path) -> Result<Option<StubSource>, TierError> {
+        let file = self.open_rel(rel, libc::O_RDONLY)?;
+        let Some(marker) =
+            stub::read_marker(file.as_fd()).map_err(io_err(rel, "read stub marker"))?
+        else {
+            return Ok(None);
+        };
+        let bytes = *marker.hash.as_bytes();
+        let (chunks, objects) = self.catalog.exec("find chunks", move |c| {
+            Ok((
+                tiering::chunks_for(c, &bytes)?,
+                tiering::objects_for(c, &bytes)?,
+            ))
+        })?;
+        let Some((chunk_size, chunks)) = chunks else {
+            return Ok(None);
+        };
+        if chunk_size == 0 || chunks.len() as u64 != marker.size.div_ceil(chunk_size) * 32 {
+            return Ok(None);
+        }
+        let copies = objects
+            .into_iter()
+            .filter(|o| o.verified_at_ns.is_some() && self.remotes.contains_key(&o.remote))
+            .map(|o| (o.remote, o.key))
+            .collect();
+        Ok(Some(StubSource {
+            rel: rel.to_path_buf(),
+            size: marker.size,
+            chunk_size,
+            chunks,
+            copies,
+        }))
+    }
+
+    /// Chunk `index` of a cold file, fetched with a ranged GET and verified
+    /// against its recorded hash; tries each copy in turn. Never returns
+    /// unverified bytes.
+    pub async fn read_chunk(
+        &self,
+        src: &StubSource,
+        index: u64,
+    ) -> Result<bytes::Bytes, TierError> {
+        let start = index * src.chunk_size;
+        let end = (start + src.chunk_size).min(src.size);
+        let mut problems = Vec::new();
+        for (remote_name, key) in &src.copies {
+            let Some(remote) = self.remotes.get(remote_name) else {
+                continue;
+            };
+            match remote.get_range(key, start..end).await {
+                Ok(data) if hash::chunk_matches(&src.chunks, index as usize, &data) => {
+                    self.ledger(LedgerEntry {
+                        remote: remote_name.clone(),
+                        op: "get",
+                        requests: 1,
+                        bytes: data.len() as u64,
+                        ..Default::default()
+                    });
+                    return Ok(data);
+                }
+                Ok(_) => {
+                    tracing::error!(path = %src.rel.display(), remote = %remote_name, key, chunk = index, "chunk failed verification");
+                    problems.push(format!(
+                        "{remote_name}: chunk {index} does not match its hash"
+                    ));
+                }
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        if src.copies.is_empty() {
+            problems.push("no verified copy is recorded".into());
+        }
+        Err(TierError::NoCopy {
+            path: src.rel.clone(),
+            detail: problems.join("; "),
+        })
     }
 }
 

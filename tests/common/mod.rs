@@ -15,6 +15,8 @@
 //! Each test binary uses a subset of this module.
 #![allow(dead_code)]
 
+pub mod tiering;
+
 use std::collections::BTreeMap;
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::fmt::Debug;

@@ -1,0 +1,71 @@
+//! Helpers for the tiering end-to-end tests: driving the daemon over its
+//! control socket and making test files with known content and age.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use tierfs::control::{Reply, Request};
+use tierfs::tier::{MigrateRequest, MigrateSummary};
+
+use super::TestMount;
+
+/// The daemon's control socket (the default beside the catalog).
+pub fn socket(m: &TestMount) -> PathBuf {
+    m.catalog().with_extension("sock")
+}
+
+/// Sends `req` and returns the reply, failing the test (with the daemon log)
+/// if the daemon refuses or does not answer.
+pub fn ask(m: &TestMount, req: Request) -> Reply {
+    tierfs::control::request(&socket(m), &req, Duration::from_secs(300))
+        .unwrap_or_else(|e| panic!("control request failed: {e}\n{}", m.log_banner()))
+        .into_result()
+        .unwrap_or_else(|e| panic!("daemon refused: {e}\n{}", m.log_banner()))
+}
+
+/// Adds a rule at the end of the list.
+pub fn add_rule(m: &TestMount, text: &str) {
+    ask(
+        m,
+        Request::RuleAdd {
+            text: text.into(),
+            position: None,
+        },
+    );
+}
+
+/// Runs a migration of everything the rules select and waits for it.
+pub fn migrate(m: &TestMount) -> MigrateSummary {
+    match ask(m, Request::Migrate(MigrateRequest::default())) {
+        Reply::Migrate(s) => s,
+        other => panic!("unexpected reply {other:?}"),
+    }
+}
+
+/// Deterministic pseudo-random content (xorshift), different per seed.
+pub fn content(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Writes `data` to `path` (creating directories) and sets its mtime
+/// `age_days` into the past.
+pub fn write_old(path: &Path, data: &[u8], age_days: u64) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, data).unwrap();
+    let t = SystemTime::now() - Duration::from_secs(age_days * 86_400);
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
