@@ -96,10 +96,8 @@ pub fn file(
     if json {
         write_json(out, &FileJson::new(config, &relative, &lookup, cloud))?;
     } else {
-        write_file_text(out, config, &relative, &lookup, SystemTime::now())?;
-        if let Some(cloud) = &cloud {
-            write_cloud_text(out, cloud)?;
-        }
+        let extra = cloud.as_ref().map(cloud_fields).unwrap_or_default();
+        write_file_text(out, config, &relative, &lookup, &extra, SystemTime::now())?;
     }
     Ok(Outcome::Success)
 }
@@ -138,7 +136,8 @@ fn cloud_copies(config: &Config, relative: &Path) -> anyhow::Result<Option<Cloud
     }))
 }
 
-fn write_cloud_text(out: &mut impl Write, cloud: &Cloud) -> std::io::Result<()> {
+/// The cloud side of `status PATH`, as extra fields of the same table.
+fn cloud_fields(cloud: &Cloud) -> Vec<(&'static str, String)> {
     let mut fields = vec![(
         "pinned",
         if cloud.pinned { "yes" } else { "no" }.to_string(),
@@ -165,7 +164,7 @@ fn write_cloud_text(out: &mut impl Write, cloud: &Cloud) -> std::io::Result<()> 
             ),
         ));
     }
-    write_fields(out, &fields)
+    fields
 }
 
 /// The result of looking a path up in the catalog.
@@ -332,6 +331,7 @@ fn write_file_text(
     config: &Config,
     relative: &Path,
     lookup: &Lookup,
+    extra: &[(&'static str, String)],
     now: SystemTime,
 ) -> std::io::Result<()> {
     let catalog = config.catalog.display();
@@ -369,7 +369,10 @@ fn write_file_text(
             ("last access", last_access),
             ("inode", row.ino.to_string()),
             ("catalog", catalog.to_string()),
-        ],
+        ]
+        .into_iter()
+        .chain(extra.iter().cloned())
+        .collect::<Vec<_>>(),
     )
 }
 
