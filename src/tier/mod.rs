@@ -235,6 +235,21 @@ impl Tier {
         }
     }
 
+    /// Records the file's final size and times after the engine rewrote it, so
+    /// that a watcher event seen halfway (blocks being freed or written) cannot
+    /// leave the catalog with an intermediate mtime. Sent while the row is in a
+    /// transient state, which content updates do not demote.
+    fn settle(&self, rel: &Path, file: &File) {
+        if let Ok(st) = sys::stat_fd(file.as_fd()) {
+            self.catalog.send(crate::catalog::FileEvent::Upsert {
+                path: rel.to_path_buf(),
+                size: st.st_size as u64,
+                mtime_ns: st.st_mtime.saturating_mul(1_000_000_000) + st.st_mtime_nsec,
+                ino: st.st_ino,
+            });
+        }
+    }
+
     /// Resolves files left in transient states by a crash. Run at start,
     /// before the mount serves requests.
     pub fn recover(&self) -> Result<Vec<(PathBuf, String, String)>, TierError> {
@@ -602,6 +617,7 @@ impl Tier {
         stub::empty_keeping_size(&file, f.size).map_err(io_err(rel, "free blocks"))?;
         stub::restore_times(&file, &st).map_err(io_err(rel, "restore times"))?;
         file.sync_all().map_err(io_err(rel, "fsync"))?;
+        self.settle(rel, &file);
         if let Some(invalidate) = self.invalidate.get() {
             invalidate(st.st_ino);
         }
@@ -706,6 +722,7 @@ impl Tier {
         stub::remove_marker(&file).map_err(io_err(rel, "remove stub marker"))?;
         stub::restore_times(&file, &st).map_err(io_err(rel, "restore times"))?;
         file.sync_all().map_err(io_err(rel, "fsync"))?;
+        self.settle(rel, &file);
         if let Some(row) = row {
             let id = row.id;
             self.catalog.exec("mark premigrated", move |c| {
