@@ -87,7 +87,7 @@ pub struct Config {
 /// other S3-compatible stores via `endpoint`), `gs://bucket/prefix`,
 /// `az://container/prefix`, `file:///path`. Credentials not given here may
 /// come from the environment the way each cloud's own tools read them.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RemoteConfig {
     /// The section name (filled in by the loader).

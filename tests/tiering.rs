@@ -11,10 +11,11 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::tiering::{add_rule, ask, content, migrate, socket, write_old};
+use common::tiering::{
+    Pause, add_rule, ask, content, migrate, migrate_in_background, remount_with_env, write_old,
+};
 use common::{MountOptions, TestMount, wait_until};
 use tierfs::control::{Reply, Request};
-use tierfs::tier::MigrateRequest;
 
 /// A mount whose config has one `file://` remote named `cloud` and no
 /// scheduled migrations, plus the remote's directory.
@@ -263,17 +264,8 @@ fn deleted_cold_files_are_collected_after_the_grace_period() {
 /// for `downloaded`), restarts it, and checks every file reads back intact,
 /// no file is left in a transient state, and a new run completes the job.
 fn crash_at(step: &str) {
-    let pause_file =
-        std::env::temp_dir().join(format!("tierfs-pause-{}-{step}", std::process::id()));
-    let _ = fs::remove_file(&pause_file);
-    let env = vec![
-        ("TIERFS_TEST_PAUSE_AT".to_string(), step.to_string()),
-        (
-            "TIERFS_TEST_PAUSE_FILE".to_string(),
-            pause_file.display().to_string(),
-        ),
-    ];
-    let (mut m, _cloud) = tiering_mount(env);
+    let pause = Pause::at(step);
+    let (mut m, _cloud) = tiering_mount(pause.env());
     let files: Vec<(String, Vec<u8>)> = (0..3)
         .map(|i| (format!("dir/f{i}.bin"), content(100 + i, 2 << 20)))
         .collect();
@@ -281,52 +273,22 @@ fn crash_at(step: &str) {
         write_old(&m.m(p), d, 30);
     }
     add_rule(&m, "dir -> cloud");
-    let sock = socket(&m);
     let job = if step == "downloaded" {
         // Release without pausing first, then pause the recall.
-        let mut plain = m.options().clone();
-        plain.env.clear();
-        m.unmount();
-        m.set_options(plain);
-        m.mount();
+        remount_with_env(&mut m, vec![]);
         assert_eq!(migrate(&m).released, 3);
-        let mut paused = m.options().clone();
-        paused.env = vec![
-            ("TIERFS_TEST_PAUSE_AT".to_string(), step.to_string()),
-            (
-                "TIERFS_TEST_PAUSE_FILE".to_string(),
-                pause_file.display().to_string(),
-            ),
-        ];
-        m.unmount();
-        m.set_options(paused);
-        m.mount();
+        remount_with_env(&mut m, pause.env());
         let path = m.m(&files[0].0);
         std::thread::spawn(move || {
             let _ = fs::read(path);
         })
     } else {
-        std::thread::spawn(move || {
-            let _ = tierfs::control::request(
-                &sock,
-                &Request::Migrate(MigrateRequest::default()),
-                Duration::from_secs(120),
-            );
-        })
+        migrate_in_background(&m)
     };
-    assert!(
-        wait_until(Duration::from_secs(60), || pause_file.exists()).is_some(),
-        "never reached step {step}\n{}",
-        m.log_banner()
-    );
+    pause.wait(&m);
     m.kill9();
     let _ = job.join();
-    let _ = fs::remove_file(&pause_file);
-
-    let mut plain = m.options().clone();
-    plain.env.clear();
-    m.set_options(plain);
-    m.mount();
+    remount_with_env(&mut m, vec![]);
     for (path, state) in catalog_states(&m) {
         assert!(
             ["hot", "premigrated", "cold"].contains(&state.as_str()),
@@ -456,22 +418,13 @@ fn crash_during_recall() {
 /// read back completely and correctly: from verified chunks fetched by range.
 #[test]
 fn cold_files_read_before_the_recall_finishes() {
-    let pause = std::env::temp_dir().join(format!("tierfs-pause-{}-early", std::process::id()));
-    let _ = fs::remove_file(&pause);
+    let pause = Pause::at("downloaded");
     let (mut m, _cloud) = tiering_mount(vec![]);
     let data = content(31, (4 << 20) * 5 + 12_345); // six chunks, the last partial
     write_old(&m.m("big.bin"), &data, 10);
     add_rule(&m, "* -> cloud");
     assert_eq!(migrate(&m).released, 1);
-
-    let mut opts = m.options().clone();
-    opts.env = vec![
-        ("TIERFS_TEST_PAUSE_AT".into(), "downloaded".into()),
-        ("TIERFS_TEST_PAUSE_FILE".into(), pause.display().to_string()),
-    ];
-    m.unmount();
-    m.set_options(opts);
-    m.mount();
+    remount_with_env(&mut m, pause.env());
 
     let mut f = fs::File::open(m.m("big.bin")).unwrap();
     let mut first = vec![0u8; 4096];
@@ -480,11 +433,8 @@ fn cold_files_read_before_the_recall_finishes() {
     let mut all = Vec::new();
     std::io::Read::read_to_end(&mut f, &mut all).unwrap();
     assert_eq!(all, data[4096..]);
-    assert!(
-        wait_until(Duration::from_secs(30), || pause.exists()).is_some(),
-        "the background recall should have started\n{}",
-        m.log_banner()
-    );
+    // The background recall started and is held at its last step.
+    pause.wait(&m);
     assert_eq!(
         state(&m.m("big.bin")),
         "cold",
@@ -496,7 +446,6 @@ fn cold_files_read_before_the_recall_finishes() {
     );
     drop(f);
     m.kill9();
-    let _ = fs::remove_file(&pause);
 }
 
 /// A corrupted object is never served: the read fails with EIO.

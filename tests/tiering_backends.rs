@@ -11,16 +11,15 @@ mod servers;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::time::Duration;
 
-use common::tiering::{ask, content, migrate, write_old};
-use common::{MountOptions, TestMount, wait_until};
+use common::tiering::{
+    Pause, add_rule, content, migrate, migrate_in_background, remount_with_env, write_old,
+};
+use common::{MountOptions, TestMount};
 use futures::TryStreamExt;
 use object_store::ObjectStore;
 use servers::{Azurite, FakeGcs, SeaweedFs, rt};
 use std::sync::Arc;
-use tierfs::control::Request;
-use tierfs::tier::MigrateRequest;
 
 fn mount_with_remote(remote_toml: &str, env: Vec<(String, String)>) -> TestMount {
     TestMount::with_options(MountOptions {
@@ -95,13 +94,7 @@ fn accounting_scenario(remote_toml: &str, store: &Arc<dyn ObjectStore>, prefix: 
     write_old(&m.m("engineering/old.bin"), &other, 900);
     let before = hot_bytes(&m);
 
-    ask(
-        &m,
-        Request::RuleAdd {
-            text: "accounting/* older 365d -> cloud".into(),
-            position: None,
-        },
-    );
+    add_rule(&m, "accounting/* older 365d -> cloud");
     let s = migrate(&m);
     assert_eq!(
         (s.candidates, s.released),
@@ -148,49 +141,20 @@ fn accounting_scenario(remote_toml: &str, store: &Arc<dyn ObjectStore>, prefix: 
 #[test]
 fn kill_during_s3_migration_loses_nothing() {
     let server = SeaweedFs::shared();
-    let pause = std::env::temp_dir().join(format!("tierfs-s3-pause-{}", std::process::id()));
-    let _ = fs::remove_file(&pause);
-    let env = vec![
-        ("TIERFS_TEST_PAUSE_AT".to_string(), "uploaded".to_string()),
-        (
-            "TIERFS_TEST_PAUSE_FILE".to_string(),
-            pause.display().to_string(),
-        ),
-    ];
-    let mut m = mount_with_remote(&server.remote_toml("crash", ""), env);
+    let pause = Pause::at("uploaded");
+    let mut m = mount_with_remote(&server.remote_toml("crash", ""), pause.env());
     let files: Vec<(String, Vec<u8>)> = (0..3)
         .map(|i| (format!("d/f{i}"), content(50 + i, 9 << 20)))
         .collect();
     for (p, d) in &files {
         write_old(&m.m(p), d, 30);
     }
-    ask(
-        &m,
-        Request::RuleAdd {
-            text: "d -> cloud".into(),
-            position: None,
-        },
-    );
-    let sock = m.catalog().with_extension("sock");
-    let job = std::thread::spawn(move || {
-        let _ = tierfs::control::request(
-            &sock,
-            &Request::Migrate(MigrateRequest::default()),
-            Duration::from_secs(300),
-        );
-    });
-    assert!(
-        wait_until(Duration::from_secs(120), || pause.exists()).is_some(),
-        "never paused\n{}",
-        m.log_banner()
-    );
+    add_rule(&m, "d -> cloud");
+    let job = migrate_in_background(&m);
+    pause.wait(&m);
     m.kill9();
     let _ = job.join();
-    let _ = fs::remove_file(&pause);
-    let mut opts = m.options().clone();
-    opts.env.clear();
-    m.set_options(opts);
-    m.mount();
+    remount_with_env(&mut m, vec![]);
     for (p, d) in &files {
         assert_eq!(&fs::read(m.m(p)).unwrap(), d, "{p}");
     }

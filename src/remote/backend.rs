@@ -607,20 +607,7 @@ mod tests {
         RemoteConfig {
             name: "t".into(),
             url: url.into(),
-            endpoint: None,
-            region: None,
-            access_key_id: None,
-            secret_access_key: None,
-            session_token: None,
-            allow_http: false,
-            service_account_path: None,
-            account: None,
-            access_key: None,
-            use_emulator: false,
-            storage_class: None,
-            max_concurrency: None,
-            part_size: None,
-            request_timeout: None,
+            ..Default::default()
         }
     }
 

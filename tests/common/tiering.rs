@@ -69,3 +69,75 @@ pub fn write_old(path: &Path, data: &[u8], age_days: u64) {
         .set_modified(t)
         .unwrap();
 }
+
+/// A crash-test pause point: the daemon started with [`Pause::env`] stops at
+/// `step` and writes the step's name to a file, so the test knows when to
+/// `kill -9` it.
+pub struct Pause {
+    step: String,
+    file: PathBuf,
+}
+
+impl Pause {
+    /// A pause at `step` (see `src/tier/failpoint.rs` for the steps).
+    pub fn at(step: &str) -> Pause {
+        let file = std::env::temp_dir().join(format!("tierfs-pause-{}-{step}", std::process::id()));
+        let _ = fs::remove_file(&file);
+        Pause {
+            step: step.to_string(),
+            file,
+        }
+    }
+
+    /// Environment for a daemon that should stop at this step.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("TIERFS_TEST_PAUSE_AT".to_string(), self.step.clone()),
+            (
+                "TIERFS_TEST_PAUSE_FILE".to_string(),
+                self.file.display().to_string(),
+            ),
+        ]
+    }
+
+    /// Waits until the daemon has stopped at the step.
+    pub fn wait(&self, m: &TestMount) {
+        assert!(
+            super::wait_until(Duration::from_secs(120), || self.file.exists()).is_some(),
+            "never reached step {}\n{}",
+            self.step,
+            m.log_banner()
+        );
+    }
+}
+
+impl Drop for Pause {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.file);
+    }
+}
+
+/// Unmounts (if mounted) and mounts again with `env` as the daemon's extra
+/// environment (empty: a normal daemon).
+pub fn remount_with_env(m: &mut TestMount, env: Vec<(String, String)>) {
+    if m.daemon_pid().is_some() {
+        m.unmount();
+    }
+    let mut opts = m.options().clone();
+    opts.env = env;
+    m.set_options(opts);
+    m.mount();
+}
+
+/// Starts a migration on another thread (it blocks until the job ends, or
+/// until the daemon dies).
+pub fn migrate_in_background(m: &TestMount) -> std::thread::JoinHandle<()> {
+    let sock = socket(m);
+    std::thread::spawn(move || {
+        let _ = tierfs::control::request(
+            &sock,
+            &Request::Migrate(MigrateRequest::default()),
+            Duration::from_secs(300),
+        );
+    })
+}
