@@ -284,7 +284,7 @@ impl TestMount {
     /// Unmounts with `umount` (the normal admin path) and waits for the daemon
     /// to exit. Returns its exit status. Panics if it does not exit in time.
     pub fn unmount(&mut self) -> ExitStatus {
-        let out = Command::new("umount").arg(&self.mnt).output().unwrap();
+        let out = umount_retrying(&self.mnt).unwrap();
         assert!(
             out.status.success(),
             "umount {} failed: {}\n{}",
@@ -408,7 +408,7 @@ impl TestMount {
     fn teardown(&mut self) -> Result<(), String> {
         let mut problems = Vec::new();
         if is_mountpoint(&self.mnt) {
-            let out = Command::new("umount").arg(&self.mnt).output();
+            let out = umount_retrying(&self.mnt);
             if !matches!(&out, Ok(o) if o.status.success()) {
                 problems.push(format!("umount failed: {out:?}; using umount -l"));
                 let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
@@ -453,6 +453,21 @@ impl TestMount {
             Err(problems.join("\n"))
         }
     }
+}
+
+/// `umount PATH`, retried for up to 2 s while it fails: another test thread
+/// may be between fork and exec holding a copy of one of our descriptors into
+/// the mount, which makes it busy for a moment.
+fn umount_retrying(mnt: &Path) -> io::Result<std::process::Output> {
+    let mut out = Command::new("umount").arg(mnt).output();
+    for _ in 0..20 {
+        if matches!(&out, Ok(o) if o.status.success()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        out = Command::new("umount").arg(mnt).output();
+    }
+    out
 }
 
 impl Drop for TestMount {
