@@ -467,3 +467,60 @@ fn corrupt_objects_fail_reads_with_eio() {
         m.daemon_log().contains("failed verification") || m.daemon_log().contains("recall failed")
     );
 }
+
+/// Bytes fetched from the remote so far, from the cost ledger.
+fn ledger_get_bytes(m: &TestMount) -> u64 {
+    let conn = rusqlite::Connection::open_with_flags(
+        m.catalog(),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    conn.query_row(
+        "SELECT COALESCE(SUM(bytes), 0) FROM ledger WHERE op = 'get'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .unwrap() as u64
+}
+
+/// Reading a whole stub while its background recall runs, from two readers
+/// at once, downloads the file exactly once: readers and the recall share one
+/// chunk-by-chunk fill, each chunk fetched once and read locally after that.
+#[test]
+fn concurrent_readers_and_the_recall_share_one_download() {
+    let (m, _cloud) = tiering_mount(vec![]);
+    let chunk = 4u64 << 20;
+    let data = content(53, (16 * chunk + 4321) as usize);
+    write_old(&m.m("seq.bin"), &data, 10);
+    add_rule(&m, "* -> cloud");
+    assert_eq!(migrate(&m).released, 1);
+    assert_eq!(state(&m.m("seq.bin")), "cold");
+    let before = ledger_get_bytes(&m);
+
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let path = m.m("seq.bin");
+            std::thread::spawn(move || fs::read(path).unwrap())
+        })
+        .collect();
+    for r in readers {
+        assert!(r.join().unwrap() == data, "a reader got different bytes");
+    }
+    assert!(
+        wait_until(Duration::from_secs(20), || state(&m.m("seq.bin"))
+            == "premigrated")
+        .is_some(),
+        "the background recall did not finish"
+    );
+    assert!(
+        fs::read(m.h("seq.bin")).unwrap() == data,
+        "hot copy differs"
+    );
+    let fetched = ledger_get_bytes(&m) - before;
+    assert_eq!(
+        fetched,
+        data.len() as u64,
+        "bytes fetched from the remote for one {} MiB file",
+        data.len() >> 20
+    );
+}

@@ -166,6 +166,11 @@ def parse_raw(kind, workload, text, count, wall_s):
         return [(workload, j["entries_per_sec"], "entries/s",
                  {"seconds": j["total_seconds"], "readdir_seconds": j["readdir_seconds"],
                   "entries": j["entries"], "stat_lat_us": lat(j["stat"])})]
+    if kind == "bytes":
+        return [(workload, count / MIB / wall_s, "MiB/s", {"seconds": wall_s, "bytes": count})]
+    if kind == "ttfb":
+        j = json.loads(text)
+        return [(workload, j["seconds"] * 1000, "ms", {"seconds": j["seconds"], "bytes": j["bytes"]})]
     if kind == "wall":
         if count:
             return [(workload, count / wall_s, "entries/s", {"seconds": wall_s, "entries": count})]
@@ -174,7 +179,7 @@ def parse_raw(kind, workload, text, count, wall_s):
 
 
 FAILED_WORKLOADS = {"smallfiles": ["small_create", "small_stat", "small_unlink", "small_total"]}
-UNITS = {"fio": None, "smallfiles": "files/s", "lsl": "entries/s"}
+UNITS = {"fio": None, "smallfiles": "files/s", "lsl": "entries/s", "bytes": "MiB/s", "ttfb": "ms"}
 
 
 def record(a):

@@ -29,41 +29,32 @@ ensure_packages() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# build_binaries: release tierfs/tierctl, then fsbench (sets FSBENCH_BIN).
+# build_binaries: release tierfs/tierctl, then the bench helpers (sets
+# FSBENCH_BIN and COLDBENCH_BIN).
 build_binaries() {
     command -v cargo >/dev/null 2>&1 || die "cargo not found (install Rust, e.g. scripts/setup, or rustup)"
     log "cargo build --release"
     (cd "$BENCH_ROOT" && cargo build --release --bins --quiet) || die "cargo build --release failed"
-    FSBENCH_BIN="$(build_fsbench)"
+    FSBENCH_BIN="$(build_bench_bin fsbench)"
+    COLDBENCH_BIN="$(build_bench_bin coldbench)"
 }
 
-# build_fsbench: prints the path of a freshly built fsbench binary. Uses the
-# cargo bench target when Cargo.toml declares it with harness = false;
-# otherwise (it is std only) compiles it with rustc into target/bench/.
-build_fsbench() {
+# build_bench_bin NAME: prints the path of a freshly built benches/NAME.rs
+# (a `[[bench]] harness = false` target).
+build_bench_bin() {
     local exe
-    if BENCHLIB_PY cargo-declares-bench "$BENCH_ROOT/Cargo.toml" fsbench; then
-        log "cargo bench --bench fsbench --no-run"
-        exe="$(cd "$BENCH_ROOT" && cargo bench --bench fsbench --no-run --quiet --message-format=json \
-                | BENCHLIB_PY cargo-executable fsbench)" || die "building fsbench failed"
-    else
-        log "Cargo.toml has no [[bench]] fsbench with harness = false; compiling benches/fsbench.rs with rustc"
-        mkdir -p "$BENCH_ROOT/target/bench"
-        exe="$BENCH_ROOT/target/bench/fsbench"
-        rustc --edition 2024 -C opt-level=3 "$BENCH_ROOT/benches/fsbench.rs" -o "$exe" >&2 \
-            || die "rustc benches/fsbench.rs failed"
-    fi
+    BENCHLIB_PY cargo-declares-bench "$BENCH_ROOT/Cargo.toml" "$1" ||
+        die "Cargo.toml has no [[bench]] $1 with harness = false"
+    log "cargo bench --bench $1 --no-run"
+    exe="$(cd "$BENCH_ROOT" && cargo bench --bench "$1" --no-run --quiet --message-format=json \
+            | BENCHLIB_PY cargo-executable "$1")" || die "building $1 failed"
     echo "$exe"
 }
 
-# locate_fsbench: an already built fsbench (for --no-build).
-locate_fsbench() {
-    local f
-    f="$BENCH_ROOT/target/bench/fsbench"
-    if BENCHLIB_PY cargo-declares-bench "$BENCH_ROOT/Cargo.toml" fsbench; then
-        f="$(ls -t "$BENCH_ROOT"/target/release/deps/fsbench-* 2>/dev/null | grep -v '\.d$' | head -n1 || true)"
-    fi
-    echo "$f"
+# locate_bench_bin NAME: an already built benches/NAME.rs (for --no-build).
+locate_bench_bin() {
+    local dir="${CARGO_TARGET_DIR:-$BENCH_ROOT/target}/release/deps"
+    ls -t "$dir/$1"-* 2>/dev/null | grep -v '\.d$' | head -n1 || true
 }
 
 machine_info_json() {

@@ -161,6 +161,30 @@ impl Catalog {
             .map_err(|e| CatalogError::sqlite(&self.inner.path, what, e))
     }
 
+    /// Like [`exec`](Self::exec), but does not wait: for records nobody
+    /// waits on (the cost ledger), so callers on a read path do not queue
+    /// behind the writer. A failure is logged on the writer thread.
+    pub fn exec_detached(
+        &self,
+        what: &'static str,
+        job: impl FnOnce(&mut Connection) -> rusqlite::Result<()> + Send + 'static,
+    ) {
+        let path = self.inner.path.clone();
+        let run: Job = Box::new(move |conn| {
+            if let Err(e) = job(conn) {
+                tracing::warn!(catalog = %path.display(), error = %e, "{what} failed");
+            }
+        });
+        if self
+            .inner
+            .tx
+            .send(Msg::Control(Control::Exec(run)))
+            .is_err()
+        {
+            tracing::warn!(catalog = %self.inner.path.display(), "catalog writer has stopped; {what} lost");
+        }
+    }
+
     /// Like [`exec`](Self::exec), but the transaction's commit is fsynced
     /// before this returns (`synchronous = FULL`): for commits after which
     /// local data may be freed.

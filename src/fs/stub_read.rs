@@ -20,21 +20,22 @@ use parking_lot::Mutex;
 use super::handles::OpenFile;
 use super::inode::Inode;
 use super::{FsResult, TierFs, Tiering, errno, sys};
-use crate::tier::StubSource;
+use crate::tier::StubFill;
 
-/// Chunks kept per handle (recent reads plus one prefetched).
+/// Verified chunks kept per handle, so the kernel's several read requests
+/// per chunk do not re-read and re-verify it.
 const CACHED_CHUNKS: usize = 4;
 
 /// The cloud side of a read-only handle on a cold file.
 #[derive(Debug)]
 pub struct StubReader {
-    source: StubSource,
-    cache: Mutex<VecDeque<(u64, Bytes)>>,
+    fill: Arc<StubFill>,
+    recent: Mutex<VecDeque<(u64, Bytes)>>,
 }
 
 impl StubReader {
     fn cached(&self, index: u64) -> Option<Bytes> {
-        self.cache
+        self.recent
             .lock()
             .iter()
             .find(|(i, _)| *i == index)
@@ -42,30 +43,27 @@ impl StubReader {
     }
 
     fn remember(&self, index: u64, data: Bytes) {
-        let mut cache = self.cache.lock();
-        if cache.iter().any(|(i, _)| *i == index) {
+        let mut recent = self.recent.lock();
+        if recent.iter().any(|(i, _)| *i == index) {
             return;
         }
-        if cache.len() >= CACHED_CHUNKS {
-            cache.pop_front();
+        if recent.len() >= CACHED_CHUNKS {
+            recent.pop_front();
         }
-        cache.push_back((index, data));
+        recent.push_back((index, data));
     }
 }
 
-/// Fetches (or takes from the cache) chunk `index`.
+/// Chunk `index`: from the handle's cache, or from the file's shared fill
+/// (local once any reader or the recall has it, else one ranged GET).
 async fn chunk(tiering: &Tiering, reader: &StubReader, index: u64) -> Result<Bytes, Errno> {
     if let Some(data) = reader.cached(index) {
         return Ok(data);
     }
-    let data = tiering
-        .tier
-        .read_chunk(&reader.source, index)
-        .await
-        .map_err(|e| {
-            tracing::error!(path = %reader.source.rel.display(), error = %e, "cold read failed");
-            Errno::from_i32(e.errno())
-        })?;
+    let data = reader.fill.chunk(&tiering.tier, index).await.map_err(|e| {
+        tracing::error!(path = %reader.fill.source().rel.display(), error = %e, "cold read failed");
+        Errno::from_i32(e.errno())
+    })?;
     reader.remember(index, data.clone());
     Ok(data)
 }
@@ -77,7 +75,7 @@ async fn read_range(
     offset: u64,
     size: u32,
 ) -> Result<Vec<u8>, Errno> {
-    let src = &reader.source;
+    let src = reader.fill.source();
     let end = (offset + size as u64).min(src.size);
     let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
     let mut pos = offset;
@@ -127,8 +125,8 @@ impl TierFs {
         if !readonly {
             return Some(reply);
         }
-        let source = match tiering.tier.stub_source(&rel) {
-            Ok(Some(source)) => source,
+        let fill = match tiering.tier.stub_fill(&rel) {
+            Ok(Some(fill)) => fill,
             _ => return Some(reply),
         };
         let file = match inode.path_fd().and_then(|fd| {
@@ -154,8 +152,8 @@ impl TierFs {
             dirty: Default::default(),
             passthrough: None,
             stub: Some(Arc::new(StubReader {
-                source,
-                cache: Mutex::new(VecDeque::new()),
+                fill,
+                recent: Mutex::new(VecDeque::new()),
             })),
         });
         self.update_stats();
@@ -201,8 +199,9 @@ impl TierFs {
                 Err(e) => reply.error(e),
             }
             // Read ahead: the next chunk is likely wanted soon.
-            let next = (offset + size as u64) / reader.source.chunk_size;
-            if next < reader.source.chunk_count() && reader.cached(next).is_none() {
+            let src = reader.fill.source();
+            let next = (offset + size as u64) / src.chunk_size;
+            if next < src.chunk_count() && reader.cached(next).is_none() {
                 let _ = chunk(&tiering, &reader, next).await;
             }
         });

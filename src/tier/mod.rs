@@ -20,6 +20,7 @@ mod fsck;
 pub mod gate;
 mod hash;
 pub mod stub;
+mod stub_fill;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -37,6 +38,7 @@ use error::io_err;
 pub use fsck::FsckReport;
 use gate::Gate;
 use stub::StubMarker;
+pub use stub_fill::StubFill;
 
 use crate::catalog::tiering::{self, LedgerEntry, TierFile};
 use crate::catalog::{Catalog, path_key};
@@ -148,6 +150,7 @@ pub struct Tier {
     remotes: BTreeMap<String, Remote>,
     gate: Arc<Gate>,
     recalls: tokio::sync::Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+    fills: stub_fill::Fills,
     uploads: tokio::sync::Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
     progress: Arc<Progress>,
     job: tokio::sync::Mutex<()>,
@@ -185,6 +188,7 @@ impl Tier {
             remotes,
             gate,
             recalls: Default::default(),
+            fills: Default::default(),
             uploads: Default::default(),
             progress: Default::default(),
             job: Default::default(),
@@ -227,12 +231,9 @@ impl Tier {
 
     fn ledger(&self, entry: LedgerEntry) {
         let now = now_ns();
-        if let Err(e) = self
-            .catalog
-            .exec("record ledger", move |c| tiering::record(c, &entry, now))
-        {
-            tracing::warn!(error = %e, "cost ledger entry lost");
-        }
+        self.catalog.exec_detached("cost ledger entry", move |c| {
+            tiering::record(c, &entry, now)
+        });
     }
 
     /// Records the file's final size and times after the engine rewrote it, so
@@ -669,7 +670,28 @@ impl Tier {
             .exec("find objects", move |c| tiering::objects_for(c, &bytes))?;
         let mut problems = Vec::new();
         let mut done = false;
-        for object in &objects {
+        // Chunk by chunk when the chunk hashes are known (shared with the
+        // file's readers), else one verified stream per copy.
+        let fill = self.stub_fill(rel).unwrap_or_else(|e| {
+            tracing::warn!(path = %rel.display(), error = %e, "chunked recall unavailable; downloading whole");
+            None
+        });
+        if let Some(fill) = &fill {
+            let concurrency = self
+                .remotes
+                .values()
+                .map(Remote::max_concurrency)
+                .max()
+                .unwrap_or(1);
+            match fill.fill_all(self, concurrency).await {
+                Ok(()) => done = true,
+                Err(e) => {
+                    fill.forget();
+                    problems.push(e.to_string());
+                }
+            }
+        }
+        for object in objects.iter().filter(|_| fill.is_none()) {
             let Some(remote) = self.remotes.get(&object.remote) else {
                 problems.push(format!("remote `{}` is not configured", object.remote));
                 continue;
@@ -729,6 +751,7 @@ impl Tier {
                 tiering::transition(c, id, "recalling", "premigrated", None)
             })?;
         }
+        self.fills.remove(rel);
         tracing::info!(path = %rel.display(), bytes = marker.size, "recalled");
         Ok(marker.size)
     }
@@ -914,6 +937,19 @@ impl Tier {
             chunks,
             copies,
         }))
+    }
+
+    /// The shared chunk-by-chunk fill of the stub at `rel` (see
+    /// [`StubFill`]), or `None` if it is not a stub or has no recorded chunk
+    /// hashes (then only a full recall can serve it).
+    pub fn stub_fill(&self, rel: &Path) -> Result<Option<Arc<StubFill>>, TierError> {
+        self.fills.get_or_insert(rel, || {
+            let Some(src) = self.stub_source(rel)? else {
+                return Ok(None);
+            };
+            let file = self.open_rel(rel, libc::O_RDWR)?;
+            Ok(Some(StubFill::new(src, file)))
+        })
     }
 
     /// Chunk `index` of a cold file, fetched with a ranged GET and verified
