@@ -183,6 +183,10 @@ pub struct Scaled {
     pub local_bytes: u64,
     /// Cloud bytes at that size.
     pub cloud_bytes: u64,
+    /// Local part per month.
+    pub local_monthly: f64,
+    /// Cloud part (every remote line) per month.
+    pub cloud_monthly: f64,
     /// Total per month.
     pub monthly: f64,
     /// All local per month.
@@ -603,6 +607,8 @@ pub fn compute(
             factor,
             local_bytes: (local_bytes as f64 * factor).round() as u64,
             cloud_bytes: (cloud_bytes as f64 * factor).round() as u64,
+            local_monthly: local.monthly * factor,
+            cloud_monthly: (monthly - local.monthly) * factor,
             monthly: scaled_monthly,
             all_local_monthly: all_local,
             all_cloud_monthly: all_cloud_price.map(|per_byte| target as f64 * per_byte),
