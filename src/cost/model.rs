@@ -643,3 +643,186 @@ pub fn compute(
         footer: super::FOOTER,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cost::usage::{LedgerRow, ObjectUsage};
+    use std::path::PathBuf;
+
+    const TB_BYTES: u64 = 1_000_000_000_000;
+    const DAY_NS: i64 = 86_400_000_000_000;
+
+    fn file(path: &str, size: u64, state: &str, hash: Option<&str>) -> TierFile {
+        TierFile {
+            id: 0,
+            path: PathBuf::from(path),
+            size,
+            mtime_ns: 0,
+            last_access_ns: None,
+            state: state.into(),
+            pinned: false,
+            generation: 0,
+            blake3: hash.map(str::to_string),
+        }
+    }
+
+    fn row(remote: &str, op: &str, requests: u64, bytes: u64) -> LedgerRow {
+        LedgerRow {
+            ts_ns: 0,
+            remote: remote.into(),
+            op: op.into(),
+            requests,
+            bytes,
+            storage_class: None,
+            object_age_ns: None,
+            path: None,
+        }
+    }
+
+    fn settings(remote: &str, provider: Option<&str>, class: Option<&str>) -> Settings {
+        Settings {
+            local_per_tb_month: 12.0,
+            remotes: BTreeMap::from([(
+                remote.to_string(),
+                Binding {
+                    provider: provider.map(str::to_string),
+                    class: class.map(str::to_string),
+                },
+            )]),
+            scale_to: None,
+            what_if: None,
+        }
+    }
+
+    /// The worked example of docs/cost.md, with the shipped B2 prices.
+    #[test]
+    fn worked_example_in_the_docs() {
+        let hash = "cd".repeat(32);
+        let usage = Usage {
+            now_ns: 30 * DAY_NS,
+            period: Duration::from_secs(30 * 86_400),
+            files: vec![
+                file("projects/a", 2 * TB_BYTES, "hot", None),
+                file("archive/b", 8 * TB_BYTES, "cold", Some(&hash)),
+            ],
+            objects: vec![ObjectUsage {
+                remote: "b2".into(),
+                storage_class: None,
+                size: 8 * TB_BYTES,
+                blake3: hash,
+            }],
+            ledger: vec![
+                row("b2", "put", 100, 0),
+                row("b2", "get", 500, 25 * TB_BYTES),
+            ],
+        };
+        let prices = PriceCatalog::shipped().unwrap();
+        let r = compute(
+            &usage,
+            &prices,
+            &settings("b2", Some("b2"), None),
+            &RuleSet::new(vec![]),
+        );
+        let l = &r.remotes[0];
+        let near = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        assert!(near(r.local.monthly, 24.0), "{}", r.local.monthly);
+        assert!(near(l.storage_monthly, 48.0), "{}", l.storage_monthly);
+        assert!(near(l.requests_cost, 0.0002), "{}", l.requests_cost);
+        assert_eq!(l.free_egress_bytes, 24 * TB_BYTES);
+        assert!(near(l.egress_cost, 10.0), "{}", l.egress_cost);
+        assert!(near(r.monthly, 82.0002), "{}", r.monthly);
+        assert!(near(r.all_local_monthly, 120.0));
+        assert!(near(r.all_cloud_monthly.unwrap(), 60.0));
+        assert!(near(r.savings_monthly, 37.9998), "{}", r.savings_monthly);
+        assert_eq!(crate::cost::format_usd(r.savings_yearly), "$456.00");
+        assert_eq!(r.all_cloud_class.as_deref(), Some("b2:standard"));
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+        // By directory: the cold archive saves, the hot project does not.
+        let names: Vec<(&str, f64)> = r
+            .by_directory
+            .iter()
+            .map(|g| (g.name.as_str(), g.savings_monthly))
+            .collect();
+        assert_eq!(names[0].0, "archive/");
+        assert!(near(names[0].1, 96.0 - 48.0), "{names:?}");
+        assert_eq!(names[1], ("projects/", 0.0));
+    }
+
+    /// docs/cost.md: 100 GiB in S3 Standard-IA deleted at 10 days.
+    #[test]
+    fn early_deletion_bills_the_remaining_days() {
+        let mut deleted = row("s3", "delete", 1, 100 << 30);
+        deleted.object_age_ns = Some(10 * DAY_NS);
+        let mut old = row("s3", "delete", 1, 100 << 30);
+        old.object_age_ns = Some(31 * DAY_NS);
+        let usage = Usage {
+            now_ns: 40 * DAY_NS,
+            period: Duration::from_secs(30 * 86_400),
+            ledger: vec![deleted, old],
+            ..Default::default()
+        };
+        let prices = PriceCatalog::shipped().unwrap();
+        let r = compute(
+            &usage,
+            &prices,
+            &settings("s3", Some("aws-s3"), Some("standard_ia")),
+            &RuleSet::new(vec![]),
+        );
+        let l = &r.remotes[0];
+        assert_eq!((l.class.as_str(), l.early_deletes), ("STANDARD_IA", 1));
+        assert!(
+            (l.early_deletion_cost - 100.0 * 0.0125 * 20.0 / 30.0).abs() < 1e-9,
+            "{}",
+            l.early_deletion_cost
+        );
+        assert_eq!(l.delete_requests, 2);
+    }
+
+    #[test]
+    fn unknown_providers_are_reported_not_guessed() {
+        let usage = Usage {
+            now_ns: DAY_NS,
+            period: Duration::from_secs(86_400),
+            objects: vec![ObjectUsage {
+                remote: "minio".into(),
+                storage_class: None,
+                size: 1000,
+                blake3: "00".repeat(32),
+            }],
+            ..Default::default()
+        };
+        let prices = PriceCatalog::shipped().unwrap();
+        let r = compute(
+            &usage,
+            &prices,
+            &settings("minio", None, None),
+            &RuleSet::new(vec![]),
+        );
+        assert!(!r.remotes[0].priced);
+        assert_eq!(r.remotes[0].monthly, 0.0);
+        assert_eq!(r.all_cloud_monthly, None);
+        assert_eq!(r.warnings.len(), 1);
+        assert!(r.warnings[0].contains("cost.providers"), "{:?}", r.warnings);
+    }
+
+    #[test]
+    fn traffic_of_a_shorter_period_is_scaled_to_a_month() {
+        let usage = Usage {
+            now_ns: DAY_NS,
+            period: Duration::from_secs(3 * 86_400),
+            ledger: vec![row("s3", "put", 1000, 0)],
+            ..Default::default()
+        };
+        let prices = PriceCatalog::shipped().unwrap();
+        let r = compute(
+            &usage,
+            &prices,
+            &settings("s3", Some("aws-s3"), None),
+            &RuleSet::new(vec![]),
+        );
+        let l = &r.remotes[0];
+        assert!((l.traffic_cost - 0.005).abs() < 1e-12, "{}", l.traffic_cost);
+        assert!((l.monthly - 0.05).abs() < 1e-12, "{}", l.monthly);
+    }
+}
