@@ -79,12 +79,17 @@ except where a provider bills otherwise: Amazon S3, Google Cloud Storage and Azu
 are list prices as of the dates shown; check them against the provider's page.";
 
 /// Dollars with thousands separators and cents: `$12,800.00`, `-$3.50`;
-/// amounts under a cent show four decimals (`$0.0042`).
+/// amounts under a cent show two significant digits (`$0.0042`,
+/// `$0.0000084`), down to `$0.0000000001`.
 pub fn format_usd(v: f64) -> String {
     let sign = if v < 0.0 { "-" } else { "" };
     let a = v.abs();
-    if a > 0.0 && a < 0.01 {
-        return format!("{sign}${a:.4}");
+    if a < 0.01 {
+        if a < 1e-10 {
+            return "$0.00".to_string();
+        }
+        let decimals = ((-a.log10()).floor() as usize + 2).clamp(4, 11);
+        return format!("{sign}${a:.decimals$}");
     }
     let cents = (a * 100.0).round() as u128;
     let whole = (cents / 100).to_string();
@@ -126,6 +131,9 @@ mod tests {
         assert_eq!(format_usd(640.0), "$640.00");
         assert_eq!(format_usd(-1_234_567.891), "-$1,234,567.89");
         assert_eq!(format_usd(0.0042), "$0.0042");
+        assert_eq!(format_usd(0.0000084), "$0.0000084");
+        assert_eq!(format_usd(-0.0002), "-$0.00020");
+        assert_eq!(format_usd(1e-13), "$0.00");
         assert_eq!(format_usd(0.0), "$0.00");
         assert_eq!(format_bytes(999), "999 B");
         assert_eq!(format_bytes(1_500_000_000_000), "1.50 TB");

@@ -65,7 +65,7 @@ pub fn chart_svg(report: &Report) -> String {
         .iter()
         .map(|b| b.segments.iter().map(|s| s.1.max(0.0)).sum::<f64>())
         .fold(0.0f64, f64::max);
-    let (width, height, top, bottom, left) = (760.0, 360.0, 40.0, 60.0, 70.0);
+    let (width, height, top, bottom, left) = (760.0, 380.0, 60.0, 60.0, 70.0);
     let plot_h = height - top - bottom;
     let slot = (width - left - 20.0) / bars.len() as f64;
     let bar_w = slot * 0.5;

@@ -565,15 +565,17 @@ impl Tier {
                     ..Default::default()
                 });
             }
-            remote.verify(&outcome.key, f.size, hash).await?;
+            let verified = remote.verify(&outcome.key, f.size, hash).await;
+            // Billed even when the read-back fails (bytes as far as known).
             self.ledger(LedgerEntry {
                 remote: target.remote.clone(),
                 op: "get",
                 requests: 1,
-                bytes: f.size,
+                bytes: if verified.is_ok() { f.size } else { 0 },
                 storage_class: class,
                 ..Default::default()
             });
+            verified?;
             let now = now_ns();
             self.catalog.exec("mark verified", move |c| {
                 tiering::mark_verified(c, object_id, now)
@@ -700,6 +702,15 @@ impl Tier {
                     break;
                 }
                 Err(e) => {
+                    // The GET is billed; how many bytes came is not known.
+                    self.ledger(LedgerEntry {
+                        remote: object.remote.clone(),
+                        op: "get",
+                        requests: 1,
+                        storage_class: object.storage_class.clone(),
+                        path: Some(key.clone()),
+                        ..Default::default()
+                    });
                     tracing::warn!(path = %rel.display(), remote = %object.remote, error = %e, "recall from this copy failed");
                     problems.push(e.to_string());
                 }
