@@ -513,3 +513,47 @@ fn html_report_renders_its_chart_in_headless_chromium() {
         "bars not rendered: {local} local-coloured and {cloud} cloud-coloured pixels"
     );
 }
+
+#[test]
+fn mistakes_are_reported_with_their_cause() {
+    // No daemon and no catalog yet: an empty report, not an error.
+    let m = TestMount::unmounted(MountOptions::default());
+    let r = json(&m, &["cost-report", "--format", "json"]);
+    assert_eq!(
+        (r["files"].as_u64(), r["monthly"].as_f64()),
+        (Some(0), Some(0.0))
+    );
+
+    let run = |args: &[&str]| {
+        let out = m.tierctl(args);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["cost-report", "--scale", "lots"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--scale") && err.contains("lots"), "{err}");
+    let (code, err) = run(&["cost-report", "--what-if", "archive/** ->"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("invalid rule"), "{err}");
+    let (code, err) = run(&["cost-report", "--what-if", "a/** -> nowhere"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("nowhere"), "{err}");
+    let missing = m.root().join("no-such-prices.toml");
+    let (code, err) = run(&["cost-report", "--prices", missing.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("no-such-prices.toml"), "{err}");
+    let bad = m.root().join("bad.toml");
+    fs::write(
+        &bad,
+        "[b2.classes.standard]\nstorage_per_gb_month = \"cheap\"\n",
+    )
+    .unwrap();
+    let (code, err) = run(&["cost-report", "--prices", bad.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("bad.toml") && err.contains("storage_per_gb_month"),
+        "{err}"
+    );
+}

@@ -382,6 +382,22 @@ pub fn write_table(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         ));
         write_fields(out, &fields)?;
     }
+    let sources: Vec<(String, String)> = r
+        .remotes
+        .iter()
+        .filter_map(|l| {
+            let source = l.price_source.clone()?;
+            Some((format!("{}:{}", l.remote, l.class), source))
+        })
+        .collect();
+    if !sources.is_empty() {
+        writeln!(out, "\nPrices")?;
+        let fields: Vec<(&str, String)> = sources
+            .iter()
+            .map(|(line, source)| (line.as_str(), source.clone()))
+            .collect();
+        write_fields(out, &fields)?;
+    }
     for w in &r.warnings {
         writeln!(out, "\nwarning: {w}")?;
     }

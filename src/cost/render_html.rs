@@ -268,6 +268,22 @@ pub fn render(report: &Report) -> String {
             format_usd(s.savings_yearly)
         );
     }
+    let sources: Vec<String> = report
+        .remotes
+        .iter()
+        .filter_map(|l| {
+            let source = l.price_source.as_ref()?;
+            Some(format!(
+                "<li>{}:{} — {}</li>",
+                escape(&l.remote),
+                escape(&l.class),
+                escape(source)
+            ))
+        })
+        .collect();
+    if !sources.is_empty() {
+        let _ = write!(h, "<h2>Prices</h2><ul>{}</ul>", sources.concat());
+    }
     for w in &report.warnings {
         let _ = write!(h, "<p class=\"warn\">warning: {}</p>", escape(w));
     }
