@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::tiering::{add_rule, content, migrate, write_old};
+use common::tiering::{Pause, add_rule, content, migrate, remount_with_env, write_old};
 use common::{MountOptions, TestMount, wait_until};
 use serde_json::Value;
 use servers::SeaweedFs;
@@ -117,6 +117,24 @@ fn close(what: &str, got: f64, want: f64) {
         (got - want).abs() <= 1e-9 * want.abs().max(1.0),
         "{what}: report says {got}, hand computation {want}"
     );
+}
+
+/// (requests, bytes) of every GET the ledger holds for file `path`.
+fn gets_for(m: &TestMount, path: &str) -> Vec<(u64, u64)> {
+    let conn = rusqlite::Connection::open_with_flags(
+        m.catalog(),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let mut stmt = conn
+        .prepare("SELECT requests, bytes FROM ledger WHERE op = 'get' AND path = CAST(?1 AS BLOB) ORDER BY id")
+        .unwrap();
+    stmt.query_map([path], |r| {
+        Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
 }
 
 /// Ages (ns) of the objects the daemon deleted, from the catalog's ledger.
@@ -556,4 +574,65 @@ fn mistakes_are_reported_with_their_cause() {
         err.contains("bad.toml") && err.contains("storage_per_gb_month"),
         "{err}"
     );
+}
+
+/// Reading a cold file before its recall finishes fetches 4 MiB chunks with
+/// ranged GETs: each is billed to the file, and the report's recall costs
+/// include them besides the full recall.
+#[test]
+fn chunk_reads_of_cold_files_are_billed_to_the_file() {
+    let pause = Pause::at("downloaded");
+    let prefix = format!("cost-chunks-{}", std::process::id());
+    let (_server, mut m) = mount(&prefix);
+    let prices = price_file(m.root());
+    let chunk = 4u64 << 20;
+    let data = content(31, 2 * chunk as usize + 1000); // three chunks
+    write_old(&m.m("media/film.bin"), &data, 400);
+    add_rule(&m, "media/** -> cloud");
+    assert_eq!(migrate(&m).released, 1);
+    remount_with_env(&mut m, pause.env());
+
+    // Read it all while the background recall is held before its end.
+    let read = fs::read(m.m("media/film.bin")).unwrap();
+    assert!(read == data, "wrong bytes read");
+    pause.wait(&m);
+
+    let gets = gets_for(&m, "media/film.bin");
+    let size = data.len() as u64;
+    let full: Vec<_> = gets.iter().filter(|(_, b)| *b == size).collect();
+    let chunks: Vec<_> = gets.iter().filter(|(_, b)| *b != size).collect();
+    assert_eq!(full.len(), 1, "one full recall download: {gets:?}");
+    assert!(
+        chunks
+            .iter()
+            .all(|(n, b)| *n == 1 && (*b == chunk || *b == 1000)),
+        "ranged GETs of whole chunks: {gets:?}"
+    );
+    assert!(
+        chunks.iter().map(|(_, b)| b).sum::<u64>() >= size,
+        "every chunk was fetched: {gets:?}"
+    );
+
+    let report = json(
+        &m,
+        &[
+            "cost-report",
+            "--format",
+            "json",
+            "--prices",
+            prices.to_str().unwrap(),
+        ],
+    );
+    let top = &report["top_recalls"][0];
+    assert_eq!(top["path"], "media/film.bin", "{report}");
+    let requests: u64 = gets.iter().map(|(n, _)| n).sum();
+    let bytes: u64 = gets.iter().map(|(_, b)| b).sum();
+    assert_eq!((u(top, "requests"), u(top, "bytes")), (requests, bytes));
+    close(
+        "recall cost",
+        f(top, "cost"),
+        requests as f64 * GET_PER_1000 / 1000.0
+            + bytes as f64 / GB * (EGRESS_PER_GB + RETRIEVAL_PER_GB),
+    );
+    m.kill9();
 }
