@@ -583,23 +583,23 @@ impl Tally {
 #[derive(Debug, Default, Serialize)]
 pub(crate) struct Impact {
     /// Hot or premigrated files not pinned: what a migration looks at.
-    pub(crate) considered: Tally,
+    considered: Tally,
     /// Hot or premigrated files skipped because they are pinned.
-    pub(crate) pinned: Tally,
+    pinned: Tally,
     /// Would migrate with the current rules.
-    pub(crate) before: Tally,
+    before: Tally,
     /// Would migrate with the new rule added.
-    pub(crate) after: Tally,
+    after: Tally,
     /// Of `after`, per target (a mirrored file counts once per target).
-    pub(crate) after_by_target: BTreeMap<String, Tally>,
+    after_by_target: BTreeMap<String, Tally>,
     /// Files the new rule decides: migrated by it, or kept local by it (pin).
     pub(crate) decided_by_rule: Tally,
     /// Files that migrate only with the new rule.
-    pub(crate) newly_migrating: Tally,
+    newly_migrating: Tally,
     /// Files that migrate now but would not with the new rule.
-    pub(crate) no_longer_migrating: Tally,
+    no_longer_migrating: Tally,
     /// Files that migrate either way, to different targets.
-    pub(crate) retargeted: Tally,
+    retargeted: Tally,
     /// Of `decided_by_rule`, the hot files per target (remote, class): what
     /// the new rule would upload (premigrated files already have a copy).
     /// Used by `cost-report --what-if`.
