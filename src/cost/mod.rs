@@ -88,7 +88,7 @@ pub fn format_usd(v: f64) -> String {
         if a < 1e-10 {
             return "$0.00".to_string();
         }
-        let decimals = ((-a.log10()).floor() as usize + 2).clamp(4, 11);
+        let decimals = ((-a.log10()).ceil() as usize + 1).clamp(4, 11);
         return format!("{sign}${a:.decimals$}");
     }
     let cents = (a * 100.0).round() as u128;
@@ -134,6 +134,7 @@ mod tests {
         assert_eq!(format_usd(0.0000084), "$0.0000084");
         assert_eq!(format_usd(-0.0002), "-$0.00020");
         assert_eq!(format_usd(1e-13), "$0.00");
+        assert_eq!(format_usd(0.00001), "$0.000010");
         assert_eq!(format_usd(0.0), "$0.00");
         assert_eq!(format_bytes(999), "999 B");
         assert_eq!(format_bytes(1_500_000_000_000), "1.50 TB");

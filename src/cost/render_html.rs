@@ -247,9 +247,10 @@ pub fn render(report: &Report) -> String {
     if let Some(w) = &report.what_if {
         let _ = write!(
             h,
-            "<h2>What if: {}</h2><p>{} files ({}) decided by the rule; per month {} → {} (savings against all local {} / month, {} / year)</p>",
+            "<h2>What if: {}</h2><p>{} {} ({}) decided by the rule; per month {} → {} (savings against all local {} / month, {} / year)</p>",
             escape(&w.input.rule),
             w.input.files,
+            if w.input.files == 1 { "file" } else { "files" },
             format_bytes(w.input.bytes),
             format_usd(w.monthly_now),
             format_usd(w.monthly_after),
