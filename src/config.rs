@@ -79,6 +79,39 @@ pub struct Config {
     pub migrate_interval: Option<Duration>,
     /// How long an object no file references is kept before `gc` deletes it.
     pub gc_grace: Duration,
+    /// `[cost]`: settings for `tierctl cost-report`.
+    pub cost: CostConfig,
+}
+
+/// `[cost]`: what local storage costs and where remote prices come from.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostConfig {
+    /// Local storage cost, USD per TB-month (TB = 10^12 bytes; default 12).
+    #[serde(default = "default_local_per_tb_month")]
+    pub local_per_tb_month: f64,
+    /// A price file merged over the shipped price catalog (relative paths
+    /// are relative to the config file).
+    #[serde(default)]
+    pub prices: Option<PathBuf>,
+    /// Remote name → price-catalog provider id (`b2`, `aws-s3`, `gcs`,
+    /// `azure`, or one a price file adds), for remotes whose URL does not say.
+    #[serde(default)]
+    pub providers: BTreeMap<String, String>,
+}
+
+fn default_local_per_tb_month() -> f64 {
+    12.0
+}
+
+impl Default for CostConfig {
+    fn default() -> Self {
+        CostConfig {
+            local_per_tb_month: default_local_per_tb_month(),
+            prices: None,
+            providers: BTreeMap::new(),
+        }
+    }
 }
 
 /// One `[remote.NAME]` section: where and how to reach an object store.
@@ -183,6 +216,8 @@ struct RawConfig {
     mount: RawMount,
     #[serde(default)]
     remote: BTreeMap<String, RemoteConfig>,
+    #[serde(default)]
+    cost: CostConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -331,6 +366,21 @@ impl Config {
             })?;
         }
 
+        let mut cost = raw.cost;
+        if !cost.local_per_tb_month.is_finite() || cost.local_per_tb_month < 0.0 {
+            return Err(invalid(
+                "cost.local_per_tb_month",
+                format!("{} is not a price (a number >= 0)", cost.local_per_tb_month),
+            ));
+        }
+        cost.prices = cost.prices.map(resolve);
+        if let Some(name) = cost.providers.keys().find(|n| !remotes.contains_key(*n)) {
+            return Err(invalid(
+                "cost.providers",
+                format!("`{name}` is not a configured remote (no [remote.{name}] section)"),
+            ));
+        }
+
         Ok(Config {
             source: source.to_path_buf(),
             hot_dir,
@@ -350,6 +400,7 @@ impl Config {
             remotes,
             migrate_interval,
             gc_grace,
+            cost,
         })
     }
 }
@@ -582,6 +633,32 @@ mod tests {
         assert_eq!(parse_size("1.5KiB").unwrap(), 1536);
         assert!(parse_size("5 parsecs").is_err());
         assert!(parse_size("MB").is_err());
+    }
+
+    #[test]
+    fn cost_section_defaults_and_checks() {
+        let c = load("hot_dir = \"hot\"\n").unwrap();
+        assert_eq!(c.cost, CostConfig::default());
+        assert_eq!(c.cost.local_per_tb_month, 12.0);
+        let c = load(
+            "hot_dir = \"hot\"\n[remote.b]\nurl = \"file:///tmp/x\"\n[cost]\nlocal_per_tb_month = 20.0\nprices = \"p.toml\"\n[cost.providers]\nb = \"b2\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.cost.local_per_tb_month, 20.0);
+        assert!(c.cost.prices.unwrap().is_absolute());
+        assert_eq!(c.cost.providers["b"], "b2");
+        let e = load("hot_dir = \"hot\"\n[cost.providers]\nnope = \"b2\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cost.providers") && e.contains("nope"), "{e}");
+        let e = load("hot_dir = \"hot\"\n[cost]\nlocal_per_tb_month = -1.0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cost.local_per_tb_month"), "{e}");
+        let e = load("hot_dir = \"hot\"\n[cost]\nlocal = 1.0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field"), "{e}");
     }
 
     #[test]

@@ -11,6 +11,7 @@
 pub mod catalog;
 pub mod config;
 pub mod control;
+pub mod cost;
 pub mod daemon;
 pub mod fs;
 pub mod remote;

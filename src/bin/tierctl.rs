@@ -100,6 +100,31 @@ enum Command {
     /// rule, migrate, recall, pin, unpin, gc (see cli/tiering.rs)
     #[command(flatten)]
     Tiering(cli::tiering::TieringCommand),
+
+    /// What the data costs, local vs cloud, and what each rule saves
+    ///
+    /// Prices local storage (bytes not in the cloud × [cost]
+    /// local_per_tb_month, default $12/TB-month) and every remote and
+    /// storage class: storage of the objects the catalog records, and the
+    /// requests, egress, retrieval and early-deletion charges of the traffic
+    /// the daemon recorded in the --period. Then the same data kept all
+    /// local and all in the cloud, the monthly and yearly savings, a
+    /// breakdown by rule and by top-level directory, and the files whose
+    /// recalls cost the most (candidates for `tierctl pin`).
+    ///
+    /// Prices come from the catalog shipped with tierfs (list prices with
+    /// their date and source), overridden by [cost] prices and --prices.
+    /// Reads the catalog only; works while the daemon is down.
+    /// Formulas and units: docs/cost.md.
+    ///
+    /// Examples:
+    ///   tierctl cost-report
+    ///   tierctl cost-report --format html > cost.html
+    ///   tierctl cost-report --format json | jq .savings_yearly
+    ///   tierctl cost-report --what-if 'media/** unaccessed 90d -> cloud'
+    ///   tierctl cost-report --scale 1PB --prices my-prices.toml
+    #[command(verbatim_doc_comment)]
+    CostReport(cli::cost_report::CostReportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,6 +190,7 @@ fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<Outcome> {
             remote_cmd::test(&config, name, *json, out)
         }
         Command::Tiering(command) => command.run(&config, out),
+        Command::CostReport(args) => cli::cost_report::run(&config, args, out),
     }
 }
 

@@ -5,6 +5,7 @@
 //! `#[path = "../cli/mod.rs"] mod cli;`.
 
 pub mod config_path;
+pub mod cost_report;
 pub mod daemon;
 pub mod fsck;
 pub mod gc;

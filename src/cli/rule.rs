@@ -195,7 +195,7 @@ pub fn run(
 
 /// Parses `text` and checks that its remotes are configured. Both failures
 /// are usage errors (exit 2).
-fn checked_rule(config: &Config, text: &str) -> anyhow::Result<Rule> {
+pub(crate) fn checked_rule(config: &Config, text: &str) -> anyhow::Result<Rule> {
     let rule = rules::parse(text)
         .map_err(|e| UsageError(format!("invalid rule:\n{}", indent(&e.to_string()))))?;
     if let Some(problem) = remote_problem(config, &rule) {
@@ -243,7 +243,7 @@ fn remote_problem(config: &Config, rule: &Rule) -> Option<String> {
 
 /// The stored rules parsed, skipping (and reporting) any that no longer
 /// parse, exactly as the daemon does.
-fn parsed_rules(rows: &[RuleRow]) -> Vec<(i64, Rule)> {
+pub(crate) fn parsed_rules(rows: &[RuleRow]) -> Vec<(i64, Rule)> {
     rows.iter()
         .filter_map(|row| match rules::parse(&row.text) {
             Ok(rule) => Some((row.id, rule)),
@@ -258,7 +258,10 @@ fn parsed_rules(rows: &[RuleRow]) -> Vec<(i64, Rule)> {
         .collect()
 }
 
-fn stored_rules(conn: Option<&Connection>, config: &Config) -> anyhow::Result<Vec<RuleRow>> {
+pub(crate) fn stored_rules(
+    conn: Option<&Connection>,
+    config: &Config,
+) -> anyhow::Result<Vec<RuleRow>> {
     match conn {
         None => Ok(Vec::new()),
         Some(conn) => tiering::rules(conn)
@@ -555,9 +558,9 @@ fn list(config: &Config, json: bool, out: &mut impl Write) -> anyhow::Result<Out
 
 /// Files and bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-struct Tally {
-    files: u64,
-    bytes: u64,
+pub(crate) struct Tally {
+    pub(crate) files: u64,
+    pub(crate) bytes: u64,
 }
 
 impl Tally {
@@ -578,7 +581,7 @@ impl Tally {
 
 /// What the rules would do with and without the new rule.
 #[derive(Debug, Default, Serialize)]
-struct Impact {
+pub(crate) struct Impact {
     /// Hot or premigrated files not pinned: what a migration looks at.
     considered: Tally,
     /// Hot or premigrated files skipped because they are pinned.
@@ -590,13 +593,18 @@ struct Impact {
     /// Of `after`, per target (a mirrored file counts once per target).
     after_by_target: BTreeMap<String, Tally>,
     /// Files the new rule decides: migrated by it, or kept local by it (pin).
-    decided_by_rule: Tally,
+    pub(crate) decided_by_rule: Tally,
     /// Files that migrate only with the new rule.
     newly_migrating: Tally,
     /// Files that migrate now but would not with the new rule.
     no_longer_migrating: Tally,
     /// Files that migrate either way, to different targets.
     retargeted: Tally,
+    /// Of `decided_by_rule`, the hot files per target (remote, class): what
+    /// the new rule would upload (premigrated files already have a copy).
+    /// Used by `cost-report --what-if`.
+    #[serde(skip)]
+    pub(crate) decided_uploads: BTreeMap<(String, Option<String>), Tally>,
 }
 
 /// Id given to the candidate rule (catalog ids start at 1).
@@ -642,6 +650,15 @@ fn measure_impact(
         };
         if decided {
             result.decided_by_rule.add(f.size);
+            if let (Decision::Migrate { targets, .. }, "hot") = (&after, f.state.as_str()) {
+                for t in targets {
+                    result
+                        .decided_uploads
+                        .entry((t.remote.clone(), t.storage_class.clone()))
+                        .or_default()
+                        .add(f.size);
+                }
+            }
         }
         let before_targets = match &before {
             Decision::Migrate { targets, .. } => {
@@ -676,6 +693,41 @@ fn measure_impact(
     Ok(result)
 }
 
+/// What inserting a rule would change.
+pub(crate) struct DryRun {
+    /// The impact on the catalogued files.
+    pub(crate) impact: Impact,
+    /// Where the rule would go (0-based).
+    pub(crate) at: usize,
+    /// How many rules there would be.
+    pub(crate) total: usize,
+}
+
+/// Measures what inserting `rule` at `position` (1-based; default last)
+/// would change, exactly as `rule add --dry-run` reports it. `conn` is a
+/// read-only catalog connection (`None`: no catalog yet, no files).
+pub(crate) fn measure(
+    config: &Config,
+    conn: Option<&Connection>,
+    rule: &Rule,
+    position: Option<usize>,
+) -> anyhow::Result<DryRun> {
+    let rows = stored_rules(conn, config)?;
+    let current = parsed_rules(&rows);
+    let mut with_new = current.clone();
+    let at = position
+        .map(|p| p.saturating_sub(1).min(with_new.len()))
+        .unwrap_or(with_new.len());
+    with_new.insert(at, (NEW_RULE, rule.clone()));
+    let total = with_new.len();
+    let impact = match conn {
+        Some(conn) => measure_impact(conn, &RuleSet::new(current), &RuleSet::new(with_new))
+            .with_context(|| format!("cannot read the files in {}", config.catalog.display()))?,
+        None => Impact::default(),
+    };
+    Ok(DryRun { impact, at, total })
+}
+
 #[derive(Serialize)]
 struct DryRunJson<'a> {
     rule: &'a str,
@@ -698,19 +750,7 @@ fn dry_run(
     out: &mut impl Write,
 ) -> anyhow::Result<Outcome> {
     let conn = paths::open_catalog(config)?;
-    let rows = stored_rules(conn.as_ref(), config)?;
-    let current = parsed_rules(&rows);
-    let mut with_new = current.clone();
-    let at = position
-        .map(|p| p.saturating_sub(1).min(with_new.len()))
-        .unwrap_or(with_new.len());
-    with_new.insert(at, (NEW_RULE, rule.clone()));
-    let total = with_new.len();
-    let impact = match &conn {
-        Some(conn) => measure_impact(conn, &RuleSet::new(current), &RuleSet::new(with_new))
-            .with_context(|| format!("cannot read the files in {}", config.catalog.display()))?,
-        None => Impact::default(),
-    };
+    let DryRun { impact, at, total } = measure(config, conn.as_ref(), &rule, position)?;
     if json {
         write_json(
             out,

@@ -131,6 +131,19 @@ impl Remote {
         })
     }
 
+    /// How many PUT-class requests [`Remote::put_file`] makes to send a
+    /// `size`-byte file with `opts`: 1 for a single PUT, or parts + 2 for a
+    /// multipart upload (create, each part, complete). The HEAD it sends
+    /// first is a GET-class request and not counted here.
+    pub fn put_requests(&self, size: u64, opts: &PutOptions) -> u64 {
+        let part = part_size_for(size, opts.part_size.or(self.inner.part_size));
+        if size <= part {
+            1
+        } else {
+            size.div_ceil(part) + 2
+        }
+    }
+
     pub(super) fn put_attributes(
         &self,
         size: u64,

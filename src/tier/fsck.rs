@@ -52,6 +52,13 @@ impl Tier {
         for (name, remote) in &self.remotes {
             match remote.list_data().await {
                 Ok(objects) => {
+                    // Listings come in pages of up to 1,000 keys (S3, GCS).
+                    self.ledger(crate::catalog::tiering::LedgerEntry {
+                        remote: name.clone(),
+                        op: "list",
+                        requests: (objects.len() as u64).div_ceil(1000).max(1),
+                        ..Default::default()
+                    });
                     report.objects_listed += objects.len() as u64;
                     listed.insert(
                         name.clone(),

@@ -546,27 +546,37 @@ impl Tier {
                 tiering::upsert_object(c, &name, &key2, &bytes, size, class2.as_deref(), now)
             })?;
             let outcome = remote.put_file(&abs, f.size, hash, &opts, &report).await?;
+            // put_file asks first whether the object exists (one HEAD).
+            self.ledger(LedgerEntry {
+                remote: target.remote.clone(),
+                op: "head",
+                requests: 1,
+                storage_class: class.clone(),
+                ..Default::default()
+            });
             if !outcome.already_present {
                 uploaded += f.size;
                 self.ledger(LedgerEntry {
                     remote: target.remote.clone(),
                     op: "put",
-                    requests: 1 + f.size / (8 << 20),
+                    requests: remote.put_requests(f.size, &opts),
                     bytes: f.size,
                     storage_class: class.clone(),
                     path: Some(f.path.as_os_str().as_encoded_bytes().to_vec()),
                     ..Default::default()
                 });
             }
-            remote.verify(&outcome.key, f.size, hash).await?;
+            let verified = remote.verify(&outcome.key, f.size, hash).await;
+            // Billed even when the read-back fails (bytes as far as known).
             self.ledger(LedgerEntry {
                 remote: target.remote.clone(),
                 op: "get",
                 requests: 1,
-                bytes: f.size,
+                bytes: if verified.is_ok() { f.size } else { 0 },
                 storage_class: class,
                 ..Default::default()
             });
+            verified?;
             let now = now_ns();
             self.catalog.exec("mark verified", move |c| {
                 tiering::mark_verified(c, object_id, now)
@@ -714,6 +724,15 @@ impl Tier {
                     break;
                 }
                 Err(e) => {
+                    // The GET is billed; how many bytes came is not known.
+                    self.ledger(LedgerEntry {
+                        remote: object.remote.clone(),
+                        op: "get",
+                        requests: 1,
+                        storage_class: object.storage_class.clone(),
+                        path: Some(key.clone()),
+                        ..Default::default()
+                    });
                     tracing::warn!(path = %rel.display(), remote = %object.remote, error = %e, "recall from this copy failed");
                     problems.push(e.to_string());
                 }
@@ -891,8 +910,8 @@ pub struct StubSource {
     /// Chunk size the hashes were computed with.
     pub chunk_size: u64,
     chunks: Vec<u8>,
-    /// (remote, key) of every verified copy, in preference order.
-    copies: Vec<(String, String)>,
+    /// (remote, key, storage class) of every verified copy, in preference order.
+    copies: Vec<(String, String, Option<String>)>,
 }
 
 impl StubSource {
@@ -928,7 +947,7 @@ impl Tier {
         let copies = objects
             .into_iter()
             .filter(|o| o.verified_at_ns.is_some() && self.remotes.contains_key(&o.remote))
-            .map(|o| (o.remote, o.key))
+            .map(|o| (o.remote, o.key, o.storage_class))
             .collect();
         Ok(Some(StubSource {
             rel: rel.to_path_buf(),
@@ -963,19 +982,25 @@ impl Tier {
         let start = index * src.chunk_size;
         let end = (start + src.chunk_size).min(src.size);
         let mut problems = Vec::new();
-        for (remote_name, key) in &src.copies {
+        for (remote_name, key, class) in &src.copies {
             let Some(remote) = self.remotes.get(remote_name) else {
                 continue;
             };
-            match remote.get_range(key, start..end).await {
+            let result = remote.get_range(key, start..end).await;
+            if let Ok(data) = &result {
+                // Billed whether or not the chunk verifies.
+                self.ledger(LedgerEntry {
+                    remote: remote_name.clone(),
+                    op: "get",
+                    requests: 1,
+                    bytes: data.len() as u64,
+                    storage_class: class.clone(),
+                    path: path_key(&src.rel),
+                    ..Default::default()
+                });
+            }
+            match result {
                 Ok(data) if hash::chunk_matches(&src.chunks, index as usize, &data) => {
-                    self.ledger(LedgerEntry {
-                        remote: remote_name.clone(),
-                        op: "get",
-                        requests: 1,
-                        bytes: data.len() as u64,
-                        ..Default::default()
-                    });
                     return Ok(data);
                 }
                 Ok(_) => {
