@@ -396,6 +396,16 @@ fn handler(
     let gc_grace = config.gc_grace;
     let started_at_unix = now_unix();
     Arc::new(move |request: Request| {
+        // Jobs that record cost-ledger rows (written behind the work) answer
+        // only once those rows are committed, so a report run right after
+        // sees them.
+        let records_ledger = matches!(
+            request,
+            Request::Migrate(_)
+                | Request::Recall { .. }
+                | Request::Gc { .. }
+                | Request::Fsck { .. }
+        );
         let result: Result<Reply, String> = match request {
             Request::Status => Ok(Reply::Status(DaemonStatus {
                 pid: std::process::id(),
@@ -509,6 +519,9 @@ fn handler(
                     .map_err(|e| e.to_string())
             }
         };
+        if records_ledger && let Err(e) = catalog.exec("commit queued ledger rows", |_| Ok(())) {
+            tracing::warn!(error = %e, "catalog barrier failed");
+        }
         match result {
             Ok(reply) => Response::Ok(reply),
             Err(message) => Response::error(message),

@@ -30,7 +30,17 @@ pub fn pause(step: &str) {
         let _ = std::fs::write(file, step);
     }
     tracing::warn!(step, "test pause point reached; waiting to be killed");
-    loop {
+    let wait_forever = || loop {
         std::thread::sleep(Duration::from_secs(3600));
+    };
+    // On a runtime worker, hand the worker's other tasks (such as a reader
+    // the paused recall just woke) to another thread before blocking, or
+    // they would be stranded behind this one.
+    let on_worker = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if on_worker {
+        tokio::task::block_in_place(wait_forever)
+    } else {
+        wait_forever()
     }
 }
