@@ -271,7 +271,11 @@ fn run_inner(
     let mut fuse_config = fuser::Config::default();
     fuse_config.mount_options = vec![
         MountOption::FSName(config.source.display().to_string()),
-        MountOption::Subtype("tierfs".into()),
+        // fuser's direct mount(2) (used as root) drops `Subtype`; the kernel
+        // takes `subtype=` as a mount data option, so pass it that way to make
+        // /proc/mounts and findmnt say `fuse.tierfs` (what fstab and .mount
+        // units name as the type).
+        MountOption::CUSTOM("subtype=tierfs".into()),
     ];
     if config.mount.default_permissions {
         fuse_config

@@ -100,6 +100,14 @@ enum Command {
     /// rule, migrate, recall, pin, unpin, gc (see cli/tiering.rs)
     #[command(flatten)]
     Tiering(cli::tiering::TieringCommand),
+
+    /// Write man pages and shell completions to DIR (for packaging)
+    #[command(hide = true)]
+    GenerateAssets {
+        /// Output directory (created if missing)
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,6 +162,13 @@ fn main() -> ExitCode {
 
 /// Runs the chosen subcommand, writing its report to `out`.
 fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<Outcome> {
+    if let Command::GenerateAssets { dir } = &cli.command {
+        use clap::CommandFactory;
+        for path in tierfs::assets::write_assets(Cli::command(), dir)? {
+            writeln!(out, "{}", path.display())?;
+        }
+        return Ok(Outcome::Success);
+    }
     let config = load_config(cli.config.as_deref())?;
     match &cli.command {
         Command::Status(args) => match &args.path {
@@ -165,6 +180,7 @@ fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<Outcome> {
             remote_cmd::test(&config, name, *json, out)
         }
         Command::Tiering(command) => command.run(&config, out),
+        Command::GenerateAssets { .. } => Ok(Outcome::Success),
     }
 }
 

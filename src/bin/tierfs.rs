@@ -38,6 +38,12 @@ struct Cli {
 enum Command {
     /// Mount CONFIG's hot directory at MOUNTPOINT.
     Mount(MountArgs),
+    /// Write man pages and shell completions to DIR (for packaging).
+    #[command(hide = true)]
+    GenerateAssets {
+        /// Output directory (created if missing).
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -112,6 +118,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Mount(m)) => m,
+        Some(Command::GenerateAssets { dir }) => return generate_assets(&dir),
         None => match (cli.helper.config, cli.helper.mountpoint) {
             (Some(config), Some(mountpoint)) => MountArgs {
                 foreground: cli.helper.foreground,
@@ -142,6 +149,23 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tierfs: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `tierfs generate-assets DIR`: man pages and completions for packaging.
+fn generate_assets(dir: &std::path::Path) -> ExitCode {
+    use clap::CommandFactory;
+    match tierfs::assets::write_assets(Cli::command(), dir) {
+        Ok(files) => {
+            for f in files {
+                println!("{}", f.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tierfs: {e}");
             ExitCode::FAILURE
         }
     }
@@ -262,7 +286,19 @@ fn daemon_child(
     }
 }
 
-/// Points fd 2 at `log_file` (appending) or, without one, at /dev/null.
+/// Whether fd 2 is a socket: under systemd (a `.mount` unit or a service),
+/// stderr is a stream socket into journald, which must stay connected so the
+/// daemon's logs reach the journal. A caller's terminal or pipe is not one.
+fn stderr_is_socket() -> bool {
+    // SAFETY: fstat on fd 2 into a local struct.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(2, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK
+    }
+}
+
+/// Points fd 2 at `log_file` (appending) or, without one, at /dev/null,
+/// unless fd 2 is journald's socket (then the logs keep going there).
 fn detach_stderr(log_file: Option<&std::path::Path>) {
     use std::os::fd::AsRawFd;
     let target = match log_file {
@@ -270,6 +306,7 @@ fn detach_stderr(log_file: Option<&std::path::Path>) {
             .create(true)
             .append(true)
             .open(path),
+        None if stderr_is_socket() => return,
         None => std::fs::OpenOptions::new().write(true).open("/dev/null"),
     };
     match target {
