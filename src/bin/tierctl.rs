@@ -113,12 +113,30 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum RemoteCommand {
     /// List the configured remotes (no secrets)
+    ///
+    /// One row per [remote.NAME] section: URL, endpoint, storage class and
+    /// where the credentials come from. Exits 1 if a remote is unusable.
+    ///
+    /// Examples:
+    ///   tierctl remote list
+    ///   tierctl remote list --json | jq '.remotes[].name'
+    #[command(verbatim_doc_comment)]
     List {
         /// Print one JSON object instead of a table
         #[arg(long)]
         json: bool,
     },
     /// Check a remote: connect, credentials, write, read back, delete
+    ///
+    /// Connects to the store, checks the credentials with a listing, then
+    /// writes, reads back and deletes a probe object under <prefix>/probe/,
+    /// timing each step. Stops at the first failure and says what to fix.
+    /// Exits 0 if every step passed, 1 otherwise.
+    ///
+    /// Examples:
+    ///   tierctl remote test cloud
+    ///   tierctl remote test cloud --json | jq .ok
+    #[command(verbatim_doc_comment)]
     Test {
         /// The remote's name (its [remote.NAME] section)
         #[arg(value_name = "NAME")]

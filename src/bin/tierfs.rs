@@ -37,6 +37,15 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Mount CONFIG's hot directory at MOUNTPOINT.
+    ///
+    /// Without -f, returns once the mount is live (or with the reason it
+    /// failed) and the daemon keeps serving in the background. Unmount with
+    /// `umount MOUNTPOINT`; SIGTERM to the daemon does the same.
+    ///
+    /// Examples:
+    ///   tierfs mount /etc/tierfs/files.toml /srv/files
+    ///   tierfs mount -f -o ro /etc/tierfs/files.toml /srv/files
+    #[command(verbatim_doc_comment)]
     Mount(MountArgs),
     /// Write man pages and shell completions to DIR (for packaging).
     #[command(hide = true)]
