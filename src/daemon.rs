@@ -356,9 +356,13 @@ fn run_inner(
 
     let served = session.run();
     tracing::info!("filesystem unmounted; shutting down");
+    // Running migrations stop at their next safe point (an upload in flight
+    // is abandoned, nothing more is released), before the control server
+    // waits for the requests that started them; whatever still runs after
+    // that is dropped, in a state `recover` resolves at the next start.
+    runtime.block_on(tier.stop(std::time::Duration::from_secs(20)));
     control.shutdown();
     drop(watcher);
-    // Transfers stop here; their files stay in a state `recover` resolves.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     catalog.close()?;
     served.map_err(|source| DaemonError::Fuse {

@@ -19,6 +19,7 @@ pub mod failpoint;
 mod fsck;
 pub mod gate;
 mod hash;
+pub mod stop;
 pub mod stub;
 
 use std::collections::{BTreeMap, HashMap};
@@ -152,6 +153,7 @@ pub struct Tier {
     progress: Arc<Progress>,
     job: tokio::sync::Mutex<()>,
     invalidate: std::sync::OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
+    stop: stop::Stop,
 }
 
 impl std::fmt::Debug for Tier {
@@ -189,6 +191,7 @@ impl Tier {
             progress: Default::default(),
             job: Default::default(),
             invalidate: Default::default(),
+            stop: Default::default(),
         })
     }
 
@@ -196,6 +199,22 @@ impl Tier {
     /// its back (its block count drops to 0 on release). Set once, after mounting.
     pub fn set_invalidator(&self, f: impl Fn(u64) + Send + Sync + 'static) {
         let _ = self.invalidate.set(Box::new(f));
+    }
+
+    /// Stops running migrations at their next safe point (see [`stop`]) and
+    /// waits, at most `timeout`, for the running job to end. Called at
+    /// shutdown; later migrations do nothing.
+    pub async fn stop(&self, timeout: std::time::Duration) {
+        self.stop.stop();
+        if tokio::time::timeout(timeout, self.job.lock())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "a tiering job did not stop within {timeout:?}; it is abandoned and \
+                 resolved at the next start"
+            );
+        }
     }
 
     /// The configured remotes.
@@ -420,6 +439,9 @@ impl Tier {
     }
 
     async fn migrate_one(&self, f: TierFile, targets: Vec<Target>) -> Result<Outcome, TierError> {
+        if self.stop.is_stopped() {
+            return Ok(Outcome::Skipped(STOPPING));
+        }
         let rel = f.path.clone();
         let file = self.open_rel(&rel, libc::O_RDONLY)?;
         let st = sys::stat_fd(file.as_fd()).map_err(io_err(&rel, "stat"))?;
@@ -457,12 +479,24 @@ impl Tier {
                     return Ok(Outcome::Skipped("changed since catalogued"));
                 }
                 failpoint::pause("uploading");
-                let uploaded = match self.ensure_copies(&f, &hash, &targets).await {
-                    Ok(n) => n,
-                    Err(e) => {
+                // At shutdown the upload is dropped mid-way: its object row
+                // stays unverified and unreferenced (gc removes it), the file
+                // goes back to hot and the next run uploads it again.
+                let copies = tokio::select! {
+                    r = self.ensure_copies(&f, &hash, &targets) => Some(r),
+                    () = self.stop.stopped() => None,
+                };
+                let uploaded = match copies {
+                    Some(Ok(n)) => n,
+                    Some(Err(e)) => {
                         self.catalog
                             .exec("undo uploading", move |c| tiering::mark_hot(c, id))?;
                         return Err(e);
+                    }
+                    None => {
+                        self.catalog
+                            .exec("undo uploading", move |c| tiering::mark_hot(c, id))?;
+                        return Ok(Outcome::Skipped(STOPPING));
                     }
                 };
                 failpoint::pause("uploaded");
@@ -480,6 +514,10 @@ impl Tier {
         };
         drop(file);
         failpoint::pause("premigrated");
+        if self.stop.is_stopped() {
+            // Verified copy, nothing freed: released at the next run.
+            return Ok(Outcome::Skipped(STOPPING));
+        }
         let released = tokio::task::block_in_place(|| self.release(&f, &hash))?;
         Ok(match released {
             None => Outcome::Released { uploaded },
@@ -960,6 +998,9 @@ impl Tier {
         })
     }
 }
+
+/// Why a file was skipped when the daemon is shutting down.
+const STOPPING: &str = "daemon shutting down; resumes at the next start";
 
 /// How one file's migration ended.
 enum Outcome {
