@@ -382,9 +382,15 @@ async fn scheduled_migrations(
     tick.tick().await;
     loop {
         tick.tick().await;
-        if let Err(e) = tier.migrate(MigrateRequest::default()).await {
+        let result = tier
+            .migrate(MigrateRequest::default())
+            .await
+            .map_err(|e| e.to_string());
+        if let Err(e) = &result {
             tracing::error!(error = %e, "scheduled migration failed");
         }
+        crate::activity::activity()
+            .record_migration(crate::activity::RunRecord::new("schedule", &result));
         if let Err(e) = tier.gc(grace).await {
             tracing::error!(error = %e, "scheduled garbage collection failed");
         }
@@ -415,10 +421,31 @@ fn handler(
                 open_files: fs_stats.open_files.load(Ordering::Relaxed),
                 catalog_queue: catalog.queue_len() as u64,
             })),
-            Request::Migrate(req) => runtime
-                .block_on(tier.migrate(req))
-                .map(Reply::Migrate)
-                .map_err(|e| e.to_string()),
+            Request::Migrate(req) => {
+                let dry_run = req.dry_run;
+                let result = runtime
+                    .block_on(tier.migrate(req))
+                    .map_err(|e| e.to_string());
+                if !dry_run {
+                    crate::activity::activity()
+                        .record_migration(crate::activity::RunRecord::new("tierctl", &result));
+                }
+                result.map(Reply::Migrate)
+            }
+            Request::Activity => {
+                let p = tier.progress();
+                let job = JobProgress {
+                    files_done: p.files_done.load(Ordering::Relaxed),
+                    files_total: p.files_total.load(Ordering::Relaxed),
+                    bytes_done: p.bytes_done.load(Ordering::Relaxed),
+                    bytes_total: p.bytes_total.load(Ordering::Relaxed),
+                };
+                let running = tier.is_busy();
+                Ok(Reply::Activity(crate::activity::activity().report(
+                    running.then_some(job),
+                    crate::activity::now_unix(),
+                )))
+            }
             Request::Recall { paths } => runtime
                 .block_on(tier.recall_paths(&paths))
                 .map(Reply::Recall)

@@ -8,6 +8,7 @@
 //! Module dependencies point one way: `daemon` → `fs` → `catalog`;
 //! `control` and `config` are leaves used by both binaries.
 
+pub mod activity;
 pub mod assets;
 pub mod catalog;
 pub mod config;

@@ -217,6 +217,11 @@ impl Tier {
         }
     }
 
+    /// Whether a migration, recall, gc or fsck job is running now.
+    pub fn is_busy(&self) -> bool {
+        self.job.try_lock().is_err()
+    }
+
     /// The configured remotes.
     pub fn remotes(&self) -> &BTreeMap<String, Remote> {
         &self.remotes
