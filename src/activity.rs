@@ -119,8 +119,9 @@ impl Activity {
         ring.push_back(error);
     }
 
-    /// Records a finished migration run.
+    /// Records a finished migration run (and counts it in the metrics).
     pub fn record_migration(&self, run: RunRecord) {
+        crate::metrics::metrics().record_migration(run.released, run.released_bytes, run.failed);
         *self.last_migration.lock() = Some(run);
     }
 
@@ -162,6 +163,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ErrorCapture {
         if *event.metadata().level() != tracing::Level::ERROR {
             return;
         }
+        crate::metrics::metrics().record_error();
         let mut visitor = Render::default();
         event.record(&mut visitor);
         activity().record_error(RecentError {

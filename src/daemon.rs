@@ -244,6 +244,16 @@ fn run_inner(
         tier: tier.clone(),
         runtime: runtime.handle().clone(),
     });
+    if let Some(metrics) = &config.metrics {
+        let listener = runtime
+            .block_on(crate::metrics::bind(metrics.listen))
+            .map_err(|source| DaemonError::System {
+                context: format!("metrics.listen {}", metrics.listen),
+                source,
+            })?;
+        tracing::info!(listen = %metrics.listen, "serving Prometheus metrics at /metrics");
+        runtime.spawn(crate::metrics::serve(listener, config.catalog.clone()));
+    }
     if let Some(every) = config.migrate_interval {
         runtime.spawn(scheduled_migrations(tier.clone(), every, config.gc_grace));
     }

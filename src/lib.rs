@@ -15,6 +15,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod fs;
+pub mod metrics;
 pub mod remote;
 pub mod rules;
 pub mod tier;

@@ -681,7 +681,12 @@ impl Tier {
             map.entry(rel.to_path_buf()).or_default().clone()
         };
         let _one = lock.lock().await;
+        let started = Instant::now();
         let result = self.recall_locked(rel).await;
+        match &result {
+            Ok(0) => {}
+            r => crate::metrics::metrics().record_recall(r.is_ok(), started.elapsed()),
+        }
         self.recalls.lock().await.remove(rel);
         result
     }
