@@ -451,9 +451,11 @@ fn handler(
                     bytes_total: p.bytes_total.load(Ordering::Relaxed),
                 };
                 let running = tier.is_busy();
+                let remotes: Vec<String> = tier.remotes().keys().cloned().collect();
                 Ok(Reply::Activity(crate::activity::activity().report(
                     running.then_some(job),
                     crate::activity::now_unix(),
+                    &remotes,
                 )))
             }
             Request::Recall { paths } => runtime

@@ -14,6 +14,7 @@
 //! | `tierfs_recalls_total`, `tierfs_recall_failures_total` | counter | recalls done and failed |
 //! | `tierfs_recall_duration_seconds` | histogram | time to recall a file |
 //! | `tierfs_errors_total` | counter | errors logged |
+//! | `tierfs_remote_up{remote}` | gauge | 1 if the last request to the remote succeeded, 0 if it failed (absent before the first) |
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,6 +45,7 @@ pub struct Metrics {
     recall_failures: Counter,
     recall_seconds: Histogram,
     errors: Counter,
+    remote_up: Family<Vec<(String, String)>, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -71,6 +73,7 @@ impl Metrics {
         // 10 ms … about 10 min.
         let recall_seconds = Histogram::new(exponential_buckets(0.01, 4.0, 10));
         let errors = Counter::default();
+        let remote_up = Family::<Vec<(String, String)>, Gauge>::default();
         registry.register("tierfs_files", "Files per catalog state", files.clone());
         registry.register("tierfs_bytes", "Bytes per catalog state", bytes.clone());
         registry.register(
@@ -100,6 +103,11 @@ impl Metrics {
             recall_seconds.clone(),
         );
         registry.register("tierfs_errors", "Errors logged", errors.clone());
+        registry.register(
+            "tierfs_remote_up",
+            "1 if the last request to the remote succeeded, 0 if it failed",
+            remote_up.clone(),
+        );
         Metrics {
             registry,
             files,
@@ -111,6 +119,7 @@ impl Metrics {
             recall_failures,
             recall_seconds,
             errors,
+            remote_up,
         }
     }
 
@@ -151,6 +160,16 @@ impl Metrics {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "metrics: cannot read the catalog"),
+        }
+        for h in crate::activity::activity().known_remotes() {
+            let up = match h.state.as_str() {
+                "up" => 1,
+                "down" => 0,
+                _ => continue,
+            };
+            self.remote_up
+                .get_or_create(&vec![("remote".to_string(), h.name)])
+                .set(up);
         }
         let mut text = String::new();
         // Writing into a String cannot fail.

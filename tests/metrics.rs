@@ -89,6 +89,7 @@ fn metrics_move_with_migrations_and_recalls() {
         sample(&body, "tierfs_migrated_files_total"),
         migrated_before + 1.0
     );
+    assert_eq!(sample(&body, "tierfs_remote_up{remote=\"cloud\"}"), 1.0);
 
     // Reading the cold file back recalls it (in the background for readers).
     assert!(fs::read(m.m("old/a.bin")).unwrap() == data);

@@ -81,7 +81,15 @@ fn status_shows_last_migration_and_recent_errors() {
     assert_eq!(last["released_bytes"], data.len(), "{status}");
     assert_eq!(last["failed"], 0, "{status}");
     assert_eq!(status["activity"]["errors_24h"], 0, "{status}");
+    let remote = &status["activity"]["remotes"][0];
+    assert_eq!(remote["name"], "cloud", "{status}");
+    assert_eq!(remote["state"], "up", "{status}");
+    assert!(
+        remote["last_success_unix"].as_i64().unwrap() > 0,
+        "{status}"
+    );
     let text = String::from_utf8(ok(&m, &["status"]).stdout).unwrap();
+    assert!(text.contains("REMOTE"), "{text}");
     assert!(text.contains("job"), "{text}");
     assert!(text.contains("idle"), "{text}");
     assert!(text.contains("(tierctl): released 1 file(s)"), "{text}");
@@ -107,8 +115,14 @@ fn status_shows_last_migration_and_recent_errors() {
         "no error names the file: {status}"
     );
     assert!(errors.iter().all(|e| e["at_unix"].as_i64().unwrap() > 0));
+    // The failed download counts against the remote's health.
+    let down = common::wait_until(std::time::Duration::from_secs(20), || {
+        json(&m, &["status", "--json"])["activity"]["remotes"][0]["state"] == "down"
+    });
+    assert!(down.is_some(), "{}", json(&m, &["status", "--json"]));
     let text = String::from_utf8(ok(&m, &["status"]).stdout).unwrap();
     assert!(text.contains("errors (24 h)"), "{text}");
+    assert!(text.contains("down: "), "{text}");
     assert!(text.contains("reports/q1.bin"), "{text}");
 
     // The other JSON reports parse and carry their key numbers.

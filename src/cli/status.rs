@@ -148,6 +148,29 @@ fn write_activity_text(
     for e in &activity.recent_errors {
         writeln!(out, "  {} ago  {}", ago(e.at_unix), e.message)?;
     }
+    if !activity.remotes.is_empty() {
+        writeln!(out)?;
+        let mut table = Table::new(&[
+            ("REMOTE", Align::Left),
+            ("HEALTH", Align::Left),
+            ("LAST OK", Align::Right),
+            ("LAST FAILURE", Align::Right),
+        ]);
+        let when = |t: Option<i64>| t.map_or("never".to_string(), |t| format!("{} ago", ago(t)));
+        for r in &activity.remotes {
+            let health = match (&r.state[..], &r.last_error) {
+                ("down", Some(e)) => format!("down: {e}"),
+                (state, _) => state.to_string(),
+            };
+            table.row(vec![
+                r.name.clone(),
+                health,
+                when(r.last_success_unix),
+                when(r.last_failure_unix),
+            ]);
+        }
+        table.write(out)?;
+    }
     Ok(())
 }
 

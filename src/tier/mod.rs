@@ -587,7 +587,10 @@ impl Tier {
             let object_id = self.catalog.exec("record object", move |c| {
                 tiering::upsert_object(c, &name, &key2, &bytes, size, class2.as_deref(), now)
             })?;
-            let outcome = remote.put_file(&abs, f.size, hash, &opts, &report).await?;
+            let outcome = crate::activity::track(
+                &target.remote,
+                remote.put_file(&abs, f.size, hash, &opts, &report).await,
+            )?;
             if !outcome.already_present {
                 uploaded += f.size;
                 self.ledger(LedgerEntry {
@@ -600,7 +603,10 @@ impl Tier {
                     ..Default::default()
                 });
             }
-            remote.verify(&outcome.key, f.size, hash).await?;
+            crate::activity::track(
+                &target.remote,
+                remote.verify(&outcome.key, f.size, hash).await,
+            )?;
             self.ledger(LedgerEntry {
                 remote: target.remote.clone(),
                 op: "get",
@@ -722,10 +728,12 @@ impl Tier {
                 problems.push(format!("remote `{}` is not configured", object.remote));
                 continue;
             };
-            match remote
-                .download_to(&object.key, marker.size, &hash, &file, &|_| {})
-                .await
-            {
+            match crate::activity::track(
+                &object.remote,
+                remote
+                    .download_to(&object.key, marker.size, &hash, &file, &|_| {})
+                    .await,
+            ) {
                 Ok(()) => {
                     self.ledger(LedgerEntry {
                         remote: object.remote.clone(),
