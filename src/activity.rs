@@ -84,6 +84,78 @@ impl RunRecord {
     }
 }
 
+/// What one rule did in the last migration run that evaluated it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RuleRun {
+    /// The rule's id (`tierctl rule list`).
+    pub rule_id: i64,
+    /// When that run ended, in seconds since the Unix epoch.
+    pub finished_unix: i64,
+    /// Files the rule selected.
+    pub selected: u64,
+    /// Of those, files released.
+    pub released: u64,
+    /// Bytes released.
+    pub released_bytes: u64,
+    /// Files that failed.
+    pub failed: u64,
+}
+
+/// Per-rule counts gathered during one migration run.
+#[derive(Debug)]
+pub struct RuleTally<'a> {
+    rule_of: &'a std::collections::HashMap<std::path::PathBuf, i64>,
+    runs: BTreeMap<i64, RuleRun>,
+}
+
+impl<'a> RuleTally<'a> {
+    /// Starts a tally for the rules `rule_ids`, where `rule_of` says which
+    /// rule selected each planned file.
+    pub fn new(
+        rule_ids: &[i64],
+        rule_of: &'a std::collections::HashMap<std::path::PathBuf, i64>,
+    ) -> Self {
+        let mut runs: BTreeMap<i64, RuleRun> = rule_ids
+            .iter()
+            .map(|&id| {
+                (
+                    id,
+                    RuleRun {
+                        rule_id: id,
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect();
+        for id in rule_of.values() {
+            if let Some(r) = runs.get_mut(id) {
+                r.selected += 1;
+            }
+        }
+        RuleTally { rule_of, runs }
+    }
+
+    fn run_of(&mut self, path: &std::path::Path) -> Option<&mut RuleRun> {
+        let id = self.rule_of.get(path)?;
+        self.runs.get_mut(id)
+    }
+
+    /// Counts a released file.
+    pub fn released(&mut self, path: &std::path::Path, bytes: u64) {
+        if let Some(r) = self.run_of(path) {
+            r.released += 1;
+            r.released_bytes += bytes;
+        }
+    }
+
+    /// Counts a failed file.
+    pub fn failed(&mut self, path: &std::path::Path) {
+        if let Some(r) = self.run_of(path) {
+            r.failed += 1;
+        }
+    }
+}
+
 /// One remote's health, judged by the real requests the daemon made to it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteHealth {
@@ -114,6 +186,9 @@ pub struct ActivityReport {
     /// Every configured remote's health.
     #[serde(default)]
     pub remotes: Vec<RemoteHealth>,
+    /// Each rule's last run since the daemon started, by rule id.
+    #[serde(default)]
+    pub rules: Vec<RuleRun>,
 }
 
 /// The daemon-wide activity record.
@@ -122,6 +197,7 @@ pub struct Activity {
     errors: Mutex<VecDeque<RecentError>>,
     last_migration: Mutex<Option<RunRecord>>,
     remotes: Mutex<BTreeMap<String, RemoteHealth>>,
+    rules: Mutex<BTreeMap<i64, RuleRun>>,
 }
 
 /// The process's activity record.
@@ -172,6 +248,16 @@ impl Activity {
         }
     }
 
+    /// Records what each rule did in a finished (not dry) migration run.
+    pub fn record_rule_runs(&self, tally: RuleTally<'_>) {
+        let now = now_unix();
+        let mut rules = self.rules.lock();
+        for (id, mut run) in tally.runs {
+            run.finished_unix = now;
+            rules.insert(id, run);
+        }
+    }
+
     /// The health of every remote a request was made to.
     pub fn known_remotes(&self) -> Vec<RemoteHealth> {
         self.remotes.lock().values().cloned().collect()
@@ -214,6 +300,7 @@ impl Activity {
             errors_24h: recent.len() as u64,
             recent_errors: recent[shown..].iter().map(|e| (*e).clone()).collect(),
             remotes: self.remote_health(remotes),
+            rules: self.rules.lock().values().cloned().collect(),
         }
     }
 }
@@ -318,6 +405,32 @@ mod tests {
         let r = act.report(None, 1_000_000 + 2 * DAY_SECS, &[]);
         assert_eq!(r.errors_24h, 0);
         assert!(r.recent_errors.is_empty());
+    }
+
+    #[test]
+    fn rule_runs_count_per_rule() {
+        let rule_of: std::collections::HashMap<std::path::PathBuf, i64> =
+            [("a".into(), 1), ("b".into(), 1), ("c".into(), 2)]
+                .into_iter()
+                .collect();
+        let mut tally = RuleTally::new(&[1, 2, 3], &rule_of);
+        tally.released(std::path::Path::new("a"), 10);
+        tally.failed(std::path::Path::new("c"));
+        let act = Activity::default();
+        act.record_rule_runs(tally);
+        let rules = act.report(None, now_unix(), &[]).rules;
+        assert_eq!(rules.len(), 3);
+        assert_eq!(
+            (
+                rules[0].selected,
+                rules[0].released,
+                rules[0].released_bytes
+            ),
+            (2, 1, 10)
+        );
+        assert_eq!((rules[1].selected, rules[1].failed), (1, 1));
+        assert_eq!(rules[2].selected, 0);
+        assert!(rules.iter().all(|r| r.finished_unix > 0));
     }
 
     #[test]

@@ -81,6 +81,12 @@ fn status_shows_last_migration_and_recent_errors() {
     assert_eq!(last["released_bytes"], data.len(), "{status}");
     assert_eq!(last["failed"], 0, "{status}");
     assert_eq!(status["activity"]["errors_24h"], 0, "{status}");
+    let rules = status["activity"]["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 1, "{status}");
+    assert_eq!(rules[0]["selected"], 1, "{status}");
+    assert_eq!(rules[0]["released"], 1, "{status}");
+    assert_eq!(rules[0]["released_bytes"], data.len(), "{status}");
+    assert!(rules[0]["finished_unix"].as_i64().unwrap() > 0, "{status}");
     let remote = &status["activity"]["remotes"][0];
     assert_eq!(remote["name"], "cloud", "{status}");
     assert_eq!(remote["state"], "up", "{status}");
@@ -90,6 +96,7 @@ fn status_shows_last_migration_and_recent_errors() {
     );
     let text = String::from_utf8(ok(&m, &["status"]).stdout).unwrap();
     assert!(text.contains("REMOTE"), "{text}");
+    assert!(text.contains("RULE") && text.contains("SELECTED"), "{text}");
     assert!(text.contains("job"), "{text}");
     assert!(text.contains("idle"), "{text}");
     assert!(text.contains("(tierctl): released 1 file(s)"), "{text}");

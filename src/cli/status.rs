@@ -148,6 +148,28 @@ fn write_activity_text(
     for e in &activity.recent_errors {
         writeln!(out, "  {} ago  {}", ago(e.at_unix), e.message)?;
     }
+    if !activity.rules.is_empty() {
+        writeln!(out)?;
+        let mut table = Table::new(&[
+            ("RULE", Align::Right),
+            ("LAST RUN", Align::Right),
+            ("SELECTED", Align::Right),
+            ("RELEASED", Align::Right),
+            ("BYTES", Align::Right),
+            ("FAILED", Align::Right),
+        ]);
+        for r in &activity.rules {
+            table.row(vec![
+                format!("#{}", r.rule_id),
+                format!("{} ago", ago(r.finished_unix)),
+                human::count(r.selected),
+                human::count(r.released),
+                human::bytes(r.released_bytes),
+                human::count(r.failed),
+            ]);
+        }
+        table.write(out)?;
+    }
     if !activity.remotes.is_empty() {
         writeln!(out)?;
         let mut table = Table::new(&[

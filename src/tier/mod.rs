@@ -324,7 +324,26 @@ impl Tier {
 
     /// Files the rules would migrate now: (file, targets).
     pub fn plan(&self, req: &MigrateRequest) -> Result<Vec<(TierFile, Vec<Target>)>, TierError> {
+        Ok(self.plan_by_rule(req)?.0)
+    }
+
+    /// Like [`plan`](Tier::plan), also returning which rule selected each
+    /// planned file (by path) and the ids of every rule evaluated.
+    #[allow(clippy::type_complexity)]
+    fn plan_by_rule(
+        &self,
+        req: &MigrateRequest,
+    ) -> Result<
+        (
+            Vec<(TierFile, Vec<Target>)>,
+            HashMap<PathBuf, i64>,
+            Vec<i64>,
+        ),
+        TierError,
+    > {
         let rules = self.load_rules()?;
+        let rule_ids: Vec<i64> = rules.rules().iter().map(|(id, _)| *id).collect();
+        let mut rule_of = HashMap::new();
         let prefixes: Vec<Vec<u8>> = req.paths.iter().filter_map(|p| path_key(p)).collect();
         let files = self.catalog.exec("list migration candidates", |c| {
             let mut all = Vec::new();
@@ -352,11 +371,12 @@ impl Tier {
                 mtime: time_from_ns(f.mtime_ns),
                 last_access: f.last_access_ns.map(time_from_ns),
             };
-            if let Decision::Migrate { targets, .. } = rules.decide(&facts, now) {
+            if let Decision::Migrate { targets, rule_id } = rules.decide(&facts, now) {
+                rule_of.insert(f.path.clone(), rule_id);
                 plan.push((f, targets));
             }
         }
-        Ok(plan)
+        Ok((plan, rule_of, rule_ids))
     }
 
     /// Runs one migration: every file the rules select is uploaded, verified
@@ -364,7 +384,8 @@ impl Tier {
     pub async fn migrate(&self, req: MigrateRequest) -> Result<MigrateSummary, TierError> {
         let _job = self.job.lock().await;
         let started = Instant::now();
-        let plan = self.plan(&req)?;
+        let (plan, rule_of, rule_ids) = self.plan_by_rule(&req)?;
+        let mut by_rule = crate::activity::RuleTally::new(&rule_ids, &rule_of);
         let mut summary = MigrateSummary {
             candidates: plan.len() as u64,
             candidate_bytes: plan.iter().map(|(f, _)| f.size).sum(),
@@ -385,6 +406,7 @@ impl Tier {
                 .filter(|t| !self.remotes.contains_key(&t.remote))
                 .map(|t| t.remote.as_str())
                 .collect();
+            by_rule.failed(&f.path);
             summary.failures.push(format!(
                 "{}: no remote named `{}` in the config",
                 f.path.display(),
@@ -407,6 +429,11 @@ impl Tier {
         }))
         .buffer_unordered(concurrency);
         while let Some((path, size, result)) = results.next().await {
+            match &result {
+                Ok(Outcome::Released { .. }) => by_rule.released(&path, size),
+                Ok(Outcome::Skipped(_)) => {}
+                Err(_) => by_rule.failed(&path),
+            }
             match result {
                 Ok(Outcome::Released { uploaded }) => {
                     summary.released += 1;
@@ -433,6 +460,7 @@ impl Tier {
             seconds = summary.seconds,
             "migration batch done"
         );
+        crate::activity::activity().record_rule_runs(by_rule);
         Ok(summary)
     }
 
