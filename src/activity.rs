@@ -258,6 +258,25 @@ impl Activity {
         }
     }
 
+    /// Each rule's last run, as JSON for the catalog's `meta` table.
+    pub fn rule_runs_json(&self) -> String {
+        let runs: Vec<RuleRun> = self.rules.lock().values().cloned().collect();
+        serde_json::to_string(&runs).unwrap_or_else(|_| "[]".into())
+    }
+
+    /// Restores rule runs saved by [`rule_runs_json`](Activity::rule_runs_json)
+    /// (at start-up; runs recorded since are kept).
+    pub fn restore_rule_runs(&self, json: &str) {
+        let Ok(runs) = serde_json::from_str::<Vec<RuleRun>>(json) else {
+            tracing::warn!("ignoring unreadable saved rule runs in the catalog");
+            return;
+        };
+        let mut rules = self.rules.lock();
+        for run in runs {
+            rules.entry(run.rule_id).or_insert(run);
+        }
+    }
+
     /// The health of every remote a request was made to.
     pub fn known_remotes(&self) -> Vec<RemoteHealth> {
         self.remotes.lock().values().cloned().collect()
@@ -431,6 +450,24 @@ mod tests {
         assert_eq!((rules[1].selected, rules[1].failed), (1, 1));
         assert_eq!(rules[2].selected, 0);
         assert!(rules.iter().all(|r| r.finished_unix > 0));
+    }
+
+    #[test]
+    fn rule_runs_survive_a_save_and_restore() {
+        let act = Activity::default();
+        let rule_of = std::collections::HashMap::from([(std::path::PathBuf::from("a"), 7)]);
+        let mut tally = RuleTally::new(&[7], &rule_of);
+        tally.released(std::path::Path::new("a"), 5);
+        act.record_rule_runs(tally);
+        let saved = act.rule_runs_json();
+        let fresh = Activity::default();
+        fresh.restore_rule_runs(&saved);
+        assert_eq!(
+            fresh.report(None, now_unix(), &[]).rules,
+            act.report(None, now_unix(), &[]).rules
+        );
+        fresh.restore_rule_runs("not json");
+        assert_eq!(fresh.report(None, now_unix(), &[]).rules.len(), 1);
     }
 
     #[test]

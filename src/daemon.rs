@@ -228,6 +228,18 @@ fn run_inner(
         Arc::new(Gate::default()),
     )?);
     tier.recover()?;
+    // Each rule's last run, saved by earlier runs, for `tierctl status`.
+    if let Ok(Some(saved)) = catalog.exec("load rule runs", |c| {
+        use rusqlite::OptionalExtension;
+        c.query_row(
+            "SELECT value FROM meta WHERE key = 'last_rule_runs'",
+            [],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()
+    }) {
+        crate::activity::activity().restore_rule_runs(&saved);
+    }
     // Resolve interrupted releases and recalls first (this restores stub
     // sizes), so the scan below sees every file as it really is.
     let stats = catalog.reconcile(&config.hot_dir)?;

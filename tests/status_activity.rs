@@ -101,6 +101,14 @@ fn status_shows_last_migration_and_recent_errors() {
     assert!(text.contains("idle"), "{text}");
     assert!(text.contains("(tierctl): released 1 file(s)"), "{text}");
 
+    // The rules' last runs are kept in the catalog across a restart.
+    let mut m = m;
+    m.remount();
+    let status = json(&m, &["status", "--json"]);
+    let rules = status["activity"]["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 1, "{status}");
+    assert_eq!(rules[0]["released"], 1, "{status}");
+
     // A corrupt object: the read fails with EIO, and status shows the error
     // with the file's path and the cause.
     let object = only_object(&cloud);

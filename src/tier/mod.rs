@@ -461,6 +461,15 @@ impl Tier {
             "migration batch done"
         );
         crate::activity::activity().record_rule_runs(by_rule);
+        let runs = crate::activity::activity().rule_runs_json();
+        if let Err(e) = self.catalog.exec("save rule runs", move |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_rule_runs', ?1)",
+                [runs],
+            )
+        }) {
+            tracing::warn!(error = %e, "could not save the rules' last runs");
+        }
         Ok(summary)
     }
 
