@@ -81,6 +81,8 @@ pub struct Config {
     pub gc_grace: Duration,
     /// `[cost]`: settings for `tierctl cost-report`.
     pub cost: CostConfig,
+    /// The Prometheus metrics endpoint (`[metrics]`); `None` = off (the default).
+    pub metrics: Option<MetricsConfig>,
 }
 
 /// `[cost]`: what local storage costs and where remote prices come from.
@@ -112,6 +114,20 @@ impl Default for CostConfig {
             providers: BTreeMap::new(),
         }
     }
+}
+
+/// `[metrics]`: where to serve Prometheus metrics (`GET /metrics`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Address and port to listen on; loopback unless `allow_remote`.
+    pub listen: std::net::SocketAddr,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: String,
+    allow_remote: Option<bool>,
 }
 
 /// One `[remote.NAME]` section: where and how to reach an object store.
@@ -218,6 +234,7 @@ struct RawConfig {
     remote: BTreeMap<String, RemoteConfig>,
     #[serde(default)]
     cost: CostConfig,
+    metrics: Option<RawMetrics>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -380,6 +397,27 @@ impl Config {
                 format!("`{name}` is not a configured remote (no [remote.{name}] section)"),
             ));
         }
+        let metrics = match raw.metrics {
+            None => None,
+            Some(m) => {
+                let listen: std::net::SocketAddr = m.listen.parse().map_err(|e| {
+                    invalid(
+                        "metrics.listen",
+                        format!("`{}` is not an address:port ({e})", m.listen),
+                    )
+                })?;
+                if !listen.ip().is_loopback() && !m.allow_remote.unwrap_or(false) {
+                    return Err(invalid(
+                        "metrics.listen",
+                        format!(
+                            "{listen} is not a loopback address; metrics reveal file counts and \
+                             sizes, so serving them to the network needs `allow_remote = true`"
+                        ),
+                    ));
+                }
+                Some(MetricsConfig { listen })
+            }
+        };
 
         Ok(Config {
             source: source.to_path_buf(),
@@ -401,6 +439,7 @@ impl Config {
             migrate_interval,
             gc_grace,
             cost,
+            metrics,
         })
     }
 }
@@ -675,5 +714,43 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("mount.threads"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod metrics_tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("hot")).unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(&path)
+    }
+
+    #[test]
+    fn metrics_are_off_by_default_and_loopback_only_unless_allowed() {
+        assert_eq!(load("hot_dir = \"hot\"\n").unwrap().metrics, None);
+        let c = load("hot_dir = \"hot\"\n[metrics]\nlisten = \"127.0.0.1:9184\"\n").unwrap();
+        assert_eq!(c.metrics.unwrap().listen.to_string(), "127.0.0.1:9184");
+        let e = load("hot_dir = \"hot\"\n[metrics]\nlisten = \"0.0.0.0:9184\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("metrics.listen") && e.contains("allow_remote"),
+            "{e}"
+        );
+        let c =
+            load("hot_dir = \"hot\"\n[metrics]\nlisten = \"0.0.0.0:9184\"\nallow_remote = true\n")
+                .unwrap();
+        assert!(c.metrics.is_some());
+        let e = load("hot_dir = \"hot\"\n[metrics]\nlisten = \"localhost\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("metrics.listen") && e.contains("localhost"),
+            "{e}"
+        );
     }
 }

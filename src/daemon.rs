@@ -228,6 +228,18 @@ fn run_inner(
         Arc::new(Gate::default()),
     )?);
     tier.recover()?;
+    // Each rule's last run, saved by earlier runs, for `tierctl status`.
+    if let Ok(Some(saved)) = catalog.exec("load rule runs", |c| {
+        use rusqlite::OptionalExtension;
+        c.query_row(
+            "SELECT value FROM meta WHERE key = 'last_rule_runs'",
+            [],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()
+    }) {
+        crate::activity::activity().restore_rule_runs(&saved);
+    }
     // Resolve interrupted releases and recalls first (this restores stub
     // sizes), so the scan below sees every file as it really is.
     let stats = catalog.reconcile(&config.hot_dir)?;
@@ -244,6 +256,16 @@ fn run_inner(
         tier: tier.clone(),
         runtime: runtime.handle().clone(),
     });
+    if let Some(metrics) = &config.metrics {
+        let listener = runtime
+            .block_on(crate::metrics::bind(metrics.listen))
+            .map_err(|source| DaemonError::System {
+                context: format!("metrics.listen {}", metrics.listen),
+                source,
+            })?;
+        tracing::info!(listen = %metrics.listen, "serving Prometheus metrics at /metrics");
+        runtime.spawn(crate::metrics::serve(listener, config.catalog.clone()));
+    }
     if let Some(every) = config.migrate_interval {
         runtime.spawn(scheduled_migrations(tier.clone(), every, config.gc_grace));
     }
@@ -271,7 +293,11 @@ fn run_inner(
     let mut fuse_config = fuser::Config::default();
     fuse_config.mount_options = vec![
         MountOption::FSName(config.source.display().to_string()),
-        MountOption::Subtype("tierfs".into()),
+        // fuser's direct mount(2) (used as root) drops `Subtype`; the kernel
+        // takes `subtype=` as a mount data option, so pass it that way to make
+        // /proc/mounts and findmnt say `fuse.tierfs` (what fstab and .mount
+        // units name as the type).
+        MountOption::CUSTOM("subtype=tierfs".into()),
     ];
     if config.mount.default_permissions {
         fuse_config
@@ -352,9 +378,13 @@ fn run_inner(
 
     let served = session.run();
     tracing::info!("filesystem unmounted; shutting down");
+    // Running migrations stop at their next safe point (an upload in flight
+    // is abandoned, nothing more is released), before the control server
+    // waits for the requests that started them; whatever still runs after
+    // that is dropped, in a state `recover` resolves at the next start.
+    runtime.block_on(tier.stop(std::time::Duration::from_secs(20)));
     control.shutdown();
     drop(watcher);
-    // Transfers stop here; their files stay in a state `recover` resolves.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     catalog.close()?;
     served.map_err(|source| DaemonError::Fuse {
@@ -374,9 +404,15 @@ async fn scheduled_migrations(
     tick.tick().await;
     loop {
         tick.tick().await;
-        if let Err(e) = tier.migrate(MigrateRequest::default()).await {
+        let result = tier
+            .migrate(MigrateRequest::default())
+            .await
+            .map_err(|e| e.to_string());
+        if let Err(e) = &result {
             tracing::error!(error = %e, "scheduled migration failed");
         }
+        crate::activity::activity()
+            .record_migration(crate::activity::RunRecord::new("schedule", &result));
         if let Err(e) = tier.gc(grace).await {
             tracing::error!(error = %e, "scheduled garbage collection failed");
         }
@@ -417,10 +453,33 @@ fn handler(
                 open_files: fs_stats.open_files.load(Ordering::Relaxed),
                 catalog_queue: catalog.queue_len() as u64,
             })),
-            Request::Migrate(req) => runtime
-                .block_on(tier.migrate(req))
-                .map(Reply::Migrate)
-                .map_err(|e| e.to_string()),
+            Request::Migrate(req) => {
+                let dry_run = req.dry_run;
+                let result = runtime
+                    .block_on(tier.migrate(req))
+                    .map_err(|e| e.to_string());
+                if !dry_run {
+                    crate::activity::activity()
+                        .record_migration(crate::activity::RunRecord::new("tierctl", &result));
+                }
+                result.map(Reply::Migrate)
+            }
+            Request::Activity => {
+                let p = tier.progress();
+                let job = JobProgress {
+                    files_done: p.files_done.load(Ordering::Relaxed),
+                    files_total: p.files_total.load(Ordering::Relaxed),
+                    bytes_done: p.bytes_done.load(Ordering::Relaxed),
+                    bytes_total: p.bytes_total.load(Ordering::Relaxed),
+                };
+                let running = tier.is_busy();
+                let remotes: Vec<String> = tier.remotes().keys().cloned().collect();
+                Ok(Reply::Activity(crate::activity::activity().report(
+                    running.then_some(job),
+                    crate::activity::now_unix(),
+                    &remotes,
+                )))
+            }
             Request::Recall { paths } => runtime
                 .block_on(tier.recall_paths(&paths))
                 .map(Reply::Recall)

@@ -8,12 +8,15 @@
 //! Module dependencies point one way: `daemon` → `fs` → `catalog`;
 //! `control` and `config` are leaves used by both binaries.
 
+pub mod activity;
+pub mod assets;
 pub mod catalog;
 pub mod config;
 pub mod control;
 pub mod cost;
 pub mod daemon;
 pub mod fs;
+pub mod metrics;
 pub mod remote;
 pub mod rules;
 pub mod tier;

@@ -530,6 +530,7 @@ impl FakeDaemon {
                 Request::RuleRemove { id } => Response::error(format!("no rule #{id}")),
                 Request::Fsck { .. } => Response::error("fsck is not scripted in this test"),
                 Request::RuleMove { .. } => Response::error("not supported by this test server"),
+                Request::Activity => Response::error("not supported by this test server"),
             }
         });
         let server = control::serve(&setup.config.control_socket, handler).unwrap();
@@ -545,7 +546,7 @@ impl FakeDaemon {
             .lock()
             .unwrap()
             .iter()
-            .filter(|r| !matches!(r, Request::Status | Request::Progress))
+            .filter(|r| !matches!(r, Request::Status | Request::Progress | Request::Activity))
             .cloned()
             .collect()
     }

@@ -125,17 +125,42 @@ enum Command {
     ///   tierctl cost-report --scale 1PB --prices my-prices.toml
     #[command(verbatim_doc_comment)]
     CostReport(cli::cost_report::CostReportArgs),
+    /// Write man pages and shell completions to DIR (for packaging)
+    #[command(hide = true)]
+    GenerateAssets {
+        /// Output directory (created if missing)
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 enum RemoteCommand {
     /// List the configured remotes (no secrets)
+    ///
+    /// One row per [remote.NAME] section: URL, endpoint, storage class and
+    /// where the credentials come from. Exits 1 if a remote is unusable.
+    ///
+    /// Examples:
+    ///   tierctl remote list
+    ///   tierctl remote list --json | jq '.remotes[].name'
+    #[command(verbatim_doc_comment)]
     List {
         /// Print one JSON object instead of a table
         #[arg(long)]
         json: bool,
     },
     /// Check a remote: connect, credentials, write, read back, delete
+    ///
+    /// Connects to the store, checks the credentials with a listing, then
+    /// writes, reads back and deletes a probe object under <prefix>/probe/,
+    /// timing each step. Stops at the first failure and says what to fix.
+    /// Exits 0 if every step passed, 1 otherwise.
+    ///
+    /// Examples:
+    ///   tierctl remote test cloud
+    ///   tierctl remote test cloud --json | jq .ok
+    #[command(verbatim_doc_comment)]
     Test {
         /// The remote's name (its [remote.NAME] section)
         #[arg(value_name = "NAME")]
@@ -179,6 +204,13 @@ fn main() -> ExitCode {
 
 /// Runs the chosen subcommand, writing its report to `out`.
 fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<Outcome> {
+    if let Command::GenerateAssets { dir } = &cli.command {
+        use clap::CommandFactory;
+        for path in tierfs::assets::write_assets(Cli::command(), dir)? {
+            writeln!(out, "{}", path.display())?;
+        }
+        return Ok(Outcome::Success);
+    }
     let config = load_config(cli.config.as_deref())?;
     match &cli.command {
         Command::Status(args) => match &args.path {
@@ -191,6 +223,7 @@ fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<Outcome> {
         }
         Command::Tiering(command) => command.run(&config, out),
         Command::CostReport(args) => cli::cost_report::run(&config, args, out),
+        Command::GenerateAssets { .. } => Ok(Outcome::Success),
     }
 }
 

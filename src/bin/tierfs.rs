@@ -37,7 +37,22 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Mount CONFIG's hot directory at MOUNTPOINT.
+    ///
+    /// Without -f, returns once the mount is live (or with the reason it
+    /// failed) and the daemon keeps serving in the background. Unmount with
+    /// `umount MOUNTPOINT`; SIGTERM to the daemon does the same.
+    ///
+    /// Examples:
+    ///   tierfs mount /etc/tierfs/files.toml /srv/files
+    ///   tierfs mount -f -o ro /etc/tierfs/files.toml /srv/files
+    #[command(verbatim_doc_comment)]
     Mount(MountArgs),
+    /// Write man pages and shell completions to DIR (for packaging).
+    #[command(hide = true)]
+    GenerateAssets {
+        /// Output directory (created if missing).
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -112,6 +127,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Mount(m)) => m,
+        Some(Command::GenerateAssets { dir }) => return generate_assets(&dir),
         None => match (cli.helper.config, cli.helper.mountpoint) {
             (Some(config), Some(mountpoint)) => MountArgs {
                 foreground: cli.helper.foreground,
@@ -147,6 +163,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// `tierfs generate-assets DIR`: man pages and completions for packaging.
+fn generate_assets(dir: &std::path::Path) -> ExitCode {
+    use clap::CommandFactory;
+    match tierfs::assets::write_assets(Cli::command(), dir) {
+        Ok(files) => {
+            for f in files {
+                println!("{}", f.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tierfs: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn prepare(args: &MountArgs) -> Result<(Config, MountOverrides)> {
     let config = Config::load(&args.config)?;
     let overrides = parse_mount_options(&args.options)?;
@@ -159,10 +192,17 @@ fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!("{level},fuser::session=error,notify=warn"))
     });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // Errors are also kept in memory for `tierctl status` (errors in 24 h).
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(false),
+        )
+        .with(tierfs::activity::ErrorCapture)
         .init();
 }
 
@@ -262,7 +302,19 @@ fn daemon_child(
     }
 }
 
-/// Points fd 2 at `log_file` (appending) or, without one, at /dev/null.
+/// Whether fd 2 is a socket: under systemd (a `.mount` unit or a service),
+/// stderr is a stream socket into journald, which must stay connected so the
+/// daemon's logs reach the journal. A caller's terminal or pipe is not one.
+fn stderr_is_socket() -> bool {
+    // SAFETY: fstat on fd 2 into a local struct.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(2, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK
+    }
+}
+
+/// Points fd 2 at `log_file` (appending) or, without one, at /dev/null,
+/// unless fd 2 is journald's socket (then the logs keep going there).
 fn detach_stderr(log_file: Option<&std::path::Path>) {
     use std::os::fd::AsRawFd;
     let target = match log_file {
@@ -270,6 +322,7 @@ fn detach_stderr(log_file: Option<&std::path::Path>) {
             .create(true)
             .append(true)
             .open(path),
+        None if stderr_is_socket() => return,
         None => std::fs::OpenOptions::new().write(true).open("/dev/null"),
     };
     match target {

@@ -11,9 +11,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use serde::Serialize;
+use tierfs::activity::ActivityReport;
 use tierfs::catalog::{CatalogError, CatalogReader, FileRow, StatusSummary};
 use tierfs::config::Config;
-use tierfs::control::{self, ControlError, DaemonStatus};
+use tierfs::control::{self, ControlError, DaemonStatus, Reply, Request, Response};
 
 use super::mount_path::{Root, to_mount_relative};
 use super::table::{Align, Table, write_fields};
@@ -68,11 +69,20 @@ impl CatalogState {
 pub fn overview(config: &Config, json: bool, out: &mut impl Write) -> anyhow::Result<Outcome> {
     let daemon = Daemon::query(&config.control_socket);
     let catalog = CatalogState::read(&config.catalog);
+    let activity = match daemon {
+        Daemon::Running(_) => query_activity(&config.control_socket),
+        _ => None,
+    };
     let now = SystemTime::now();
     if json {
-        write_json(out, &OverviewJson::new(config, &daemon, &catalog, now))?;
+        let mut report = OverviewJson::new(config, &daemon, &catalog, now);
+        report.activity = activity.as_ref();
+        write_json(out, &report)?;
     } else {
         write_overview_text(out, config, &daemon, &catalog, now)?;
+        if let Some(activity) = &activity {
+            write_activity_text(out, activity, now)?;
+        }
     }
     let healthy =
         !matches!(daemon, Daemon::Unreachable(_)) && !matches!(catalog, CatalogState::Error(_));
@@ -81,6 +91,109 @@ pub fn overview(config: &Config, json: bool, out: &mut impl Write) -> anyhow::Re
     } else {
         Outcome::Failure
     })
+}
+
+/// The daemon's activity report; `None` from a daemon too old to give one.
+fn query_activity(socket: &Path) -> Option<ActivityReport> {
+    match control::request(socket, &Request::Activity, DAEMON_TIMEOUT) {
+        Ok(Response::Ok(Reply::Activity(report))) => Some(report),
+        _ => None,
+    }
+}
+
+/// Running job, last migration run and recent errors.
+fn write_activity_text(
+    out: &mut impl Write,
+    activity: &ActivityReport,
+    now: SystemTime,
+) -> std::io::Result<()> {
+    let now_unix = now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let ago = |t: i64| human::duration(Duration::from_secs(now_unix.saturating_sub(t) as u64));
+    let job = match &activity.job {
+        None => "idle".to_string(),
+        Some(p) => format!(
+            "running: {} of {} files, {} of {}",
+            human::count(p.files_done),
+            human::count(p.files_total),
+            human::bytes(p.bytes_done),
+            human::bytes(p.bytes_total)
+        ),
+    };
+    let last = match &activity.last_migration {
+        None => "none since the daemon started".to_string(),
+        Some(r) => match &r.error {
+            Some(e) => format!("{} ago ({}): failed: {e}", ago(r.finished_unix), r.trigger),
+            None => format!(
+                "{} ago ({}): released {} file(s), {}; skipped {}; failed {}",
+                ago(r.finished_unix),
+                r.trigger,
+                human::count(r.released),
+                human::bytes(r.released_bytes),
+                human::count(r.skipped),
+                human::count(r.failed)
+            ),
+        },
+    };
+    writeln!(out)?;
+    write_fields(
+        out,
+        &[
+            ("job", job),
+            ("last migration", last),
+            ("errors (24 h)", human::count(activity.errors_24h)),
+        ],
+    )?;
+    for e in &activity.recent_errors {
+        writeln!(out, "  {} ago  {}", ago(e.at_unix), e.message)?;
+    }
+    if !activity.rules.is_empty() {
+        writeln!(out)?;
+        let mut table = Table::new(&[
+            ("RULE", Align::Right),
+            ("LAST RUN", Align::Right),
+            ("SELECTED", Align::Right),
+            ("RELEASED", Align::Right),
+            ("BYTES", Align::Right),
+            ("FAILED", Align::Right),
+        ]);
+        for r in &activity.rules {
+            table.row(vec![
+                format!("#{}", r.rule_id),
+                format!("{} ago", ago(r.finished_unix)),
+                human::count(r.selected),
+                human::count(r.released),
+                human::bytes(r.released_bytes),
+                human::count(r.failed),
+            ]);
+        }
+        table.write(out)?;
+    }
+    if !activity.remotes.is_empty() {
+        writeln!(out)?;
+        let mut table = Table::new(&[
+            ("REMOTE", Align::Left),
+            ("HEALTH", Align::Left),
+            ("LAST OK", Align::Right),
+            ("LAST FAILURE", Align::Right),
+        ]);
+        let when = |t: Option<i64>| t.map_or("never".to_string(), |t| format!("{} ago", ago(t)));
+        for r in &activity.remotes {
+            let health = match (&r.state[..], &r.last_error) {
+                ("down", Some(e)) => format!("down: {e}"),
+                (state, _) => state.to_string(),
+            };
+            table.row(vec![
+                r.name.clone(),
+                health,
+                when(r.last_success_unix),
+                when(r.last_failure_unix),
+            ]);
+        }
+        table.write(out)?;
+    }
+    Ok(())
 }
 
 /// `tierctl status PATH`: one file's catalog entry.
@@ -395,6 +508,8 @@ struct OverviewJson<'a> {
     config: String,
     daemon: DaemonJson<'a>,
     catalog: CatalogJson<'a>,
+    /// Running job, last migration, recent errors (only while the daemon runs).
+    activity: Option<&'a ActivityReport>,
 }
 
 impl<'a> OverviewJson<'a> {
@@ -411,6 +526,7 @@ impl<'a> OverviewJson<'a> {
                 path: lossy(&config.catalog),
                 state: CatalogStateJson::new(catalog),
             },
+            activity: None,
         }
     }
 }

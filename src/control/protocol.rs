@@ -67,6 +67,9 @@ pub enum Request {
         /// `true` to pin, `false` to unpin.
         pinned: bool,
     },
+    /// Running job, last migration run and recent errors; answered with
+    /// [`Reply::Activity`].
+    Activity,
 }
 
 impl Request {
@@ -92,6 +95,7 @@ impl Request {
             Request::RuleMove { .. } => "rule_move",
             Request::Pin { .. } => "pin",
             Request::Fsck { .. } => "fsck",
+            Request::Activity => "activity",
         }
     }
 }
@@ -150,6 +154,8 @@ pub enum Reply {
     Fsck(crate::tier::FsckReport),
     /// Answer to the rule and pin requests: what changed.
     Done(Done),
+    /// Answer to [`Request::Activity`].
+    Activity(crate::activity::ActivityReport),
 }
 
 /// Progress of the running job.

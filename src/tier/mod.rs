@@ -19,6 +19,7 @@ pub mod failpoint;
 mod fsck;
 pub mod gate;
 mod hash;
+pub mod stop;
 pub mod stub;
 mod stub_fill;
 
@@ -155,6 +156,7 @@ pub struct Tier {
     progress: Arc<Progress>,
     job: tokio::sync::Mutex<()>,
     invalidate: std::sync::OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
+    stop: stop::Stop,
 }
 
 impl std::fmt::Debug for Tier {
@@ -193,6 +195,7 @@ impl Tier {
             progress: Default::default(),
             job: Default::default(),
             invalidate: Default::default(),
+            stop: Default::default(),
         })
     }
 
@@ -200,6 +203,27 @@ impl Tier {
     /// its back (its block count drops to 0 on release). Set once, after mounting.
     pub fn set_invalidator(&self, f: impl Fn(u64) + Send + Sync + 'static) {
         let _ = self.invalidate.set(Box::new(f));
+    }
+
+    /// Stops running migrations at their next safe point (see [`stop`]) and
+    /// waits, at most `timeout`, for the running job to end. Called at
+    /// shutdown; later migrations do nothing.
+    pub async fn stop(&self, timeout: std::time::Duration) {
+        self.stop.stop();
+        if tokio::time::timeout(timeout, self.job.lock())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "a tiering job did not stop within {timeout:?}; it is abandoned and \
+                 resolved at the next start"
+            );
+        }
+    }
+
+    /// Whether a migration, recall, gc or fsck job is running now.
+    pub fn is_busy(&self) -> bool {
+        self.job.try_lock().is_err()
     }
 
     /// The configured remotes.
@@ -301,7 +325,26 @@ impl Tier {
 
     /// Files the rules would migrate now: (file, targets).
     pub fn plan(&self, req: &MigrateRequest) -> Result<Vec<(TierFile, Vec<Target>)>, TierError> {
+        Ok(self.plan_by_rule(req)?.0)
+    }
+
+    /// Like [`plan`](Tier::plan), also returning which rule selected each
+    /// planned file (by path) and the ids of every rule evaluated.
+    #[allow(clippy::type_complexity)]
+    fn plan_by_rule(
+        &self,
+        req: &MigrateRequest,
+    ) -> Result<
+        (
+            Vec<(TierFile, Vec<Target>)>,
+            HashMap<PathBuf, i64>,
+            Vec<i64>,
+        ),
+        TierError,
+    > {
         let rules = self.load_rules()?;
+        let rule_ids: Vec<i64> = rules.rules().iter().map(|(id, _)| *id).collect();
+        let mut rule_of = HashMap::new();
         let prefixes: Vec<Vec<u8>> = req.paths.iter().filter_map(|p| path_key(p)).collect();
         let files = self.catalog.exec("list migration candidates", |c| {
             let mut all = Vec::new();
@@ -329,11 +372,12 @@ impl Tier {
                 mtime: time_from_ns(f.mtime_ns),
                 last_access: f.last_access_ns.map(time_from_ns),
             };
-            if let Decision::Migrate { targets, .. } = rules.decide(&facts, now) {
+            if let Decision::Migrate { targets, rule_id } = rules.decide(&facts, now) {
+                rule_of.insert(f.path.clone(), rule_id);
                 plan.push((f, targets));
             }
         }
-        Ok(plan)
+        Ok((plan, rule_of, rule_ids))
     }
 
     /// Runs one migration: every file the rules select is uploaded, verified
@@ -341,7 +385,8 @@ impl Tier {
     pub async fn migrate(&self, req: MigrateRequest) -> Result<MigrateSummary, TierError> {
         let _job = self.job.lock().await;
         let started = Instant::now();
-        let plan = self.plan(&req)?;
+        let (plan, rule_of, rule_ids) = self.plan_by_rule(&req)?;
+        let mut by_rule = crate::activity::RuleTally::new(&rule_ids, &rule_of);
         let mut summary = MigrateSummary {
             candidates: plan.len() as u64,
             candidate_bytes: plan.iter().map(|(f, _)| f.size).sum(),
@@ -362,6 +407,7 @@ impl Tier {
                 .filter(|t| !self.remotes.contains_key(&t.remote))
                 .map(|t| t.remote.as_str())
                 .collect();
+            by_rule.failed(&f.path);
             summary.failures.push(format!(
                 "{}: no remote named `{}` in the config",
                 f.path.display(),
@@ -384,6 +430,11 @@ impl Tier {
         }))
         .buffer_unordered(concurrency);
         while let Some((path, size, result)) = results.next().await {
+            match &result {
+                Ok(Outcome::Released { .. }) => by_rule.released(&path, size),
+                Ok(Outcome::Skipped(_)) => {}
+                Err(_) => by_rule.failed(&path),
+            }
             match result {
                 Ok(Outcome::Released { uploaded }) => {
                     summary.released += 1;
@@ -410,6 +461,16 @@ impl Tier {
             seconds = summary.seconds,
             "migration batch done"
         );
+        crate::activity::activity().record_rule_runs(by_rule);
+        let runs = crate::activity::activity().rule_runs_json();
+        if let Err(e) = self.catalog.exec("save rule runs", move |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_rule_runs', ?1)",
+                [runs],
+            )
+        }) {
+            tracing::warn!(error = %e, "could not save the rules' last runs");
+        }
         Ok(summary)
     }
 
@@ -421,6 +482,9 @@ impl Tier {
     }
 
     async fn migrate_one(&self, f: TierFile, targets: Vec<Target>) -> Result<Outcome, TierError> {
+        if self.stop.is_stopped() {
+            return Ok(Outcome::Skipped(STOPPING));
+        }
         let rel = f.path.clone();
         let file = self.open_rel(&rel, libc::O_RDONLY)?;
         let st = sys::stat_fd(file.as_fd()).map_err(io_err(&rel, "stat"))?;
@@ -458,12 +522,24 @@ impl Tier {
                     return Ok(Outcome::Skipped("changed since catalogued"));
                 }
                 failpoint::pause("uploading");
-                let uploaded = match self.ensure_copies(&f, &hash, &targets).await {
-                    Ok(n) => n,
-                    Err(e) => {
+                // At shutdown the upload is dropped mid-way: its object row
+                // stays unverified and unreferenced (gc removes it), the file
+                // goes back to hot and the next run uploads it again.
+                let copies = tokio::select! {
+                    r = self.ensure_copies(&f, &hash, &targets) => Some(r),
+                    () = self.stop.stopped() => None,
+                };
+                let uploaded = match copies {
+                    Some(Ok(n)) => n,
+                    Some(Err(e)) => {
                         self.catalog
                             .exec("undo uploading", move |c| tiering::mark_hot(c, id))?;
                         return Err(e);
+                    }
+                    None => {
+                        self.catalog
+                            .exec("undo uploading", move |c| tiering::mark_hot(c, id))?;
+                        return Ok(Outcome::Skipped(STOPPING));
                     }
                 };
                 failpoint::pause("uploaded");
@@ -481,6 +557,10 @@ impl Tier {
         };
         drop(file);
         failpoint::pause("premigrated");
+        if self.stop.is_stopped() {
+            // Verified copy, nothing freed: released at the next run.
+            return Ok(Outcome::Skipped(STOPPING));
+        }
         let released = tokio::task::block_in_place(|| self.release(&f, &hash))?;
         Ok(match released {
             None => Outcome::Released { uploaded },
@@ -545,7 +625,10 @@ impl Tier {
             let object_id = self.catalog.exec("record object", move |c| {
                 tiering::upsert_object(c, &name, &key2, &bytes, size, class2.as_deref(), now)
             })?;
-            let outcome = remote.put_file(&abs, f.size, hash, &opts, &report).await?;
+            let outcome = crate::activity::track(
+                &target.remote,
+                remote.put_file(&abs, f.size, hash, &opts, &report).await,
+            )?;
             // put_file asks first whether the object exists (one HEAD).
             self.ledger(LedgerEntry {
                 remote: target.remote.clone(),
@@ -566,7 +649,10 @@ impl Tier {
                     ..Default::default()
                 });
             }
-            let verified = remote.verify(&outcome.key, f.size, hash).await;
+            let verified = crate::activity::track(
+                &target.remote,
+                remote.verify(&outcome.key, f.size, hash).await,
+            );
             // Billed even when the read-back fails (bytes as far as known).
             self.ledger(LedgerEntry {
                 remote: target.remote.clone(),
@@ -649,7 +735,12 @@ impl Tier {
             map.entry(rel.to_path_buf()).or_default().clone()
         };
         let _one = lock.lock().await;
+        let started = Instant::now();
         let result = self.recall_locked(rel).await;
+        match &result {
+            Ok(0) => {}
+            r => crate::metrics::metrics().record_recall(r.is_ok(), started.elapsed()),
+        }
         self.recalls.lock().await.remove(rel);
         result
     }
@@ -706,10 +797,12 @@ impl Tier {
                 problems.push(format!("remote `{}` is not configured", object.remote));
                 continue;
             };
-            match remote
-                .download_to(&object.key, marker.size, &hash, &file, &|_| {})
-                .await
-            {
+            match crate::activity::track(
+                &object.remote,
+                remote
+                    .download_to(&object.key, marker.size, &hash, &file, &|_| {})
+                    .await,
+            ) {
                 Ok(()) => {
                     self.ledger(LedgerEntry {
                         remote: object.remote.clone(),
@@ -1021,6 +1114,9 @@ impl Tier {
         })
     }
 }
+
+/// Why a file was skipped when the daemon is shutting down.
+const STOPPING: &str = "daemon shutting down; resumes at the next start";
 
 /// How one file's migration ended.
 enum Outcome {
