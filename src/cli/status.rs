@@ -69,10 +69,20 @@ pub fn overview(config: &Config, json: bool, out: &mut impl Write) -> anyhow::Re
     let daemon = Daemon::query(&config.control_socket);
     let catalog = CatalogState::read(&config.catalog);
     let now = SystemTime::now();
+    let remotes = match daemon {
+        Daemon::Running(_) => super::remote_health::query(&config.control_socket, DAEMON_TIMEOUT),
+        _ => Vec::new(),
+    };
     if json {
-        write_json(out, &OverviewJson::new(config, &daemon, &catalog, now))?;
+        let mut overview = OverviewJson::new(config, &daemon, &catalog, now);
+        overview.remotes = &remotes;
+        write_json(out, &overview)?;
     } else {
         write_overview_text(out, config, &daemon, &catalog, now)?;
+        if !remotes.is_empty() {
+            writeln!(out)?;
+            write_fields(out, &super::remote_health::fields(&remotes, now))?;
+        }
     }
     let healthy =
         !matches!(daemon, Daemon::Unreachable(_)) && !matches!(catalog, CatalogState::Error(_));
@@ -395,6 +405,9 @@ struct OverviewJson<'a> {
     config: String,
     daemon: DaemonJson<'a>,
     catalog: CatalogJson<'a>,
+    /// Remote reachability as the daemon sees it (absent when not running).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    remotes: &'a [tierfs::remote::HealthReport],
 }
 
 impl<'a> OverviewJson<'a> {
@@ -411,6 +424,7 @@ impl<'a> OverviewJson<'a> {
                 path: lossy(&config.catalog),
                 state: CatalogStateJson::new(catalog),
             },
+            remotes: &[],
         }
     }
 }

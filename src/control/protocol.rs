@@ -67,6 +67,9 @@ pub enum Request {
         /// `true` to pin, `false` to unpin.
         pinned: bool,
     },
+    /// Whether each remote answered its last requests; answered with
+    /// [`Reply::RemoteHealth`].
+    RemoteHealth,
 }
 
 impl Request {
@@ -92,6 +95,7 @@ impl Request {
             Request::RuleMove { .. } => "rule_move",
             Request::Pin { .. } => "pin",
             Request::Fsck { .. } => "fsck",
+            Request::RemoteHealth => "remote_health",
         }
     }
 }
@@ -150,6 +154,8 @@ pub enum Reply {
     Fsck(crate::tier::FsckReport),
     /// Answer to the rule and pin requests: what changed.
     Done(Done),
+    /// Answer to [`Request::RemoteHealth`]: one entry per configured remote.
+    RemoteHealth(Vec<crate::remote::HealthReport>),
 }
 
 /// Progress of the running job.

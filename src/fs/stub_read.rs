@@ -196,9 +196,14 @@ impl TierFs {
                 Err(_) if !open.inode.is_stub() => read_local(&open.file, offset, size),
                 Err(e) => Err(e),
             };
+            let failed = result.is_err();
             match result {
                 Ok(data) => reply.data(&data),
                 Err(e) => reply.error(e),
+            }
+            if failed {
+                // No read-ahead from a remote that just failed.
+                return;
             }
             // Read ahead: the next chunk is likely wanted soon.
             let next = (offset + size as u64) / reader.source.chunk_size;

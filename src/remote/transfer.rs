@@ -356,6 +356,7 @@ impl Remote {
             .get_opts(&loc, GetOptions::default())
             .await
             .map_err(|e| self.map_err("GET", key, e))?;
+        self.inner.health.record_up();
         if res.meta.size != size {
             return Err(self.corrupt(key, size, expected, format!("size {}", res.meta.size)));
         }
@@ -420,6 +421,7 @@ impl Remote {
             .get_range(&loc, range.clone())
             .await
             .map_err(|e| self.map_err(&format!("GET {}..{}", range.start, range.end), key, e))?;
+        self.inner.health.record_up();
         if bytes.len() as u64 != want {
             return Err(RemoteError::Other {
                 remote: self.inner.name.clone(),
@@ -456,6 +458,7 @@ impl Remote {
             .get_opts(&loc, GetOptions::default())
             .await
             .map_err(|e| self.map_err("GET", key, e))?;
+        self.inner.health.record_up();
         if res.meta.size != size {
             return Err(self.corrupt(key, size, expected, format!("size {}", res.meta.size)));
         }
@@ -522,7 +525,12 @@ impl Remote {
         if let Some(f) = failure {
             return Err(f);
         }
-        let hash = hashed.map_err(|e| io_error(self, "write", dest_path, &e))?;
+        let hash = hashed.map_err(|e| RemoteError::LocalIo {
+            remote: self.inner.name.clone(),
+            op: format!("GET {key}"),
+            detail: e.to_string(),
+            errno: e.raw_os_error().unwrap_or(libc::EIO),
+        })?;
         let w = written.load(Ordering::Relaxed);
         if w != reported {
             progress(w);

@@ -43,6 +43,8 @@ pub enum TierError {
         path: PathBuf,
         /// What the remotes answered.
         detail: String,
+        /// Every copy failed for a reason that may pass (unreachable, timed out).
+        transient: bool,
     },
 }
 
@@ -53,6 +55,16 @@ impl TierError {
             TierError::Remote(e) => e.errno(),
             TierError::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
             _ => libc::EIO,
+        }
+    }
+
+    /// Whether the same operation may succeed later without anyone doing
+    /// anything (the remote was unreachable or timed out).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            TierError::Remote(e) => e.is_transient(),
+            TierError::NoCopy { transient, .. } => *transient,
+            _ => false,
         }
     }
 }

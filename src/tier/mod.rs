@@ -19,7 +19,9 @@ pub mod failpoint;
 mod fsck;
 pub mod gate;
 mod hash;
+pub mod schedule;
 pub mod stub;
+mod watchdog;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -338,7 +340,18 @@ impl Tier {
     /// Runs one migration: every file the rules select is uploaded, verified
     /// and released. One migration or recall job runs at a time.
     pub async fn migrate(&self, req: MigrateRequest) -> Result<MigrateSummary, TierError> {
+        self.migrate_counting(req).await.map(|(summary, _)| summary)
+    }
+
+    /// [`Tier::migrate`], also returning how many files failed for a reason
+    /// that may go away by itself (remote unreachable or timing out): the
+    /// scheduler retries those sooner, with back-off.
+    pub async fn migrate_counting(
+        &self,
+        req: MigrateRequest,
+    ) -> Result<(MigrateSummary, u64), TierError> {
         let _job = self.job.lock().await;
+        let mut transient = 0u64;
         let started = Instant::now();
         let plan = self.plan(&req)?;
         let mut summary = MigrateSummary {
@@ -349,7 +362,7 @@ impl Tier {
         self.reset_progress(summary.candidates, summary.candidate_bytes);
         if req.dry_run {
             summary.seconds = started.elapsed().as_secs_f64();
-            return Ok(summary);
+            return Ok((summary, 0));
         }
         // A rule naming an unconfigured remote fails its files, not the run.
         let (plan, unroutable): (Vec<_>, Vec<_>) = plan
@@ -394,7 +407,12 @@ impl Tier {
                     tracing::info!(path = %path.display(), why, "not released this run");
                 }
                 Err(e) => {
-                    tracing::error!(path = %path.display(), error = %e, "migration failed");
+                    if e.is_transient() {
+                        transient += 1;
+                        tracing::warn!(path = %path.display(), error = %e, "migration failed; the file stays local and is retried later");
+                    } else {
+                        tracing::error!(path = %path.display(), error = %e, "migration failed");
+                    }
                     summary.failures.push(format!("{}: {e}", path.display()));
                 }
             }
@@ -409,7 +427,7 @@ impl Tier {
             seconds = summary.seconds,
             "migration batch done"
         );
-        Ok(summary)
+        Ok((summary, transient))
     }
 
     fn reset_progress(&self, files: u64, bytes: u64) {
@@ -495,12 +513,25 @@ impl Tier {
         hash: &blake3::Hash,
         targets: &[Target],
     ) -> Result<u64, TierError> {
-        let abs = self.hot_dir.join(&f.path);
         let bytes = *hash.as_bytes();
         // Identical files in one run upload once: the second waits here and
         // then finds the first one's verified object.
         let lock = self.uploads.lock().await.entry(bytes).or_default().clone();
-        let _same_content = lock.lock().await;
+        let same_content = lock.lock().await;
+        let result = self.ensure_copies_locked(f, hash, targets).await;
+        drop(same_content);
+        self.uploads.lock().await.remove(&bytes);
+        result
+    }
+
+    async fn ensure_copies_locked(
+        &self,
+        f: &TierFile,
+        hash: &blake3::Hash,
+        targets: &[Target],
+    ) -> Result<u64, TierError> {
+        let abs = self.hot_dir.join(&f.path);
+        let bytes = *hash.as_bytes();
         let known = self
             .catalog
             .exec("find objects", move |c| tiering::objects_for(c, &bytes))?;
@@ -571,8 +602,6 @@ impl Tier {
                 tiering::mark_verified(c, object_id, now)
             })?;
         }
-        drop(_same_content);
-        self.uploads.lock().await.remove(&bytes);
         Ok(uploaded)
     }
 
@@ -669,15 +698,29 @@ impl Tier {
             .exec("find objects", move |c| tiering::objects_for(c, &bytes))?;
         let mut problems = Vec::new();
         let mut done = false;
+        let mut transient = !objects.is_empty();
+        let mut local_failure = None;
         for object in &objects {
             let Some(remote) = self.remotes.get(&object.remote) else {
                 problems.push(format!("remote `{}` is not configured", object.remote));
+                transient = false;
                 continue;
             };
-            match remote
-                .download_to(&object.key, marker.size, &hash, &file, &|_| {})
+            let written = AtomicU64::new(0);
+            let limit = remote.recall_timeout();
+            let report = |n: u64| written.store(n, Ordering::Relaxed);
+            let download = remote.download_to(&object.key, marker.size, &hash, &file, &report);
+            let outcome = watchdog::while_progressing(limit, &written, download)
                 .await
-            {
+                .unwrap_or_else(|| Err(watchdog::timed_out(remote, &object.key, limit)));
+            match outcome {
+                Err(e @ crate::remote::RemoteError::LocalIo { .. }) => {
+                    // Disk full or a local I/O error: another copy cannot help.
+                    tracing::error!(path = %rel.display(), remote = %object.remote, error = %e, "recall cannot write the local copy");
+                    local_failure = Some(e.errno());
+                    problems.push(e.to_string());
+                    break;
+                }
                 Ok(()) => {
                     self.ledger(LedgerEntry {
                         remote: object.remote.clone(),
@@ -693,6 +736,7 @@ impl Tier {
                 }
                 Err(e) => {
                     tracing::warn!(path = %rel.display(), remote = %object.remote, error = %e, "recall from this copy failed");
+                    transient &= e.is_transient();
                     problems.push(e.to_string());
                 }
             }
@@ -710,9 +754,17 @@ impl Tier {
             if objects.is_empty() {
                 problems.push("the catalog knows no object with this content".into());
             }
-            let err = TierError::NoCopy {
-                path: rel.to_path_buf(),
-                detail: problems.join("; "),
+            let err = match local_failure {
+                Some(errno) => TierError::Io {
+                    path: rel.to_path_buf(),
+                    op: "write the recalled data (the file stays a stub)",
+                    source: std::io::Error::from_raw_os_error(errno),
+                },
+                None => TierError::NoCopy {
+                    path: rel.to_path_buf(),
+                    detail: problems.join("; "),
+                    transient,
+                },
             };
             tracing::error!(error = %err, "recall failed");
             return Err(err);
@@ -839,6 +891,14 @@ impl Tier {
         Ok(summary)
     }
 
+    /// Whether each configured remote answered its last requests.
+    pub fn remote_health(&self) -> Vec<crate::remote::HealthReport> {
+        self.remotes
+            .iter()
+            .map(|(name, r)| r.health().report(name))
+            .collect()
+    }
+
     /// The catalog state of the file at `rel`, if catalogued.
     pub fn state_of(&self, rel: &Path) -> Option<String> {
         let key = path_key(rel)?;
@@ -927,11 +987,16 @@ impl Tier {
         let start = index * src.chunk_size;
         let end = (start + src.chunk_size).min(src.size);
         let mut problems = Vec::new();
+        let mut transient = !src.copies.is_empty();
         for (remote_name, key) in &src.copies {
             let Some(remote) = self.remotes.get(remote_name) else {
                 continue;
             };
-            match remote.get_range(key, start..end).await {
+            let limit = remote.recall_timeout();
+            let fetched = watchdog::within(limit, remote.get_range(key, start..end))
+                .await
+                .unwrap_or_else(|| Err(watchdog::timed_out(remote, key, limit)));
+            match fetched {
                 Ok(data) if hash::chunk_matches(&src.chunks, index as usize, &data) => {
                     self.ledger(LedgerEntry {
                         remote: remote_name.clone(),
@@ -945,10 +1010,14 @@ impl Tier {
                 Ok(_) => {
                     tracing::error!(path = %src.rel.display(), remote = %remote_name, key, chunk = index, "chunk failed verification");
                     problems.push(format!(
-                        "{remote_name}: chunk {index} does not match its hash"
+                        "remote `{remote_name}`: object `{key}`: chunk {index} does not match its hash"
                     ));
+                    transient = false;
                 }
-                Err(e) => problems.push(e.to_string()),
+                Err(e) => {
+                    transient &= e.is_transient();
+                    problems.push(e.to_string());
+                }
             }
         }
         if src.copies.is_empty() {
@@ -957,6 +1026,7 @@ impl Tier {
         Err(TierError::NoCopy {
             path: src.rel.clone(),
             detail: problems.join("; "),
+            transient,
         })
     }
 }
