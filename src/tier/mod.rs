@@ -154,6 +154,7 @@ pub struct Tier {
     progress: Arc<Progress>,
     job: tokio::sync::Mutex<()>,
     invalidate: std::sync::OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
+    retry_soon: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Tier {
@@ -191,6 +192,7 @@ impl Tier {
             progress: Default::default(),
             job: Default::default(),
             invalidate: Default::default(),
+            retry_soon: Default::default(),
         })
     }
 
@@ -340,7 +342,18 @@ impl Tier {
     /// Runs one migration: every file the rules select is uploaded, verified
     /// and released. One migration or recall job runs at a time.
     pub async fn migrate(&self, req: MigrateRequest) -> Result<MigrateSummary, TierError> {
-        self.migrate_counting(req).await.map(|(summary, _)| summary)
+        let (summary, transient) = self.migrate_counting(req).await?;
+        if transient > 0 {
+            // Let the schedule retry these without waiting a whole interval.
+            self.retry_soon.notify_one();
+        }
+        Ok(summary)
+    }
+
+    /// Resolves when a migration not run by the schedule met an unreachable
+    /// remote: the schedule then retries with back-off.
+    pub async fn retry_wanted(&self) {
+        self.retry_soon.notified().await
     }
 
     /// [`Tier::migrate`], also returning how many files failed for a reason

@@ -6,7 +6,8 @@
 //! unreachable or timing out), they stay local and the next attempt comes
 //! sooner than the interval: after 1 s, then 2 s, 4 s, … up to 30 s (or the
 //! interval, if shorter). The first pass that meets no such failure returns
-//! to the normal interval. No restart is ever needed after an outage.
+//! to the normal interval. A `tierctl migrate` that meets an unreachable
+//! remote starts the same back-off. No restart is ever needed after an outage.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,8 +58,17 @@ pub async fn run(tier: Arc<Tier>, every: Duration, grace: Duration) {
     let mut delay = every;
     let mut since_gc = Duration::ZERO;
     loop {
-        tokio::time::sleep(delay).await;
-        since_gc += delay;
+        let started = tokio::time::Instant::now();
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = tier.retry_wanted() => {
+                // A `tierctl migrate` met an unreachable remote.
+                let wait = backoff.failed();
+                tracing::info!(retry_in = %humantime::format_duration(wait), "a migration met an unreachable remote; retrying on schedule");
+                tokio::time::sleep(wait).await;
+            }
+        }
+        since_gc += started.elapsed();
         delay = match tier.migrate_counting(MigrateRequest::default()).await {
             Ok((_, 0)) => {
                 backoff.reset();
