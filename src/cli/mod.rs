@@ -19,6 +19,7 @@ pub mod rule;
 pub mod status;
 pub mod table;
 pub mod tiering;
+pub mod verify;
 
 use std::fmt;
 

@@ -21,6 +21,7 @@ pub mod gate;
 mod hash;
 pub mod schedule;
 pub mod stub;
+pub mod verify;
 mod watchdog;
 
 use std::collections::{BTreeMap, HashMap};
