@@ -328,4 +328,15 @@ fn a_file_is_released_only_when_every_mirror_holds_a_verified_copy() {
         .expect("a.bin's object on S3");
     rt().block_on(store.delete(&key)).unwrap();
     assert_eq!(fs::read(m.m("two/a.bin")).unwrap(), data);
+    // verify reports the missing copy and the file it belonged to.
+    let out = m.tierctl(&["verify", "two"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("missing remote `s3` object `{key}`"))
+            && stdout.contains("two/a.bin")
+            && stdout.contains("still readable from another copy"),
+        "{}",
+        text(&out)
+    );
 }

@@ -165,6 +165,11 @@ fn s3_outage_during_migration_and_recall_loses_nothing_and_heals_without_restart
         "no log line naming the path and the remote\n{}",
         m.log_banner()
     );
+    assert!(
+        !log.contains("Encountered transport error"),
+        "every retry is logged\n{}",
+        m.log_banner()
+    );
 
     // Let the paused upload go on against the dead server: it fails and the
     // file stays local and hot.

@@ -749,7 +749,7 @@ impl Tier {
                     break;
                 }
                 Err(e) => {
-                    tracing::warn!(path = %rel.display(), remote = %object.remote, error = %e, "recall from this copy failed");
+                    tracing::debug!(path = %rel.display(), remote = %object.remote, error = %e, "recall from this copy failed");
                     transient &= e.is_transient();
                     problems.push(e.to_string());
                 }
@@ -795,7 +795,11 @@ impl Tier {
                 tiering::transition(c, id, "recalling", "premigrated", None)
             })?;
         }
-        tracing::info!(path = %rel.display(), bytes = marker.size, "recalled");
+        if problems.is_empty() {
+            tracing::info!(path = %rel.display(), bytes = marker.size, "recalled");
+        } else {
+            tracing::warn!(path = %rel.display(), bytes = marker.size, failed_copies = %problems.join("; "), "recalled from another copy after a copy failed");
+        }
         Ok(marker.size)
     }
 
