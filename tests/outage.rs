@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::tiering::{Pause, add_rule, content, migrate, remount_with_env, write_old};
+use common::tiering::{add_rule, content, migrate, remount_with_env, write_old};
 use common::{MountOptions, TIERCTL, TestMount, errname, wait_until};
 use servers::SeaweedFs;
 
@@ -76,28 +76,59 @@ fn s3_outage_during_migration_and_recall_loses_nothing_and_heals_without_restart
         ..Default::default()
     });
 
-    // A cold file (three 4 MiB chunks and a tail), a file to migrate during
-    // the outage, and a hot file.
+    // Cold files (one of three 4 MiB chunks and a tail, one large), a file
+    // to migrate during the outage, and a hot file.
     let cold = content(1, (10 << 20) + 12_345);
+    let large = content(3, 48 << 20);
     let big = content(2, 24 << 20);
     let hot = b"hot data stays local\n".to_vec();
     write_old(&m.m("cold/data.bin"), &cold, 30);
+    write_old(&m.m("cold/large.bin"), &large, 30);
     write_old(&m.m("big/video.bin"), &big, 30);
     fs::write(m.m("hot.txt"), &hot).unwrap();
     add_rule(&m, "cold -> cloud");
     let s = migrate(&m);
-    assert_eq!(s.released, 1, "{s:?}\n{}", m.log_banner());
+    assert_eq!(s.released, 2, "{s:?}\n{}", m.log_banner());
     assert_eq!(state(&m.m("cold/data.bin")), "cold");
 
-    // Restart the daemon so that the next upload stops at a known step.
-    let pause = Pause::at("uploading");
+    // Restart the daemon so that a recall stops once its download is under
+    // way, and an upload just before it starts.
+    let paused = m.root().join("paused");
     let resume = m.root().join("resume");
-    let mut env = pause.env();
-    env.push((
-        "TIERFS_TEST_RESUME_FILE".into(),
-        resume.display().to_string(),
-    ));
-    remount_with_env(&mut m, env);
+    remount_with_env(
+        &mut m,
+        vec![
+            ("TIERFS_TEST_PAUSE_AT".into(), "receiving,uploading".into()),
+            (
+                "TIERFS_TEST_PAUSE_FILE".into(),
+                paused.display().to_string(),
+            ),
+            (
+                "TIERFS_TEST_RESUME_FILE".into(),
+                resume.display().to_string(),
+            ),
+        ],
+    );
+    let wait_paused = |step: &str| {
+        assert!(
+            wait_until(Duration::from_secs(60), || {
+                fs::read_to_string(&paused).is_ok_and(|s| s == step)
+            })
+            .is_some(),
+            "never paused at {step}\n{}",
+            m.log_banner()
+        );
+    };
+    // A recall: opening the large cold file for writing downloads it whole.
+    let recall_job = {
+        let path = m.m("cold/large.bin");
+        std::thread::spawn(move || {
+            let result = fs::OpenOptions::new().append(true).open(path);
+            (result.map(|_| ()), Instant::now())
+        })
+    };
+    wait_paused("receiving");
+    // A migration.
     add_rule(&m, "big -> cloud");
     let migrate_job = {
         let config = m.config().to_path_buf();
@@ -110,9 +141,9 @@ fn s3_outage_during_migration_and_recall_loses_nothing_and_heals_without_restart
                 .unwrap()
         })
     };
-    pause.wait(&m);
+    wait_paused("uploading");
 
-    // The cloud goes away in the middle of the migration.
+    // The cloud goes away in the middle of both.
     server.stop();
 
     // Hot files: reads, writes, appends and new files work as usual.
@@ -129,6 +160,29 @@ fn s3_outage_during_migration_and_recall_loses_nothing_and_heals_without_restart
     assert_eq!(fs::read(m.m("hot.txt")).unwrap(), hot_now);
     // The file being migrated is still local and readable.
     assert_eq!(fs::read(m.m("big/video.bin")).unwrap(), big);
+
+    // Let the paused recall go on: its download breaks off; the opener gets
+    // EIO within the timeout, and the stub is intact (no partial data).
+    fs::write(&resume, b"receiving").unwrap();
+    let resumed = Instant::now();
+    let (result, done) = recall_job.join().unwrap();
+    let err = result.expect_err("a recall completed with the server down");
+    assert_eq!(errname(&err), "EIO", "{err}");
+    assert!(
+        done - resumed <= RECALL_TIMEOUT + MARGIN,
+        "the interrupted recall failed only after {:?}",
+        done - resumed
+    );
+    let md = fs::metadata(m.h("cold/large.bin")).unwrap();
+    assert_eq!((md.len(), md.blocks()), (large.len() as u64, 0));
+    assert_eq!(state(&m.m("cold/large.bin")), "cold");
+    assert!(
+        m.daemon_log().lines().any(|l| l.contains("recall failed")
+            && l.contains("cold/large.bin")
+            && l.contains("remote `cloud`")),
+        "no log line for the interrupted recall\n{}",
+        m.log_banner()
+    );
 
     // Reading a cold file fails with EIO within the timeout, never hangs,
     // never returns other bytes.
@@ -173,7 +227,7 @@ fn s3_outage_during_migration_and_recall_loses_nothing_and_heals_without_restart
 
     // Let the paused upload go on against the dead server: it fails and the
     // file stays local and hot.
-    fs::write(&resume, b"go").unwrap();
+    fs::write(&resume, b"receiving uploading").unwrap();
     let out = migrate_job.join().unwrap();
     assert!(!out.status.success(), "migrate succeeded?\n{}", text(&out));
     let report =
@@ -209,6 +263,7 @@ fn s3_outage_during_migration_and_recall_loses_nothing_and_heals_without_restart
         outage_ended.elapsed()
     );
     assert_eq!(fs::read(m.m("cold/data.bin")).unwrap(), cold);
+    assert_eq!(fs::read(m.m("cold/large.bin")).unwrap(), large);
     assert_eq!(fs::read(m.m("big/video.bin")).unwrap(), big);
     assert_eq!(fs::read(m.m("hot.txt")).unwrap(), hot_now);
     let out = m.tierctl(&["status"]);

@@ -65,6 +65,7 @@ struct Inner {
 /// Live health of one remote, shared by all clones of the remote.
 #[derive(Debug, Default)]
 pub struct RemoteHealth {
+    name: String,
     inner: Mutex<Inner>,
 }
 
@@ -76,12 +77,21 @@ fn now_unix() -> i64 {
 }
 
 impl RemoteHealth {
+    /// The health of remote `name`, not contacted yet.
+    pub fn new(name: &str) -> RemoteHealth {
+        RemoteHealth {
+            name: name.to_string(),
+            inner: Mutex::default(),
+        }
+    }
+
     /// Records a request that got an answer.
     pub fn record_up(&self) {
         let mut h = self.inner.lock();
         if h.state != HealthState::Up {
             if h.state == HealthState::Down {
                 tracing::info!(
+                    remote = %self.name,
                     after_failures = h.consecutive_failures,
                     "remote reachable again"
                 );
@@ -97,6 +107,7 @@ impl RemoteHealth {
     pub fn record_down(&self, error: &str) {
         let mut h = self.inner.lock();
         if h.state != HealthState::Down {
+            tracing::warn!(remote = %self.name, error, "remote unreachable");
             h.state = HealthState::Down;
             h.since_unix = now_unix();
         }
@@ -109,11 +120,11 @@ impl RemoteHealth {
         self.inner.lock().state
     }
 
-    /// A snapshot for `remote`.
-    pub fn report(&self, remote: &str) -> HealthReport {
+    /// A snapshot.
+    pub fn report(&self) -> HealthReport {
         let h = self.inner.lock();
         HealthReport {
-            remote: remote.to_string(),
+            remote: self.name.clone(),
             state: h.state,
             since_unix: h.since_unix,
             consecutive_failures: h.consecutive_failures,
@@ -128,16 +139,16 @@ mod tests {
 
     #[test]
     fn failures_mark_down_and_an_answer_marks_up_again() {
-        let h = RemoteHealth::default();
+        let h = RemoteHealth::new("cloud");
         assert_eq!(h.state(), HealthState::Unknown);
         h.record_down("connection refused");
         h.record_down("connection refused again");
-        let r = h.report("cloud");
+        let r = h.report();
         assert_eq!(r.state, HealthState::Down);
         assert_eq!(r.consecutive_failures, 2);
         assert_eq!(r.last_error.as_deref(), Some("connection refused again"));
         h.record_up();
-        let r = h.report("cloud");
+        let r = h.report();
         assert_eq!((r.state, r.consecutive_failures), (HealthState::Up, 0));
         assert_eq!(r.last_error, None);
     }

@@ -173,7 +173,7 @@ impl Remote {
                 recall_timeout: built.recall_timeout,
                 credentials: built.credentials,
                 secrets: built.secrets,
-                health: RemoteHealth::default(),
+                health: RemoteHealth::new(&cfg.name),
             }),
         })
     }

@@ -722,7 +722,10 @@ impl Tier {
             };
             let written = AtomicU64::new(0);
             let limit = remote.recall_timeout();
-            let report = |n: u64| written.store(n, Ordering::Relaxed);
+            let report = |n: u64| {
+                written.store(n, Ordering::Relaxed);
+                failpoint::pause("receiving");
+            };
             let download = remote.download_to(&object.key, marker.size, &hash, &file, &report);
             let outcome = watchdog::while_progressing(limit, &written, download)
                 .await
@@ -911,10 +914,7 @@ impl Tier {
 
     /// Whether each configured remote answered its last requests.
     pub fn remote_health(&self) -> Vec<crate::remote::HealthReport> {
-        self.remotes
-            .iter()
-            .map(|(name, r)| r.health().report(name))
-            .collect()
+        self.remotes.values().map(|r| r.health().report()).collect()
     }
 
     /// The catalog state of the file at `rel`, if catalogued.
