@@ -244,6 +244,16 @@ fn s3_outage_during_migration_and_recall_loses_nothing_and_heals_without_restart
     let out = m.tierctl(&["status"]);
     let status = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(status.contains("cloud: down"), "{}", text(&out));
+    let out = m.tierctl(&["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["remotes"][0]["remote"], "cloud", "{json}");
+    assert_eq!(json["remotes"][0]["state"], "down", "{json}");
+    assert!(
+        json["remotes"][0]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("unreachable")),
+        "{json}"
+    );
 
     // The cloud comes back on the same port with the same data.
     let outage_ended = Instant::now();

@@ -824,6 +824,20 @@ mod tests {
         c.request_timeout = None;
         c.max_concurrency = Some(0);
         assert!(err(build(&c, &no_env)).contains("max_concurrency"));
+        c.max_concurrency = None;
+        assert_eq!(
+            build(&c, &no_env).unwrap().recall_timeout,
+            DEFAULT_RECALL_TIMEOUT
+        );
+        c.recall_timeout = Some("5s".into());
+        assert_eq!(
+            build(&c, &no_env).unwrap().recall_timeout,
+            Duration::from_secs(5)
+        );
+        c.recall_timeout = Some("10ms".into());
+        assert!(err(build(&c, &no_env)).contains("recall_timeout"));
+        c.recall_timeout = Some("soon".into());
+        assert!(err(build(&c, &no_env)).contains("recall_timeout"));
     }
 
     #[test]
