@@ -255,6 +255,18 @@ fn s3_outage_during_migration_and_recall_loses_nothing_and_heals_without_restart
         "{json}"
     );
 
+    // The schedule retries on its own (1 s after the failed run, then 2 s,
+    // 4 s...): let at least one of its runs fail too, then wait for the log.
+    assert!(
+        wait_until(Duration::from_secs(30), || m
+            .daemon_log()
+            .contains("remote unreachable during the scheduled migration"))
+        .is_some(),
+        "the schedule did not retry during the outage\n{}",
+        m.log_banner()
+    );
+    assert_eq!(state(&m.m("big/video.bin")), "hot");
+
     // The cloud comes back on the same port with the same data.
     let outage_ended = Instant::now();
     server.restart();
