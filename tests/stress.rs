@@ -264,7 +264,9 @@ fn random_io_during_migrations_and_recalls_matches_the_model() {
             let mut round = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 round += 1;
-                let req = if round.is_multiple_of(3) {
+                // A recall right after every other migration, while files
+                // are still cold.
+                let req = if round.is_multiple_of(2) {
                     Request::Recall {
                         paths: vec![PathBuf::from("s")],
                     }
@@ -281,6 +283,9 @@ fn random_io_during_migrations_and_recalls_matches_the_model() {
                         recalled.fetch_add(s.recalled, Ordering::Relaxed);
                     }
                     other => errors.push(format!("{req:?}: {other:?}")),
+                }
+                if !round.is_multiple_of(2) {
+                    continue;
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
