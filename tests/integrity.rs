@@ -15,13 +15,15 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::tiering::{add_rule, content, migrate, write_old};
+use common::tiering::{add_rule, content, migrate_releasing, write_old};
 use common::{MountOptions, TestMount, errname, wait_until};
 use futures::TryStreamExt;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use servers::{SeaweedFs, free_ports, rt};
 
 const CHUNK: usize = 4 << 20;
+/// Generous timeouts: the test server shares 2 cores with other builds.
+const SLOW_MACHINE: &str = "request_timeout = \"30s\"";
 
 fn mount(sections: &str) -> TestMount {
     TestMount::with_options(MountOptions {
@@ -105,7 +107,7 @@ fn a_corrupt_object_fails_reads_with_eio_and_verify_names_the_file() {
     let prefix = "integrity-corrupt";
     let m = mount(&format!(
         "[remote.cloud]\n{}",
-        server.remote_toml(prefix, "")
+        server.remote_toml(prefix, SLOW_MACHINE)
     ));
     let bad = content(11, 3 * CHUNK + 777);
     let good = content(12, 1 << 20);
@@ -114,7 +116,7 @@ fn a_corrupt_object_fails_reads_with_eio_and_verify_names_the_file() {
     write_old(&m.m("keep/good.bin"), &good, 30);
     add_rule(&m, "archive -> cloud");
     add_rule(&m, "keep -> cloud");
-    let s = migrate(&m);
+    let s = migrate_releasing(&m, 3);
     assert_eq!(s.released, 3, "{s:?}\n{}", m.log_banner());
 
     let out = m.tierctl(&["verify"]);
@@ -200,7 +202,7 @@ fn a_mirror_serves_reads_when_one_copy_is_corrupt() {
         extra_top: "migrate_interval = \"off\"\n".into(),
         extra_sections: format!(
             "[remote.s3]\n{}\n[remote.local]\nurl = \"file://{}\"\n",
-            server.remote_toml(prefix, ""),
+            server.remote_toml(prefix, SLOW_MACHINE),
             local.display()
         ),
         ..Default::default()
@@ -209,7 +211,7 @@ fn a_mirror_serves_reads_when_one_copy_is_corrupt() {
     let data = content(21, 2 * CHUNK + 4321);
     write_old(&m.m("media/film.bin"), &data, 30);
     add_rule(&m, "media -> s3,local");
-    let s = migrate(&m);
+    let s = migrate_releasing(&m, 1);
     assert_eq!(s.released, 1, "{s:?}\n{}", m.log_banner());
 
     // Both copies exist; corrupt the S3 one (tried first).
@@ -261,7 +263,7 @@ fn a_mirror_serves_reads_when_one_copy_is_corrupt() {
     // then damage chunk 0 of the mirror too: chunk 0 now has no good copy
     // and fails with EIO, the other chunks still read from whichever copy
     // is good. Never a wrong byte.
-    let s = migrate(&m);
+    let s = migrate_releasing(&m, 1);
     assert_eq!((s.released, s.uploaded_bytes), (1, 0), "{s:?}");
     let mut bytes = fs::read(&local_copy).unwrap();
     bytes[20] ^= 1;
@@ -293,7 +295,7 @@ fn a_file_is_released_only_when_every_mirror_holds_a_verified_copy() {
              [remote.gone]\nurl = \"s3://tierfs-test/gone\"\nendpoint = \"http://127.0.0.1:{dead_port}\"\n\
              region = \"us-east-1\"\naccess_key_id = \"x\"\nsecret_access_key = \"yyyyyyyy\"\n\
              allow_http = true\nrequest_timeout = \"1s\"\n",
-            server.remote_toml("integrity-release", ""),
+            server.remote_toml("integrity-release", SLOW_MACHINE),
             local.display()
         ),
         ..Default::default()
@@ -304,7 +306,7 @@ fn a_file_is_released_only_when_every_mirror_holds_a_verified_copy() {
     write_old(&m.m("three/b.bin"), &data[..3 << 20], 30);
     add_rule(&m, "two -> s3,local");
     add_rule(&m, "three -> s3,local,gone");
-    let s = migrate(&m);
+    let s = migrate_releasing(&m, 1);
     assert_eq!(s.released, 1, "{s:?}\n{}", m.log_banner());
     assert_eq!(s.failures.len(), 1, "{s:?}");
     assert!(

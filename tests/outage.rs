@@ -19,14 +19,14 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::tiering::{add_rule, content, migrate, remount_with_env, write_old};
+use common::tiering::{add_rule, content, migrate_releasing, remount_with_env, write_old};
 use common::{MountOptions, TIERCTL, TestMount, errname, wait_until};
 use servers::SeaweedFs;
 
 /// How long a cold read may wait for the remote (the config under test).
-const RECALL_TIMEOUT: Duration = Duration::from_secs(3);
+const RECALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Slack for scheduling on a loaded 2-core machine.
-const MARGIN: Duration = Duration::from_secs(4);
+const MARGIN: Duration = Duration::from_secs(5);
 
 fn state(path: &Path) -> String {
     let out = Command::new("getfattr")
@@ -64,7 +64,7 @@ fn s3_outage_during_migration_and_recall_loses_nothing_and_heals_without_restart
     let remote = server.remote_toml(
         "outage",
         &format!(
-            "request_timeout = \"2s\"\nrecall_timeout = \"{}s\"\n",
+            "request_timeout = \"5s\"\nrecall_timeout = \"{}s\"\n",
             RECALL_TIMEOUT.as_secs()
         ),
     );
@@ -87,7 +87,7 @@ fn s3_outage_during_migration_and_recall_loses_nothing_and_heals_without_restart
     write_old(&m.m("big/video.bin"), &big, 30);
     fs::write(m.m("hot.txt"), &hot).unwrap();
     add_rule(&m, "cold -> cloud");
-    let s = migrate(&m);
+    let s = migrate_releasing(&m, 2);
     assert_eq!(s.released, 2, "{s:?}\n{}", m.log_banner());
     assert_eq!(state(&m.m("cold/data.bin")), "cold");
 

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::tiering::{add_rule, content, migrate, write_old};
+use common::tiering::{add_rule, content, migrate_releasing, write_old};
 use common::{MountOptions, TIERFS, TestMount, errname, is_mountpoint};
 use servers::SeaweedFs;
 
@@ -80,14 +80,17 @@ fn recall_into_a_full_disk_fails_with_enospc_and_keeps_the_stub() {
     m.set_options(MountOptions {
         allow_other: true,
         extra_top: "migrate_interval = \"off\"\n".into(),
-        extra_sections: format!("[remote.cloud]\n{}", server.remote_toml("enospc", "")),
+        extra_sections: format!(
+            "[remote.cloud]\n{}",
+            server.remote_toml("enospc", "request_timeout = \"30s\"")
+        ),
         ..Default::default()
     });
     m.mount();
     let data = content(41, (9 << 20) + 333);
     write_old(&m.m("archive/big.bin"), &data, 30);
     add_rule(&m, "archive -> cloud");
-    let s = migrate(&m);
+    let s = migrate_releasing(&m, 1);
     assert_eq!(s.released, 1, "{s:?}\n{}", m.log_banner());
 
     // The hot disk fills up (directly in the hot dir: not a tierfs file).
@@ -169,13 +172,16 @@ fn with_a_cold_file(prefix: &str) -> (TestMount, Vec<u8>, std::sync::Arc<Seaweed
     let mut m = TestMount::with_options(MountOptions {
         allow_other: true,
         extra_top: "migrate_interval = \"off\"\n".into(),
-        extra_sections: format!("[remote.cloud]\n{}", server.remote_toml(prefix, "")),
+        extra_sections: format!(
+            "[remote.cloud]\n{}",
+            server.remote_toml(prefix, "request_timeout = \"30s\"")
+        ),
         ..Default::default()
     });
     let data = content(51, 3 << 20);
     write_old(&m.m("old/a.bin"), &data, 30);
     add_rule(&m, "old -> cloud");
-    assert_eq!(migrate(&m).released, 1, "{}", m.log_banner());
+    assert_eq!(migrate_releasing(&m, 1).released, 1, "{}", m.log_banner());
     m.unmount();
     (m, data, server)
 }

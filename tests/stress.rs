@@ -239,7 +239,10 @@ fn random_io_during_migrations_and_recalls_matches_the_model() {
     let m = TestMount::with_options(MountOptions {
         allow_other: true,
         extra_top: "migrate_interval = \"off\"\n".into(),
-        extra_sections: format!("[remote.cloud]\n{}", server.remote_toml("stress", "")),
+        extra_sections: format!(
+            "[remote.cloud]\n{}",
+            server.remote_toml("stress", "request_timeout = \"30s\"")
+        ),
         ..Default::default()
     });
     fs::create_dir(m.m("s")).unwrap();

@@ -467,11 +467,20 @@ impl Remote {
             .map_err(|e| io_error(self, "dup", dest_path, &e))?;
         let written = Arc::new(AtomicU64::new(0));
         let (tx, mut rx) = tokio::sync::mpsc::channel::<(u64, Bytes)>(4);
+        // If this future is dropped (a caller's timeout), no block may land in
+        // `dest` afterwards: the caller is about to free it, or a new download
+        // may be writing it.
+        let stop = StopWritesOnDrop::default();
         let writer = {
             let written = Arc::clone(&written);
+            let (stopped, busy) = (Arc::clone(&stop.stopped), Arc::clone(&stop.busy));
             tokio::task::spawn_blocking(move || {
                 let mut hasher = blake3::Hasher::new();
                 while let Some((offset, block)) = rx.blocking_recv() {
+                    let _writing = busy.lock().unwrap_or_else(|e| e.into_inner());
+                    if stopped.load(Ordering::Acquire) {
+                        return Err(std::io::Error::from(std::io::ErrorKind::Interrupted));
+                    }
                     hasher.update(&block);
                     out.write_all_at(&block, offset)?;
                     written.fetch_add(block.len() as u64, Ordering::Relaxed);
@@ -579,6 +588,21 @@ impl Remote {
 
 /// Aborts a multipart upload that is dropped before completing (e.g. the
 /// caller's future was cancelled), in a background task.
+/// Stops a download's writer thread when the download future is dropped,
+/// waiting for a block being written to finish (at most one `WRITE_BLOCK`).
+#[derive(Default)]
+struct StopWritesOnDrop {
+    stopped: Arc<std::sync::atomic::AtomicBool>,
+    busy: Arc<std::sync::Mutex<()>>,
+}
+
+impl Drop for StopWritesOnDrop {
+    fn drop(&mut self) {
+        self.stopped.store(true, Ordering::Release);
+        drop(self.busy.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+}
+
 struct AbortOnDrop(Option<Box<dyn MultipartUpload>>);
 
 impl Drop for AbortOnDrop {
@@ -596,6 +620,33 @@ impl Drop for AbortOnDrop {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dropping_a_download_waits_for_the_block_being_written_and_stops_the_rest() {
+        let stop = StopWritesOnDrop::default();
+        let (stopped, busy) = (Arc::clone(&stop.stopped), Arc::clone(&stop.busy));
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let writer = std::thread::spawn(move || {
+            let mut writes = 0;
+            for _ in 0..3 {
+                let _writing = busy.lock().unwrap();
+                if stopped.load(Ordering::Acquire) {
+                    break;
+                }
+                let _ = started_tx.send(());
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                writes += 1;
+            }
+            writes
+        });
+        started_rx.recv().unwrap();
+        let t = std::time::Instant::now();
+        drop(stop);
+        // The drop waited for the write in progress...
+        assert!(t.elapsed() >= std::time::Duration::from_millis(50));
+        // ...and no further block was written.
+        assert_eq!(writer.join().unwrap(), 1);
+    }
 
     #[test]
     fn part_sizes_scale_with_the_file() {
