@@ -180,6 +180,9 @@ fn a_corrupt_object_fails_reads_with_eio_and_verify_names_the_file() {
     assert_eq!(problems.len(), 1, "{report}");
     assert_eq!(problems[0]["key"], key.as_str());
     assert_eq!(problems[0]["other_copy_good"], false);
+    // A path the catalog does not know is a usage error, not "all good".
+    let out = m.tierctl(&["verify", "no/such/dir"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     // Only the good file: clean, throttled.
     let out = m.tierctl(&["verify", "keep", "--rate", "100MiB"]);
     assert!(out.status.success(), "{}", text(&out));

@@ -43,6 +43,7 @@ pub fn run(config: &Config, args: &VerifyArgs, out: &mut impl Write) -> anyhow::
         .map(|r| parse_size(r).map_err(|m| UsageError(format!("--rate {r}: {m}"))))
         .transpose()?;
     let rel = paths::resolve_without_daemon(config, &args.paths)?;
+    paths::require_catalogued(config, &rel)?;
     let prefixes: Vec<Vec<u8>> = rel.iter().filter_map(|p| path_key(p)).collect();
     let Some(conn) = paths::open_catalog(config)? else {
         writeln!(
