@@ -64,7 +64,7 @@ fn s3_outage_during_migration_and_recall_loses_nothing_and_heals_without_restart
     let remote = server.remote_toml(
         "outage",
         &format!(
-            "request_timeout = \"5s\"\nrecall_timeout = \"{}s\"\n",
+            "request_timeout = \"15s\"\nrecall_timeout = \"{}s\"\n",
             RECALL_TIMEOUT.as_secs()
         ),
     );
@@ -81,10 +81,15 @@ fn s3_outage_during_migration_and_recall_loses_nothing_and_heals_without_restart
     let cold = content(1, (10 << 20) + 12_345);
     let large = content(3, 48 << 20);
     let big = content(2, 24 << 20);
+    // Four more files than the 4 transfers a run starts at once.
+    let more: Vec<Vec<u8>> = (0..4).map(|i| content(10 + i, 300_000)).collect();
     let hot = b"hot data stays local\n".to_vec();
     write_old(&m.m("cold/data.bin"), &cold, 30);
     write_old(&m.m("cold/large.bin"), &large, 30);
     write_old(&m.m("big/video.bin"), &big, 30);
+    for (i, data) in more.iter().enumerate() {
+        write_old(&m.m(format!("big/zz-{i}.bin")), data, 30);
+    }
     fs::write(m.m("hot.txt"), &hot).unwrap();
     add_rule(&m, "cold -> cloud");
     let s = migrate_releasing(&m, 2);
@@ -239,6 +244,16 @@ fn s3_outage_during_migration_and_recall_loses_nothing_and_heals_without_restart
     );
     assert_eq!(state(&m.m("big/video.bin")), "hot");
     assert_eq!(fs::read(m.m("big/video.bin")).unwrap(), big);
+    // The file started after the first failure was not tried at all: it
+    // would only have waited another request_timeout.
+    assert!(
+        report.contains("big/zz-3.bin: remote `cloud` was unreachable earlier in this run"),
+        "{}",
+        text(&out)
+    );
+    for i in 0..4 {
+        assert_eq!(state(&m.m(format!("big/zz-{i}.bin"))), "hot");
+    }
 
     // Status shows the remote down.
     let out = m.tierctl(&["status"]);
@@ -258,7 +273,7 @@ fn s3_outage_during_migration_and_recall_loses_nothing_and_heals_without_restart
     // The schedule retries on its own (1 s after the failed run, then 2 s,
     // 4 s...): let at least one of its runs fail too, then wait for the log.
     assert!(
-        wait_until(Duration::from_secs(30), || m
+        wait_until(Duration::from_secs(60), || m
             .daemon_log()
             .contains("remote unreachable during the scheduled migration"))
         .is_some(),
@@ -274,6 +289,7 @@ fn s3_outage_during_migration_and_recall_loses_nothing_and_heals_without_restart
     // No command, no restart: the schedule's back-off retry releases the file.
     let released = wait_until(Duration::from_secs(90), || {
         state(&m.m("big/video.bin")) == "cold"
+            && (0..4).all(|i| state(&m.m(format!("big/zz-{i}.bin"))) == "cold")
     });
     assert!(
         released.is_some(),
@@ -287,6 +303,9 @@ fn s3_outage_during_migration_and_recall_loses_nothing_and_heals_without_restart
     assert_eq!(fs::read(m.m("cold/data.bin")).unwrap(), cold);
     assert_eq!(fs::read(m.m("cold/large.bin")).unwrap(), large);
     assert_eq!(fs::read(m.m("big/video.bin")).unwrap(), big);
+    for (i, data) in more.iter().enumerate() {
+        assert_eq!(&fs::read(m.m(format!("big/zz-{i}.bin"))).unwrap(), data);
+    }
     assert_eq!(fs::read(m.m("hot.txt")).unwrap(), hot_now);
     let out = m.tierctl(&["status"]);
     assert!(

@@ -170,6 +170,22 @@ impl RemoteError {
         }
     }
 
+    /// The name of the remote concerned.
+    pub fn remote(&self) -> &str {
+        match self {
+            RemoteError::Unreachable { remote, .. }
+            | RemoteError::Unauthenticated { remote, .. }
+            | RemoteError::PermissionDenied { remote, .. }
+            | RemoteError::NotFound { remote, .. }
+            | RemoteError::Corrupt { remote, .. }
+            | RemoteError::SourceChanged { remote, .. }
+            | RemoteError::Timeout { remote, .. }
+            | RemoteError::Config { remote, .. }
+            | RemoteError::LocalIo { remote, .. }
+            | RemoteError::Other { remote, .. } => remote,
+        }
+    }
+
     /// Whether retrying the same operation later may succeed (network
     /// trouble, timeouts, a file that was being written).
     pub fn is_transient(&self) -> bool {

@@ -36,6 +36,15 @@ pub enum TierError {
         /// The missing name.
         name: String,
     },
+    /// The remote was unreachable earlier in the same migration run, so this
+    /// file was not tried; it stays local and is retried later.
+    #[error(
+        "remote `{name}` was unreachable earlier in this run; not tried (the file stays local)"
+    )]
+    RemoteDown {
+        /// The remote's name.
+        name: String,
+    },
     /// No configured remote holds a valid copy of a cold file.
     #[error("{path}: no remote holds a valid copy ({detail})")]
     NoCopy {
@@ -64,6 +73,7 @@ impl TierError {
         match self {
             TierError::Remote(e) => e.is_transient(),
             TierError::NoCopy { transient, .. } => *transient,
+            TierError::RemoteDown { .. } => true,
             _ => false,
         }
     }

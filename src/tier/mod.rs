@@ -401,10 +401,34 @@ impl Tier {
             .max()
             .unwrap_or(4)
             .max(1);
+        // Once a remote proved unreachable in this run, the remaining files
+        // for it are not tried (each would wait a whole request_timeout):
+        // they stay local, and the schedule retries them with back-off.
+        let unreachable: &parking_lot::Mutex<std::collections::BTreeSet<String>> =
+            &Default::default();
         let mut results = futures::stream::iter(plan.into_iter().map(|(f, targets)| async move {
             let path = f.path.clone();
             let size = f.size;
-            let result = self.migrate_one(f, targets).await;
+            let down = {
+                let set = unreachable.lock();
+                targets
+                    .iter()
+                    .find(|t| set.contains(&t.remote))
+                    .map(|t| t.remote.clone())
+            };
+            let result = match down {
+                Some(name) => Err(TierError::RemoteDown { name }),
+                None => self.migrate_one(f, targets).await,
+            };
+            if let Err(TierError::Remote(e)) = &result
+                && matches!(
+                    e,
+                    crate::remote::RemoteError::Unreachable { .. }
+                        | crate::remote::RemoteError::Timeout { .. }
+                )
+            {
+                unreachable.lock().insert(e.remote().to_string());
+            }
             self.progress.files_done.fetch_add(1, Ordering::Relaxed);
             (path, size, result)
         }))
