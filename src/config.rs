@@ -174,6 +174,9 @@ pub struct RemoteConfig {
     pub part_size: Option<String>,
     /// Give up on one request after this long without progress (default `60s`).
     pub request_timeout: Option<String>,
+    /// A read of a cold file waits this long for the remote (no progress)
+    /// before failing with `EIO` (default `60s`).
+    pub recall_timeout: Option<String>,
 }
 
 impl std::fmt::Debug for RemoteConfig {
@@ -197,6 +200,7 @@ impl std::fmt::Debug for RemoteConfig {
             .field("max_concurrency", &self.max_concurrency)
             .field("part_size", &self.part_size)
             .field("request_timeout", &self.request_timeout)
+            .field("recall_timeout", &self.recall_timeout)
             .finish()
     }
 }

@@ -20,7 +20,7 @@ use crate::control::{
     self, ControlError, DaemonStatus, Done, JobProgress, Reply, Request, Response,
 };
 use crate::fs::{FsOptions, FsStats, TierFs, Tiering};
-use crate::tier::{MigrateRequest, Tier, TierError, gate::Gate};
+use crate::tier::{Tier, TierError, gate::Gate};
 
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -267,7 +267,11 @@ fn run_inner(
         runtime.spawn(crate::metrics::serve(listener, config.catalog.clone()));
     }
     if let Some(every) = config.migrate_interval {
-        runtime.spawn(scheduled_migrations(tier.clone(), every, config.gc_grace));
+        runtime.spawn(crate::tier::schedule::run(
+            tier.clone(),
+            every,
+            config.gc_grace,
+        ));
     }
 
     let watcher = if config.watch_hot_dir {
@@ -393,32 +397,6 @@ fn run_inner(
     })
 }
 
-/// Runs a migration and a garbage collection every `every`.
-async fn scheduled_migrations(
-    tier: Arc<Tier>,
-    every: std::time::Duration,
-    grace: std::time::Duration,
-) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let result = tier
-            .migrate(MigrateRequest::default())
-            .await
-            .map_err(|e| e.to_string());
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "scheduled migration failed");
-        }
-        crate::activity::activity()
-            .record_migration(crate::activity::RunRecord::new("schedule", &result));
-        if let Err(e) = tier.gc(grace).await {
-            tracing::error!(error = %e, "scheduled garbage collection failed");
-        }
-    }
-}
-
 fn handler(
     config: &Config,
     mountpoint: &Path,
@@ -488,6 +466,7 @@ fn handler(
                 .block_on(tier.gc(grace_secs.map_or(gc_grace, std::time::Duration::from_secs)))
                 .map(Reply::Gc)
                 .map_err(|e| e.to_string()),
+            Request::RemoteHealth => Ok(Reply::RemoteHealth(tier.remote_health())),
             Request::Fsck { repair } => runtime
                 .block_on(tier.fsck(repair))
                 .map(Reply::Fsck)

@@ -531,6 +531,7 @@ impl FakeDaemon {
                 Request::Fsck { .. } => Response::error("fsck is not scripted in this test"),
                 Request::RuleMove { .. } => Response::error("not supported by this test server"),
                 Request::Activity => Response::error("not supported by this test server"),
+                Request::RemoteHealth => Response::Ok(Reply::RemoteHealth(Vec::new())),
             }
         });
         let server = control::serve(&setup.config.control_socket, handler).unwrap();

@@ -189,8 +189,12 @@ fn prepare(args: &MountArgs) -> Result<(Config, MountOverrides)> {
 fn init_logging(level: &str) {
     // fuser warns about the second unmount attempt after an external `umount`,
     // and notify logs every watch it drops: both are noise at the default level.
+    // object_store logs each retry against an unreachable remote; tierfs logs
+    // the outcome once, naming the file and the remote.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("{level},fuser::session=error,notify=warn"))
+        tracing_subscriber::EnvFilter::new(format!(
+            "{level},fuser::session=error,notify=warn,object_store::client::retry=warn"
+        ))
     });
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;

@@ -15,10 +15,12 @@ pub mod mount_path;
 pub mod paths;
 pub mod pin;
 pub mod recall;
+pub mod remote_health;
 pub mod rule;
 pub mod status;
 pub mod table;
 pub mod tiering;
+pub mod verify;
 
 use std::fmt;
 

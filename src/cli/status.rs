@@ -74,12 +74,21 @@ pub fn overview(config: &Config, json: bool, out: &mut impl Write) -> anyhow::Re
         _ => None,
     };
     let now = SystemTime::now();
+    let remotes = match daemon {
+        Daemon::Running(_) => super::remote_health::query(&config.control_socket, DAEMON_TIMEOUT),
+        _ => Vec::new(),
+    };
     if json {
         let mut report = OverviewJson::new(config, &daemon, &catalog, now);
         report.activity = activity.as_ref();
+        report.remotes = &remotes;
         write_json(out, &report)?;
     } else {
         write_overview_text(out, config, &daemon, &catalog, now)?;
+        if !remotes.is_empty() {
+            writeln!(out)?;
+            write_fields(out, &super::remote_health::fields(&remotes, now))?;
+        }
         if let Some(activity) = &activity {
             write_activity_text(out, activity, now)?;
         }
@@ -510,6 +519,9 @@ struct OverviewJson<'a> {
     catalog: CatalogJson<'a>,
     /// Running job, last migration, recent errors (only while the daemon runs).
     activity: Option<&'a ActivityReport>,
+    /// Remote reachability as the daemon sees it (absent when not running).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    remotes: &'a [tierfs::remote::HealthReport],
 }
 
 impl<'a> OverviewJson<'a> {
@@ -527,6 +539,7 @@ impl<'a> OverviewJson<'a> {
                 state: CatalogStateJson::new(catalog),
             },
             activity: None,
+            remotes: &[],
         }
     }
 }

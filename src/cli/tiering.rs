@@ -12,6 +12,7 @@ use super::migrate::MigrateArgs;
 use super::pin::PinArgs;
 use super::recall::RecallArgs;
 use super::rule::RuleCommand;
+use super::verify::VerifyArgs;
 use super::{Outcome, fsck, gc, migrate, pin, recall, rule};
 
 #[derive(Debug, Subcommand)]
@@ -141,6 +142,27 @@ pub enum TieringCommand {
     ///   tierctl fsck --json | jq .problems
     #[command(verbatim_doc_comment)]
     Fsck(FsckArgs),
+
+    /// Read cold objects back and check them against their recorded blake3
+    ///
+    /// For every premigrated or cold file at or below each PATH (default:
+    /// all), reads each of its cloud copies with ranged GETs, one 4 MiB chunk
+    /// at a time, checking every chunk and the whole object against the
+    /// hashes recorded at upload. Reports every missing, corrupt or
+    /// unreadable object with all the paths whose content it holds, and
+    /// whether another copy (a mirror) is still good. --rate caps the read
+    /// rate. On a terminal a progress line is drawn on stderr.
+    ///
+    /// Reads only the catalog and the remotes: works with or without the
+    /// daemon and changes nothing. Exits 0 when every object is good, 1
+    /// otherwise.
+    ///
+    /// Examples:
+    ///   tierctl verify
+    ///   tierctl verify projects/2019 --rate 20MiB
+    ///   tierctl verify --json | jq '.problems[].paths'
+    #[command(verbatim_doc_comment)]
+    Verify(VerifyArgs),
 }
 
 impl TieringCommand {
@@ -154,6 +176,7 @@ impl TieringCommand {
             TieringCommand::Unpin(args) => pin::run(config, args, false, out),
             TieringCommand::Gc(args) => gc::run(config, args, out),
             TieringCommand::Fsck(args) => fsck::run(config, args, out),
+            TieringCommand::Verify(args) => super::verify::run(config, args, out),
         }
     }
 }

@@ -70,6 +70,9 @@ pub enum Request {
     /// Running job, last migration run and recent errors; answered with
     /// [`Reply::Activity`].
     Activity,
+    /// Whether each remote answered its last requests; answered with
+    /// [`Reply::RemoteHealth`].
+    RemoteHealth,
 }
 
 impl Request {
@@ -96,6 +99,7 @@ impl Request {
             Request::Pin { .. } => "pin",
             Request::Fsck { .. } => "fsck",
             Request::Activity => "activity",
+            Request::RemoteHealth => "remote_health",
         }
     }
 }
@@ -156,6 +160,8 @@ pub enum Reply {
     Done(Done),
     /// Answer to [`Request::Activity`].
     Activity(crate::activity::ActivityReport),
+    /// Answer to [`Request::RemoteHealth`]: one entry per configured remote.
+    RemoteHealth(Vec<crate::remote::HealthReport>),
 }
 
 /// Progress of the running job.

@@ -162,7 +162,8 @@ impl TierFs {
         let tier = tiering.tier.clone();
         tiering.runtime.spawn(async move {
             if let Err(e) = tier.recall(&rel).await {
-                tracing::warn!(path = %rel.display(), error = %e, "background recall failed; reads stay on the cloud copy");
+                // The engine logged why; reads go on from verified chunks.
+                tracing::debug!(path = %rel.display(), error = %e, "background recall failed; reads stay on the cloud copy");
             }
         });
         None
@@ -194,9 +195,14 @@ impl TierFs {
                 Err(_) if !open.inode.is_stub() => read_local(&open.file, offset, size),
                 Err(e) => Err(e),
             };
+            let failed = result.is_err();
             match result {
                 Ok(data) => reply.data(&data),
                 Err(e) => reply.error(e),
+            }
+            if failed {
+                // No read-ahead from a remote that just failed.
+                return;
             }
             // Read ahead: the next chunk is likely wanted soon.
             let src = reader.fill.source();

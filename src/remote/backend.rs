@@ -40,6 +40,9 @@ fn install_crypto_provider() {
     });
 }
 
+/// Default `recall_timeout`.
+pub(crate) const DEFAULT_RECALL_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Default `request_timeout`.
 pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default `max_concurrency`.
@@ -105,6 +108,8 @@ pub(crate) struct Built {
     /// Secret strings to scrub from any message.
     pub secrets: Vec<String>,
     pub request_timeout: Duration,
+    /// How long a read of a cold file waits before failing with `EIO`.
+    pub recall_timeout: Duration,
     pub max_concurrency: usize,
     pub part_size: Option<u64>,
 }
@@ -130,6 +135,17 @@ pub(crate) fn build(cfg: &RemoteConfig, env: Env<'_>) -> Result<Built, RemoteErr
     if request_timeout < Duration::from_millis(100) {
         return Err(config_err(format!(
             "key `request_timeout`: {request_timeout:?} is too short (at least 100ms)"
+        )));
+    }
+    let recall_timeout = match &cfg.recall_timeout {
+        Some(t) => {
+            parse_duration(t).map_err(|m| config_err(format!("key `recall_timeout`: {m}")))?
+        }
+        None => DEFAULT_RECALL_TIMEOUT,
+    };
+    if recall_timeout < Duration::from_millis(100) {
+        return Err(config_err(format!(
+            "key `recall_timeout`: {recall_timeout:?} is too short (at least 100ms)"
         )));
     }
     let max_concurrency = cfg.max_concurrency.unwrap_or(DEFAULT_CONCURRENCY);
@@ -190,6 +206,7 @@ pub(crate) fn build(cfg: &RemoteConfig, env: Env<'_>) -> Result<Built, RemoteErr
         credentials,
         secrets,
         request_timeout,
+        recall_timeout,
         max_concurrency,
         part_size,
     })
@@ -807,6 +824,20 @@ mod tests {
         c.request_timeout = None;
         c.max_concurrency = Some(0);
         assert!(err(build(&c, &no_env)).contains("max_concurrency"));
+        c.max_concurrency = None;
+        assert_eq!(
+            build(&c, &no_env).unwrap().recall_timeout,
+            DEFAULT_RECALL_TIMEOUT
+        );
+        c.recall_timeout = Some("5s".into());
+        assert_eq!(
+            build(&c, &no_env).unwrap().recall_timeout,
+            Duration::from_secs(5)
+        );
+        c.recall_timeout = Some("10ms".into());
+        assert!(err(build(&c, &no_env)).contains("recall_timeout"));
+        c.recall_timeout = Some("soon".into());
+        assert!(err(build(&c, &no_env)).contains("recall_timeout"));
     }
 
     #[test]

@@ -101,6 +101,20 @@ pub enum RemoteError {
         /// What is wrong and what to set.
         message: String,
     },
+    /// Writing downloaded bytes to the local file failed (disk full, I/O
+    /// error). The remote is fine; the local errno is kept so a reader gets
+    /// `ENOSPC` rather than `EIO`.
+    #[error("remote `{remote}`: {op}: writing the local copy failed: {detail}")]
+    LocalIo {
+        /// The remote's name.
+        remote: String,
+        /// The operation and key.
+        op: String,
+        /// The local error.
+        detail: String,
+        /// Its errno (`ENOSPC`, `EIO`, …).
+        errno: i32,
+    },
     /// Anything else: unexpected HTTP status, local I/O error, …
     #[error("remote `{remote}`: {op} failed: {detail}")]
     Other {
@@ -128,6 +142,7 @@ impl RemoteError {
     pub fn errno(&self) -> i32 {
         match self {
             RemoteError::SourceChanged { .. } => libc::EAGAIN,
+            RemoteError::LocalIo { errno, .. } => *errno,
             RemoteError::Unreachable { .. }
             | RemoteError::Unauthenticated { .. }
             | RemoteError::PermissionDenied { .. }
@@ -150,7 +165,24 @@ impl RemoteError {
             RemoteError::SourceChanged { .. } => "source_changed",
             RemoteError::Timeout { .. } => "timeout",
             RemoteError::Config { .. } => "config",
+            RemoteError::LocalIo { .. } => "local_io",
             RemoteError::Other { .. } => "other",
+        }
+    }
+
+    /// The name of the remote concerned.
+    pub fn remote(&self) -> &str {
+        match self {
+            RemoteError::Unreachable { remote, .. }
+            | RemoteError::Unauthenticated { remote, .. }
+            | RemoteError::PermissionDenied { remote, .. }
+            | RemoteError::NotFound { remote, .. }
+            | RemoteError::Corrupt { remote, .. }
+            | RemoteError::SourceChanged { remote, .. }
+            | RemoteError::Timeout { remote, .. }
+            | RemoteError::Config { remote, .. }
+            | RemoteError::LocalIo { remote, .. }
+            | RemoteError::Other { remote, .. } => remote,
         }
     }
 

@@ -47,6 +47,7 @@
 
 mod backend;
 mod error;
+pub mod health;
 mod selftest;
 mod transfer;
 
@@ -63,6 +64,7 @@ use crate::config::RemoteConfig;
 
 use backend::Backend;
 pub use error::RemoteError;
+pub use health::{HealthReport, HealthState, RemoteHealth};
 pub use selftest::{RemoteTestReport, StepStatus, TestStep};
 
 /// Object metadata keys (C#-identifier style so Azure accepts them).
@@ -126,8 +128,10 @@ struct Inner {
     max_concurrency: usize,
     part_size: Option<u64>,
     request_timeout: Duration,
+    recall_timeout: Duration,
     credentials: String,
     secrets: Vec<String>,
+    health: RemoteHealth,
 }
 
 impl fmt::Debug for Remote {
@@ -166,8 +170,10 @@ impl Remote {
                 max_concurrency: built.max_concurrency,
                 part_size: built.part_size,
                 request_timeout: built.request_timeout,
+                recall_timeout: built.recall_timeout,
                 credentials: built.credentials,
                 secrets: built.secrets,
+                health: RemoteHealth::new(&cfg.name),
             }),
         })
     }
@@ -207,6 +213,17 @@ impl Remote {
     /// The remote's `request_timeout`.
     pub fn request_timeout(&self) -> Duration {
         self.inner.request_timeout
+    }
+
+    /// The remote's `recall_timeout`: how long a read of a cold file waits
+    /// for this remote before failing with `EIO` (default 60 s).
+    pub fn recall_timeout(&self) -> Duration {
+        self.inner.recall_timeout
+    }
+
+    /// Whether the remote answered its last requests.
+    pub fn health(&self) -> &RemoteHealth {
+        &self.inner.health
     }
 
     /// The remote's `max_concurrency`.
@@ -290,14 +307,26 @@ impl Remote {
 
     /// Maps an `object_store` error for operation `op` on `key`.
     fn map_err(&self, op: &str, key: &str, e: object_store::Error) -> RemoteError {
-        use error::Class;
-        let remote = self.inner.name.clone();
         let what = if key.is_empty() {
             op.to_string()
         } else {
             format!("{op} {key}")
         };
-        match error::classify(&e) {
+        let class = error::classify(&e);
+        let mapped = self.map_class(what, key, class);
+        match &mapped {
+            RemoteError::Unreachable { .. } | RemoteError::Timeout { .. } => {
+                self.inner.health.record_down(&mapped.to_string())
+            }
+            _ => self.inner.health.record_up(),
+        }
+        mapped
+    }
+
+    fn map_class(&self, what: String, key: &str, class: error::Class) -> RemoteError {
+        use error::Class;
+        let remote = self.inner.name.clone();
+        match class {
             Class::Unreachable(d) => RemoteError::Unreachable {
                 remote,
                 detail: self.redact(format!(
@@ -355,13 +384,19 @@ impl Remote {
     pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, RemoteError> {
         let loc = self.location(key, "HEAD")?;
         match self.inner.store.head(&loc).await {
-            Ok(meta) => Ok(Some(ObjectInfo {
-                key: key.to_string(),
-                size: meta.size,
-                e_tag: meta.e_tag,
-                last_modified: meta.last_modified.into(),
-            })),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Ok(meta) => {
+                self.inner.health.record_up();
+                Ok(Some(ObjectInfo {
+                    key: key.to_string(),
+                    size: meta.size,
+                    e_tag: meta.e_tag,
+                    last_modified: meta.last_modified.into(),
+                }))
+            }
+            Err(object_store::Error::NotFound { .. }) => {
+                self.inner.health.record_up();
+                Ok(None)
+            }
             Err(e) => match self.map_err("HEAD", key, e) {
                 RemoteError::NotFound { .. } => Ok(None),
                 other => Err(other),
@@ -373,7 +408,10 @@ impl Remote {
     pub async fn delete(&self, key: &str) -> Result<(), RemoteError> {
         let loc = self.location(key, "DELETE")?;
         match self.inner.store.delete(&loc).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {
+                self.inner.health.record_up();
+                Ok(())
+            }
             Err(e) => match self.map_err("DELETE", key, e) {
                 RemoteError::NotFound { .. } => Ok(()),
                 other => Err(other),
@@ -401,6 +439,7 @@ impl Remote {
                 }
                 Err(e) => return Err(self.map_err("LIST", &prefix, e)),
             };
+        self.inner.health.record_up();
         Ok(metas
             .into_iter()
             .map(|m| ObjectInfo {

@@ -369,6 +369,7 @@ impl Remote {
             .get_opts(&loc, GetOptions::default())
             .await
             .map_err(|e| self.map_err("GET", key, e))?;
+        self.inner.health.record_up();
         if res.meta.size != size {
             return Err(self.corrupt(key, size, expected, format!("size {}", res.meta.size)));
         }
@@ -433,6 +434,7 @@ impl Remote {
             .get_range(&loc, range.clone())
             .await
             .map_err(|e| self.map_err(&format!("GET {}..{}", range.start, range.end), key, e))?;
+        self.inner.health.record_up();
         if bytes.len() as u64 != want {
             return Err(RemoteError::Other {
                 remote: self.inner.name.clone(),
@@ -469,6 +471,7 @@ impl Remote {
             .get_opts(&loc, GetOptions::default())
             .await
             .map_err(|e| self.map_err("GET", key, e))?;
+        self.inner.health.record_up();
         if res.meta.size != size {
             return Err(self.corrupt(key, size, expected, format!("size {}", res.meta.size)));
         }
@@ -477,11 +480,20 @@ impl Remote {
             .map_err(|e| io_error(self, "dup", dest_path, &e))?;
         let written = Arc::new(AtomicU64::new(0));
         let (tx, mut rx) = tokio::sync::mpsc::channel::<(u64, Bytes)>(4);
+        // If this future is dropped (a caller's timeout), no block may land in
+        // `dest` afterwards: the caller is about to free it, or a new download
+        // may be writing it.
+        let stop = StopWritesOnDrop::default();
         let writer = {
             let written = Arc::clone(&written);
+            let (stopped, busy) = (Arc::clone(&stop.stopped), Arc::clone(&stop.busy));
             tokio::task::spawn_blocking(move || {
                 let mut hasher = blake3::Hasher::new();
                 while let Some((offset, block)) = rx.blocking_recv() {
+                    let _writing = busy.lock().unwrap_or_else(|e| e.into_inner());
+                    if stopped.load(Ordering::Acquire) {
+                        return Err(std::io::Error::from(std::io::ErrorKind::Interrupted));
+                    }
                     hasher.update(&block);
                     out.write_all_at(&block, offset)?;
                     written.fetch_add(block.len() as u64, Ordering::Relaxed);
@@ -535,7 +547,12 @@ impl Remote {
         if let Some(f) = failure {
             return Err(f);
         }
-        let hash = hashed.map_err(|e| io_error(self, "write", dest_path, &e))?;
+        let hash = hashed.map_err(|e| RemoteError::LocalIo {
+            remote: self.inner.name.clone(),
+            op: format!("GET {key}"),
+            detail: e.to_string(),
+            errno: e.raw_os_error().unwrap_or(libc::EIO),
+        })?;
         let w = written.load(Ordering::Relaxed);
         if w != reported {
             progress(w);
@@ -584,6 +601,21 @@ impl Remote {
 
 /// Aborts a multipart upload that is dropped before completing (e.g. the
 /// caller's future was cancelled), in a background task.
+/// Stops a download's writer thread when the download future is dropped,
+/// waiting for a block being written to finish (at most one `WRITE_BLOCK`).
+#[derive(Default)]
+struct StopWritesOnDrop {
+    stopped: Arc<std::sync::atomic::AtomicBool>,
+    busy: Arc<std::sync::Mutex<()>>,
+}
+
+impl Drop for StopWritesOnDrop {
+    fn drop(&mut self) {
+        self.stopped.store(true, Ordering::Release);
+        drop(self.busy.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+}
+
 struct AbortOnDrop(Option<Box<dyn MultipartUpload>>);
 
 impl Drop for AbortOnDrop {
@@ -601,6 +633,33 @@ impl Drop for AbortOnDrop {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dropping_a_download_waits_for_the_block_being_written_and_stops_the_rest() {
+        let stop = StopWritesOnDrop::default();
+        let (stopped, busy) = (Arc::clone(&stop.stopped), Arc::clone(&stop.busy));
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let writer = std::thread::spawn(move || {
+            let mut writes = 0;
+            for _ in 0..3 {
+                let _writing = busy.lock().unwrap();
+                if stopped.load(Ordering::Acquire) {
+                    break;
+                }
+                let _ = started_tx.send(());
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                writes += 1;
+            }
+            writes
+        });
+        started_rx.recv().unwrap();
+        let t = std::time::Instant::now();
+        drop(stop);
+        // The drop waited for the write in progress...
+        assert!(t.elapsed() >= std::time::Duration::from_millis(50));
+        // ...and no further block was written.
+        assert_eq!(writer.join().unwrap(), 1);
+    }
 
     #[test]
     fn part_sizes_scale_with_the_file() {

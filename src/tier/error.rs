@@ -36,6 +36,15 @@ pub enum TierError {
         /// The missing name.
         name: String,
     },
+    /// The remote was unreachable earlier in the same migration run, so this
+    /// file was not tried; it stays local and is retried later.
+    #[error(
+        "remote `{name}` was unreachable earlier in this run; not tried (the file stays local)"
+    )]
+    RemoteDown {
+        /// The remote's name.
+        name: String,
+    },
     /// No configured remote holds a valid copy of a cold file.
     #[error("{path}: no remote holds a valid copy ({detail})")]
     NoCopy {
@@ -43,6 +52,8 @@ pub enum TierError {
         path: PathBuf,
         /// What the remotes answered.
         detail: String,
+        /// Every copy failed for a reason that may pass (unreachable, timed out).
+        transient: bool,
     },
 }
 
@@ -53,6 +64,17 @@ impl TierError {
             TierError::Remote(e) => e.errno(),
             TierError::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
             _ => libc::EIO,
+        }
+    }
+
+    /// Whether the same operation may succeed later without anyone doing
+    /// anything (the remote was unreachable or timed out).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            TierError::Remote(e) => e.is_transient(),
+            TierError::NoCopy { transient, .. } => *transient,
+            TierError::RemoteDown { .. } => true,
+            _ => false,
         }
     }
 }

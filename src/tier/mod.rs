@@ -19,9 +19,12 @@ pub mod failpoint;
 mod fsck;
 pub mod gate;
 mod hash;
+pub mod schedule;
 pub mod stop;
 pub mod stub;
 mod stub_fill;
+pub mod verify;
+mod watchdog;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -157,6 +160,7 @@ pub struct Tier {
     job: tokio::sync::Mutex<()>,
     invalidate: std::sync::OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
     stop: stop::Stop,
+    retry_soon: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Tier {
@@ -196,6 +200,7 @@ impl Tier {
             job: Default::default(),
             invalidate: Default::default(),
             stop: Default::default(),
+            retry_soon: Default::default(),
         })
     }
 
@@ -383,7 +388,29 @@ impl Tier {
     /// Runs one migration: every file the rules select is uploaded, verified
     /// and released. One migration or recall job runs at a time.
     pub async fn migrate(&self, req: MigrateRequest) -> Result<MigrateSummary, TierError> {
+        let (summary, transient) = self.migrate_counting(req).await?;
+        if transient > 0 {
+            // Let the schedule retry these without waiting a whole interval.
+            self.retry_soon.notify_one();
+        }
+        Ok(summary)
+    }
+
+    /// Resolves when a migration not run by the schedule met an unreachable
+    /// remote: the schedule then retries with back-off.
+    pub async fn retry_wanted(&self) {
+        self.retry_soon.notified().await
+    }
+
+    /// [`Tier::migrate`], also returning how many files failed for a reason
+    /// that may go away by itself (remote unreachable or timing out): the
+    /// scheduler retries those sooner, with back-off.
+    pub async fn migrate_counting(
+        &self,
+        req: MigrateRequest,
+    ) -> Result<(MigrateSummary, u64), TierError> {
         let _job = self.job.lock().await;
+        let mut transient = 0u64;
         let started = Instant::now();
         let (plan, rule_of, rule_ids) = self.plan_by_rule(&req)?;
         let mut by_rule = crate::activity::RuleTally::new(&rule_ids, &rule_of);
@@ -395,7 +422,7 @@ impl Tier {
         self.reset_progress(summary.candidates, summary.candidate_bytes);
         if req.dry_run {
             summary.seconds = started.elapsed().as_secs_f64();
-            return Ok(summary);
+            return Ok((summary, 0));
         }
         // A rule naming an unconfigured remote fails its files, not the run.
         let (plan, unroutable): (Vec<_>, Vec<_>) = plan
@@ -421,10 +448,34 @@ impl Tier {
             .max()
             .unwrap_or(4)
             .max(1);
+        // Once a remote proved unreachable in this run, the remaining files
+        // for it are not tried (each would wait a whole request_timeout):
+        // they stay local, and the schedule retries them with back-off.
+        let unreachable: &parking_lot::Mutex<std::collections::BTreeSet<String>> =
+            &Default::default();
         let mut results = futures::stream::iter(plan.into_iter().map(|(f, targets)| async move {
             let path = f.path.clone();
             let size = f.size;
-            let result = self.migrate_one(f, targets).await;
+            let down = {
+                let set = unreachable.lock();
+                targets
+                    .iter()
+                    .find(|t| set.contains(&t.remote))
+                    .map(|t| t.remote.clone())
+            };
+            let result = match down {
+                Some(name) => Err(TierError::RemoteDown { name }),
+                None => self.migrate_one(f, targets).await,
+            };
+            if let Err(TierError::Remote(e)) = &result
+                && matches!(
+                    e,
+                    crate::remote::RemoteError::Unreachable { .. }
+                        | crate::remote::RemoteError::Timeout { .. }
+                )
+            {
+                unreachable.lock().insert(e.remote().to_string());
+            }
             self.progress.files_done.fetch_add(1, Ordering::Relaxed);
             (path, size, result)
         }))
@@ -446,7 +497,12 @@ impl Tier {
                     tracing::info!(path = %path.display(), why, "not released this run");
                 }
                 Err(e) => {
-                    tracing::error!(path = %path.display(), error = %e, "migration failed");
+                    if e.is_transient() {
+                        transient += 1;
+                        tracing::warn!(path = %path.display(), error = %e, "migration failed; the file stays local and is retried later");
+                    } else {
+                        tracing::error!(path = %path.display(), error = %e, "migration failed");
+                    }
                     summary.failures.push(format!("{}: {e}", path.display()));
                 }
             }
@@ -471,7 +527,7 @@ impl Tier {
         }) {
             tracing::warn!(error = %e, "could not save the rules' last runs");
         }
-        Ok(summary)
+        Ok((summary, transient))
     }
 
     fn reset_progress(&self, files: u64, bytes: u64) {
@@ -576,12 +632,25 @@ impl Tier {
         hash: &blake3::Hash,
         targets: &[Target],
     ) -> Result<u64, TierError> {
-        let abs = self.hot_dir.join(&f.path);
         let bytes = *hash.as_bytes();
         // Identical files in one run upload once: the second waits here and
         // then finds the first one's verified object.
         let lock = self.uploads.lock().await.entry(bytes).or_default().clone();
-        let _same_content = lock.lock().await;
+        let same_content = lock.lock().await;
+        let result = self.ensure_copies_locked(f, hash, targets).await;
+        drop(same_content);
+        self.uploads.lock().await.remove(&bytes);
+        result
+    }
+
+    async fn ensure_copies_locked(
+        &self,
+        f: &TierFile,
+        hash: &blake3::Hash,
+        targets: &[Target],
+    ) -> Result<u64, TierError> {
+        let abs = self.hot_dir.join(&f.path);
+        let bytes = *hash.as_bytes();
         let known = self
             .catalog
             .exec("find objects", move |c| tiering::objects_for(c, &bytes))?;
@@ -668,8 +737,6 @@ impl Tier {
                 tiering::mark_verified(c, object_id, now)
             })?;
         }
-        drop(_same_content);
-        self.uploads.lock().await.remove(&bytes);
         Ok(uploaded)
     }
 
@@ -771,6 +838,8 @@ impl Tier {
             .exec("find objects", move |c| tiering::objects_for(c, &bytes))?;
         let mut problems = Vec::new();
         let mut done = false;
+        let mut transient = !objects.is_empty();
+        let mut local_failure = None;
         // Chunk by chunk when the chunk hashes are known (shared with the
         // file's readers), else one verified stream per copy.
         let fill = self.stub_fill(rel).unwrap_or_else(|e| {
@@ -788,6 +857,13 @@ impl Tier {
                 Ok(()) => done = true,
                 Err(e) => {
                     fill.forget();
+                    match &e {
+                        TierError::Io { .. } => {
+                            tracing::error!(path = %rel.display(), error = %e, "recall cannot write the local copy");
+                            local_failure = Some(e.errno());
+                        }
+                        _ => transient = e.is_transient(),
+                    }
                     problems.push(e.to_string());
                 }
             }
@@ -795,14 +871,28 @@ impl Tier {
         for object in objects.iter().filter(|_| fill.is_none()) {
             let Some(remote) = self.remotes.get(&object.remote) else {
                 problems.push(format!("remote `{}` is not configured", object.remote));
+                transient = false;
                 continue;
             };
-            match crate::activity::track(
-                &object.remote,
-                remote
-                    .download_to(&object.key, marker.size, &hash, &file, &|_| {})
-                    .await,
-            ) {
+            let written = AtomicU64::new(0);
+            let limit = remote.recall_timeout();
+            let report = |n: u64| {
+                written.store(n, Ordering::Relaxed);
+                failpoint::pause("receiving");
+            };
+            let download = remote.download_to(&object.key, marker.size, &hash, &file, &report);
+            let outcome = watchdog::while_progressing(limit, &written, download)
+                .await
+                .unwrap_or_else(|| Err(watchdog::timed_out(remote, &object.key, limit)));
+            let outcome = crate::activity::track(&object.remote, outcome);
+            match outcome {
+                Err(e @ crate::remote::RemoteError::LocalIo { .. }) => {
+                    // Disk full or a local I/O error: another copy cannot help.
+                    tracing::error!(path = %rel.display(), remote = %object.remote, error = %e, "recall cannot write the local copy");
+                    local_failure = Some(e.errno());
+                    problems.push(e.to_string());
+                    break;
+                }
                 Ok(()) => {
                     self.ledger(LedgerEntry {
                         remote: object.remote.clone(),
@@ -826,7 +916,8 @@ impl Tier {
                         path: Some(key.clone()),
                         ..Default::default()
                     });
-                    tracing::warn!(path = %rel.display(), remote = %object.remote, error = %e, "recall from this copy failed");
+                    tracing::debug!(path = %rel.display(), remote = %object.remote, error = %e, "recall from this copy failed");
+                    transient &= e.is_transient();
                     problems.push(e.to_string());
                 }
             }
@@ -844,9 +935,17 @@ impl Tier {
             if objects.is_empty() {
                 problems.push("the catalog knows no object with this content".into());
             }
-            let err = TierError::NoCopy {
-                path: rel.to_path_buf(),
-                detail: problems.join("; "),
+            let err = match local_failure {
+                Some(errno) => TierError::Io {
+                    path: rel.to_path_buf(),
+                    op: "write the recalled data (the file stays a stub)",
+                    source: std::io::Error::from_raw_os_error(errno),
+                },
+                None => TierError::NoCopy {
+                    path: rel.to_path_buf(),
+                    detail: problems.join("; "),
+                    transient,
+                },
             };
             tracing::error!(error = %err, "recall failed");
             return Err(err);
@@ -864,7 +963,11 @@ impl Tier {
             })?;
         }
         self.fills.remove(rel);
-        tracing::info!(path = %rel.display(), bytes = marker.size, "recalled");
+        if problems.is_empty() {
+            tracing::info!(path = %rel.display(), bytes = marker.size, "recalled");
+        } else {
+            tracing::warn!(path = %rel.display(), bytes = marker.size, failed_copies = %problems.join("; "), "recalled from another copy after a copy failed");
+        }
         Ok(marker.size)
     }
 
@@ -974,6 +1077,11 @@ impl Tier {
         Ok(summary)
     }
 
+    /// Whether each configured remote answered its last requests.
+    pub fn remote_health(&self) -> Vec<crate::remote::HealthReport> {
+        self.remotes.values().map(|r| r.health().report()).collect()
+    }
+
     /// The catalog state of the file at `rel`, if catalogued.
     pub fn state_of(&self, rel: &Path) -> Option<String> {
         let key = path_key(rel)?;
@@ -1075,11 +1183,15 @@ impl Tier {
         let start = index * src.chunk_size;
         let end = (start + src.chunk_size).min(src.size);
         let mut problems = Vec::new();
+        let mut transient = !src.copies.is_empty();
         for (remote_name, key, class) in &src.copies {
             let Some(remote) = self.remotes.get(remote_name) else {
                 continue;
             };
-            let result = remote.get_range(key, start..end).await;
+            let limit = remote.recall_timeout();
+            let result = watchdog::within(limit, remote.get_range(key, start..end))
+                .await
+                .unwrap_or_else(|| Err(watchdog::timed_out(remote, key, limit)));
             if let Ok(data) = &result {
                 // Billed whether or not the chunk verifies.
                 self.ledger(LedgerEntry {
@@ -1099,10 +1211,14 @@ impl Tier {
                 Ok(_) => {
                     tracing::error!(path = %src.rel.display(), remote = %remote_name, key, chunk = index, "chunk failed verification");
                     problems.push(format!(
-                        "{remote_name}: chunk {index} does not match its hash"
+                        "remote `{remote_name}`: object `{key}`: chunk {index} does not match its hash"
                     ));
+                    transient = false;
                 }
-                Err(e) => problems.push(e.to_string()),
+                Err(e) => {
+                    transient &= e.is_transient();
+                    problems.push(e.to_string());
+                }
             }
         }
         if src.copies.is_empty() {
@@ -1111,6 +1227,7 @@ impl Tier {
         Err(TierError::NoCopy {
             path: src.rel.clone(),
             detail: problems.join("; "),
+            transient,
         })
     }
 }

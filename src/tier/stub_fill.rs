@@ -165,9 +165,11 @@ impl StubFill {
                 let (_, stored) = self.fetch(tier, index).await?;
                 stored.map_err(|source| TierError::Io {
                     path: rel.clone(),
-                    op: "write recalled data",
+                    op: "write the recalled data (the file stays a stub)",
                     source,
-                })
+                })?;
+                super::failpoint::pause("receiving");
+                Ok(())
             })
             .buffer_unordered(concurrency.max(1))
             .try_collect::<()>()

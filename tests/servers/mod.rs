@@ -418,54 +418,11 @@ impl SeaweedFs {
         .unwrap();
         let data = dir.path().join("data");
         std::fs::create_dir(&data).unwrap();
-        let mut cmd = Command::new(weed);
-        cmd.current_dir(dir.path()).arg("mini").args([
-            format!("-dir={}", data.display()),
-            "-ip=127.0.0.1".into(),
-            "-ip.bind=127.0.0.1".into(),
-            format!("-master.port={}", p[0]),
-            format!("-master.port.grpc={}", p[1]),
-            "-master.telemetry=false".into(),
-            format!("-volume.port={}", p[2]),
-            format!("-volume.port.grpc={}", p[3]),
-            format!("-filer.port={}", p[4]),
-            format!("-filer.port.grpc={}", p[5]),
-            format!(
-                "-filer.localSocket={}",
-                dir.path().join("filer.sock").display()
-            ),
-            format!("-s3.port={}", p[6]),
-            format!("-s3.port.grpc={}", p[7]),
-            "-s3.port.iceberg=0".into(),
-            "-s3.port.lance=0".into(),
-            format!("-s3.localSocket={}", dir.path().join("s3.sock").display()),
-            format!("-s3.config={}", config.display()),
-            "-webdav=false".into(),
-            "-admin.ui=false".into(),
-            format!("-admin.port={admin}"),
-            format!("-admin.port.grpc={}", admin + 10_000),
-            format!("-bucket={BUCKET}"),
-            "-volume.preStopSeconds=0".into(),
-        ]);
+        let cmd = weed_mini_command(weed, dir.path(), &p, admin);
         let mut proc = ServerProcess::start("weed mini", cmd, &dir.path().join("weed.log"));
         let mut ports = p.clone();
         ports.extend([admin, admin + 10_000]);
-        let store = s3_raw_store(p[6]);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let ready = wait_ready(&mut [&mut proc], "SeaweedFS", || {
-            runtime.block_on(async {
-                // A signed listing of the bucket: auth works and the bucket exists.
-                tokio::time::timeout(Duration::from_secs(5), store.list_with_delimiter(None))
-                    .await
-                    .map_err(|_| "timeout".to_string())?
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            })
-        });
-        match ready {
+        match wait_s3_ready(&mut proc, p[6]) {
             Ok(()) => Ok(SeaweedFs {
                 proc,
                 port: p[6],
@@ -477,6 +434,21 @@ impl SeaweedFs {
                 remove_weed_sockets(&ports);
                 Err(e)
             }
+        }
+    }
+
+    /// Kills the server (SIGKILL, like a crash or a network cut) and starts
+    /// it again on the same ports with the same data directory; returns once
+    /// the bucket answers again. For outage tests.
+    pub fn restart(&mut self) {
+        self.proc.kill();
+        remove_weed_sockets(&self.ports);
+        let p = &self.ports[..8];
+        let admin = self.ports[8];
+        let cmd = weed_mini_command(&weed_bin(), self.dir.path(), p, admin);
+        self.proc = ServerProcess::start("weed mini", cmd, &self.dir.path().join("weed.log"));
+        if let Err(e) = wait_s3_ready(&mut self.proc, self.port) {
+            panic!("SeaweedFS did not restart: {e}");
         }
     }
 
@@ -520,6 +492,60 @@ impl Drop for SeaweedFs {
         self.proc.kill();
         remove_weed_sockets(&self.ports);
     }
+}
+
+/// The `weed mini` command line for a server in `dir` on ports `p`
+/// (master, master gRPC, volume, volume gRPC, filer, filer gRPC, S3, S3 gRPC).
+fn weed_mini_command(weed: &Path, dir: &Path, p: &[u16], admin: u16) -> Command {
+    let config = dir.join("s3.json");
+    let data = dir.join("data");
+    let mut cmd = Command::new(weed);
+
+    cmd.current_dir(dir).arg("mini").args([
+        format!("-dir={}", data.display()),
+        "-ip=127.0.0.1".into(),
+        "-ip.bind=127.0.0.1".into(),
+        format!("-master.port={}", p[0]),
+        format!("-master.port.grpc={}", p[1]),
+        "-master.telemetry=false".into(),
+        format!("-volume.port={}", p[2]),
+        format!("-volume.port.grpc={}", p[3]),
+        format!("-filer.port={}", p[4]),
+        format!("-filer.port.grpc={}", p[5]),
+        format!("-filer.localSocket={}", dir.join("filer.sock").display()),
+        format!("-s3.port={}", p[6]),
+        format!("-s3.port.grpc={}", p[7]),
+        "-s3.port.iceberg=0".into(),
+        "-s3.port.lance=0".into(),
+        format!("-s3.localSocket={}", dir.join("s3.sock").display()),
+        format!("-s3.config={}", config.display()),
+        "-webdav=false".into(),
+        "-admin.ui=false".into(),
+        format!("-admin.port={admin}"),
+        format!("-admin.port.grpc={}", admin + 10_000),
+        format!("-bucket={BUCKET}"),
+        "-volume.preStopSeconds=0".into(),
+    ]);
+    cmd
+}
+
+/// Waits until a signed listing of the bucket on `port` works.
+fn wait_s3_ready(proc: &mut ServerProcess, port: u16) -> Result<(), String> {
+    let store = s3_raw_store(port);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    wait_ready(&mut [proc], "SeaweedFS", || {
+        runtime.block_on(async {
+            // A signed listing of the bucket: auth works and the bucket exists.
+            tokio::time::timeout(Duration::from_secs(5), store.list_with_delimiter(None))
+                .await
+                .map_err(|_| "timeout".to_string())?
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    })
 }
 
 /// weed always puts its gRPC sockets in /tmp, named by port.
