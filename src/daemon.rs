@@ -247,6 +247,17 @@ fn run_inner(
     if let Some(every) = config.migrate_interval {
         runtime.spawn(scheduled_migrations(tier.clone(), every, config.gc_grace));
     }
+    if let Some(every) = config.catalog_backup_interval
+        && !tier.remotes().is_empty()
+    {
+        runtime.spawn(crate::tier::backup::scheduled_backups(
+            config.catalog.clone(),
+            config.hot_dir.clone(),
+            tier.remotes().clone(),
+            every,
+            config.catalog_backup_keep,
+        ));
+    }
 
     let watcher = if config.watch_hot_dir {
         Some(crate::catalog::watch(&config.hot_dir, catalog.clone())?)
@@ -308,7 +319,7 @@ fn run_inner(
         "mounted"
     );
 
-    let control = control::serve(
+    let control = control::serve_with_group(
         &config.control_socket,
         handler(
             config,
@@ -318,6 +329,7 @@ fn run_inner(
             tier.clone(),
             runtime.handle().clone(),
         ),
+        config.control_group,
     );
     let control = match control {
         Ok(c) => c,

@@ -100,6 +100,10 @@ enum Command {
     /// rule, migrate, recall, pin, unpin, gc (see cli/tiering.rs)
     #[command(flatten)]
     Tiering(cli::tiering::TieringCommand),
+
+    /// backup, rebuild (see cli/dr.rs)
+    #[command(flatten)]
+    Dr(cli::dr::DrCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,6 +169,7 @@ fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<Outcome> {
             remote_cmd::test(&config, name, *json, out)
         }
         Command::Tiering(command) => command.run(&config, out),
+        Command::Dr(command) => command.run(&config, out),
     }
 }
 

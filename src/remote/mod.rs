@@ -46,6 +46,7 @@
 //!   (the directory must exist).
 
 mod backend;
+mod catalog_backup;
 mod error;
 mod selftest;
 mod transfer;
@@ -62,6 +63,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use crate::config::RemoteConfig;
 
 use backend::Backend;
+pub use catalog_backup::BACKUP_SUFFIX;
 pub use error::RemoteError;
 pub use selftest::{RemoteTestReport, StepStatus, TestStep};
 
