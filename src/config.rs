@@ -146,6 +146,10 @@ pub struct RemoteConfig {
     pub part_size: Option<String>,
     /// Give up on one request after this long without progress (default `60s`).
     pub request_timeout: Option<String>,
+    /// Encrypt objects before upload with the 32-byte key in this file
+    /// (`tierctl keygen FILE` creates one, mode 0600). Losing it loses the
+    /// cold data: see docs/safety.md.
+    pub encryption_key_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for RemoteConfig {
@@ -169,6 +173,7 @@ impl std::fmt::Debug for RemoteConfig {
             .field("max_concurrency", &self.max_concurrency)
             .field("part_size", &self.part_size)
             .field("request_timeout", &self.request_timeout)
+            .field("encryption_key_file", &self.encryption_key_file)
             .finish()
     }
 }

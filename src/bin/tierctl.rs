@@ -158,6 +158,9 @@ fn main() -> ExitCode {
 
 /// Runs the chosen subcommand, writing its report to `out`.
 fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<Outcome> {
+    if let Command::Dr(cli::dr::DrCommand::Keygen(args)) = &cli.command {
+        return cli::dr::keygen(args, out);
+    }
     let config = load_config(cli.config.as_deref())?;
     match &cli.command {
         Command::Status(args) => match &args.path {

@@ -58,6 +58,42 @@ pub enum DrCommand {
     ///   tierctl rebuild --from cloud --catalog-backup 20261122T081500.123456789Z.db.zst
     #[command(verbatim_doc_comment)]
     Rebuild(RebuildArgs),
+
+    /// Create a new random encryption key file (mode 0600)
+    ///
+    /// Writes 32 random bytes to FILE, which must not exist, readable by its
+    /// owner only, and prints the key id. Name it in a remote's section as
+    /// encryption_key_file = "FILE" to encrypt that remote's objects before
+    /// upload. Losing the key loses the cold data: copy it somewhere safe and
+    /// offline now (see docs/safety.md). Needs no config.
+    ///
+    /// Examples:
+    ///   tierctl keygen /etc/tierfs/cloud.key
+    #[command(verbatim_doc_comment)]
+    Keygen(KeygenArgs),
+}
+
+/// Arguments of `tierctl keygen`.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write the key (must not exist)
+    #[arg(value_name = "FILE")]
+    pub file: std::path::PathBuf,
+}
+
+/// `tierctl keygen FILE` (runs without a config).
+pub fn keygen(args: &KeygenArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
+    let id = tierfs::remote::crypt::generate_key_file(&args.file)?;
+    writeln!(
+        out,
+        "wrote a new encryption key to {} (mode 0600, key id {id})",
+        args.file.display()
+    )?;
+    writeln!(
+        out,
+        "back it up offline now: without it, objects encrypted with it cannot be read"
+    )?;
+    Ok(Outcome::Success)
 }
 
 /// Arguments of `tierctl backup`.
@@ -88,6 +124,7 @@ impl DrCommand {
         match self {
             DrCommand::Backup(args) => run_backup(config, args, out),
             DrCommand::Rebuild(args) => run_rebuild(config, args, out),
+            DrCommand::Keygen(args) => keygen(args, out),
         }
     }
 }

@@ -47,6 +47,7 @@
 
 mod backend;
 mod catalog_backup;
+pub mod crypt;
 mod error;
 mod selftest;
 mod transfer;
@@ -130,6 +131,8 @@ struct Inner {
     request_timeout: Duration,
     credentials: String,
     secrets: Vec<String>,
+    /// Client-side encryption (`encryption_key_file`), if enabled.
+    crypt: Option<crypt::Crypt>,
 }
 
 impl fmt::Debug for Remote {
@@ -157,6 +160,13 @@ impl Remote {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Remote, RemoteError> {
         let built = backend::build(cfg, env)?;
+        let crypt = match &cfg.encryption_key_file {
+            Some(path) => Some(crypt::Crypt::load(path).map_err(|e| RemoteError::Config {
+                remote: cfg.name.clone(),
+                message: format!("key `encryption_key_file`: {e}"),
+            })?),
+            None => None,
+        };
         Ok(Remote {
             inner: Arc::new(Inner {
                 name: cfg.name.clone(),
@@ -170,6 +180,7 @@ impl Remote {
                 request_timeout: built.request_timeout,
                 credentials: built.credentials,
                 secrets: built.secrets,
+                crypt,
             }),
         })
     }
@@ -243,7 +254,25 @@ impl Remote {
 
     /// `<prefix>/data/<hex>`: where the content with this hash is stored.
     pub fn object_key(&self, hash: &blake3::Hash) -> String {
-        format!("{}{}", self.data_prefix(), hash.to_hex())
+        match &self.inner.crypt {
+            // Encrypted: a keyed name that does not reveal the content hash.
+            Some(c) => format!("{}{}", self.data_prefix(), c.object_name(hash)),
+            None => format!("{}{}", self.data_prefix(), hash.to_hex()),
+        }
+    }
+
+    /// Bytes an object holding `plain` bytes of content takes on this
+    /// remote (more than `plain` when encrypted).
+    pub fn stored_size(&self, plain: u64) -> u64 {
+        match &self.inner.crypt {
+            Some(_) => crypt::Crypt::encrypted_size(plain),
+            None => plain,
+        }
+    }
+
+    /// Whether objects are encrypted before upload.
+    pub fn is_encrypted(&self) -> bool {
+        self.inner.crypt.is_some()
     }
 
     /// `<prefix>/data/` (or `data/` without a prefix).

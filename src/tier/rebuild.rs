@@ -180,6 +180,7 @@ async fn restore(
 
     // Which copies still exist: one listing per configured remote in use.
     let mut listed: HashMap<String, HashMap<String, u64>> = HashMap::new();
+    let mut used: HashMap<String, Remote> = HashMap::new();
     let wanted: HashSet<&str> = files
         .iter()
         .flat_map(|f| f.copies.iter().map(|(r, _)| r.as_str()))
@@ -197,6 +198,7 @@ async fn restore(
             name.to_string(),
             objects.into_iter().map(|o| (o.key, o.size)).collect(),
         );
+        used.insert(name.to_string(), r);
     }
 
     let hot_fd = sys::open_at(
@@ -216,7 +218,7 @@ async fn restore(
     let mut stubs = Vec::new();
     let mut lost_ids = Vec::new();
     for f in &files {
-        match recoverable(f, &listed) {
+        match recoverable(f, &listed, &used) {
             Err(reason) => {
                 lost_ids.push(f.id);
                 report.lost.push(LostFile {
@@ -267,6 +269,7 @@ async fn restore(
 fn recoverable(
     f: &RestoredFile,
     listed: &HashMap<String, HashMap<String, u64>>,
+    remotes: &HashMap<String, Remote>,
 ) -> Result<blake3::Hash, String> {
     let hash = match (&f.blake3, HAS_COPY.contains(&f.state.as_str())) {
         (Some(h), true) => blake3::Hash::from_bytes(*h),
@@ -281,7 +284,8 @@ fn recoverable(
         listed
             .get(r)
             .and_then(|objects| objects.get(k))
-            .is_some_and(|&size| size == f.size)
+            // Encrypted remotes store more bytes than the content has.
+            .is_some_and(|&size| remotes.get(r).map(|r| r.stored_size(f.size)) == Some(size))
     });
     if !present {
         let names: Vec<String> = f.copies.iter().map(|(r, k)| format!("{r}:{k}")).collect();
