@@ -119,10 +119,65 @@ fn encrypted_objects_hide_content_dedupe_and_read_back() {
     let out = m.tierctl(&["fsck"]);
     assert!(out.status.success(), "{}\n{}", text(&out), m.log_banner());
 
-    // Release again (no upload), then tamper with the phrase's object: the
-    // read fails with EIO, never returns other bytes.
+    // Release again (no upload) and back the catalog up: the backup is
+    // encrypted too (it holds every path).
+    let out = m.tierctl(&["recall", "a", "b"]);
+    assert!(out.status.success(), "{}", text(&out));
     let s = migrate(&m);
+    assert_eq!(
+        (s.released, s.uploaded_bytes),
+        (3, 0),
+        "{s:?}\n{}\n{}",
+        text(&m.tierctl(&["status", "b/secret.txt"])),
+        m.log_banner()
+    );
+    let out = m.tierctl(&["backup", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let backup_key = report["stored"][0]["key"].as_str().unwrap().to_string();
+    let backup = rt()
+        .block_on(async {
+            store
+                .get(&object_store::path::Path::from(backup_key.as_str()))
+                .await?
+                .bytes()
+                .await
+        })
+        .unwrap();
+    assert_eq!(&backup[..8], b"tierfsE1", "the backup is encrypted");
+
+    // Disaster recovery from the encrypted remote, with the same key.
+    let options = m.options().clone();
+    m.unmount();
+    fs::remove_dir_all(m.hot()).unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = m.catalog().into_os_string();
+        p.push(suffix);
+        let _ = fs::remove_file(std::path::PathBuf::from(p));
+    }
+    let mut fresh = TestMount::unmounted(options);
+    let out = fresh.tierctl(&["rebuild", "--from", "cloud"]);
+    assert!(out.status.success(), "{}", text(&out));
+    fresh.mount();
+    for (p, data) in [
+        ("a/one.bin", &big),
+        ("a/two.bin", &big),
+        ("b/secret.txt", &phrase),
+    ] {
+        assert!(
+            fs::read(fresh.m(p)).unwrap() == *data,
+            "{p} differs after rebuild\n{}",
+            fresh.log_banner()
+        );
+    }
+    // Let the background recalls started by those reads finish.
+    let out = fresh.tierctl(&["recall", "a", "b"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let s = migrate(&fresh);
     assert_eq!((s.released, s.uploaded_bytes), (3, 0), "{s:?}");
+
+    // Tamper with the phrase's object: the read fails with EIO, never
+    // returns other bytes.
     let victim = objects
         .iter()
         .find(|o| o.size == encrypted_size(phrase.len() as u64))
@@ -134,11 +189,11 @@ fn encrypted_objects_hide_content_dedupe_and_read_back() {
     bytes[32 + 1_000] ^= 0x55;
     rt().block_on(store.put(&victim.location, bytes.into()))
         .unwrap();
-    let mut f = fs::File::open(m.m("b/secret.txt")).unwrap();
+    let mut f = fs::File::open(fresh.m("b/secret.txt")).unwrap();
     let mut buf = Vec::new();
     let e = f.read_to_end(&mut buf).unwrap_err();
     assert_eq!(errno_of(&e), libc::EIO, "{e}");
     assert!(buf.is_empty(), "no bytes of a tampered chunk are returned");
     drop(f);
-    assert!(fs::read(m.m("a/one.bin")).unwrap() == big);
+    assert!(fs::read(fresh.m("a/one.bin")).unwrap() == big);
 }

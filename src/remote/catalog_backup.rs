@@ -12,6 +12,11 @@ use object_store::{ObjectStoreExt, PutPayload};
 use super::backend::Backend;
 use super::{ObjectInfo, Remote, RemoteError};
 
+/// The name part of a key (after the last `/`).
+fn name_of(key: &str) -> &str {
+    key.rsplit('/').next().unwrap_or(key)
+}
+
 /// File name suffix of a catalog backup: an SQLite file compressed with zstd.
 pub const BACKUP_SUFFIX: &str = ".db.zst";
 
@@ -33,9 +38,14 @@ impl Remote {
     }
 
     /// Stores `data` at `key` in one PUT (for small objects such as
-    /// catalog backups; files go through [`Remote::put_file`]).
+    /// catalog backups; files go through [`Remote::put_file`]). Encrypted
+    /// first on a remote with `encryption_key_file`.
     pub async fn put_bytes(&self, key: &str, data: Bytes) -> Result<(), RemoteError> {
         let loc = self.location(key, "PUT")?;
+        let data = match &self.inner.crypt {
+            Some(c) => c.seal_all(name_of(key), &data),
+            None => data,
+        };
         self.inner
             .store
             .put(&loc, PutPayload::from(data))
@@ -53,7 +63,19 @@ impl Remote {
             .get(&loc)
             .await
             .map_err(|e| self.map_err("GET", key, e))?;
-        res.bytes().await.map_err(|e| self.map_err("GET", key, e))
+        let data = res.bytes().await.map_err(|e| self.map_err("GET", key, e))?;
+        match &self.inner.crypt {
+            Some(c) => c
+                .open_all(name_of(key), &data)
+                .map(Bytes::from)
+                .map_err(|detail| RemoteError::Corrupt {
+                    remote: self.inner.name.clone(),
+                    key: key.to_string(),
+                    expected: "an object this remote's key decrypts".into(),
+                    got: detail,
+                }),
+            None => Ok(data),
+        }
     }
 
     /// The catalog backups on this remote, oldest first.

@@ -167,7 +167,12 @@ impl Remote {
         }
     }
 
-    fn join_error(&self, op: &str, path: &Path, e: tokio::task::JoinError) -> RemoteError {
+    pub(super) fn join_error(
+        &self,
+        op: &str,
+        path: &Path,
+        e: tokio::task::JoinError,
+    ) -> RemoteError {
         RemoteError::Other {
             remote: self.inner.name.clone(),
             op: format!("{op} {}", path.display()),
