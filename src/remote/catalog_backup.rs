@@ -147,6 +147,67 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn keys_cannot_escape_the_prefix() {
+        // Refused before any request is made (the endpoint does not exist).
+        let s3 = Remote::from_config(&RemoteConfig {
+            name: "s3".into(),
+            url: "s3://bucket/tier".into(),
+            endpoint: Some("http://127.0.0.1:1".into()),
+            region: Some("us-east-1".into()),
+            access_key_id: Some("AK".into()),
+            secret_access_key: Some("SK".into()),
+            allow_http: true,
+            ..Default::default()
+        })
+        .unwrap();
+        for bad in [
+            "tier/../x",
+            "tier/data/../../outside",
+            "/tier/data/x",
+            "tier//data/x",
+            "tier/./data/x",
+            "tierx/data/a",
+            "../tier/data/x",
+            "tier",
+            "tier/",
+            "data/x",
+        ] {
+            for e in [
+                s3.put_bytes(bad, Bytes::from_static(b"x"))
+                    .await
+                    .unwrap_err(),
+                s3.get_bytes(bad).await.unwrap_err(),
+                s3.delete(bad).await.unwrap_err(),
+            ] {
+                let e = e.to_string();
+                assert!(e.contains("prefix") || e.contains("segment"), "{bad}: {e}");
+            }
+        }
+
+        // A file:// remote: whatever a key spells, the object stays inside.
+        let dir = tempfile::tempdir().unwrap();
+        let r = file_remote(dir.path(), "bucket");
+        for bad in ["../x", "/etc/x", "a/../../x", "a//b", "./a"] {
+            assert!(
+                r.put_bytes(bad, Bytes::from_static(b"x")).await.is_err(),
+                "{bad}"
+            );
+        }
+        let odd = "data/%2e%2e/%2E%2E/x";
+        if r.put_bytes(odd, Bytes::from_static(b"odd")).await.is_ok() {
+            assert_eq!(&r.get_bytes(odd).await.unwrap()[..], b"odd");
+        }
+        let inside = dir.path().join("bucket");
+        for e in std::fs::read_dir(dir.path()).unwrap() {
+            assert_eq!(
+                e.unwrap().path(),
+                inside,
+                "something escaped the remote's root"
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn backups_round_trip_and_list_oldest_first() {
         let dir = tempfile::tempdir().unwrap();
         let r = file_remote(dir.path(), "");
