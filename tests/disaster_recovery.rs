@@ -282,3 +282,47 @@ fn rebuild_refuses_to_touch_an_existing_catalog_or_hot_dir() {
     assert!(text(&out).contains("never overwrites"), "{}", text(&out));
     assert_eq!(fs::read(m.catalog()).unwrap(), b"an old catalog");
 }
+
+#[test]
+fn the_daemon_backs_the_catalog_up_on_schedule_and_prunes_old_backups() {
+    // A private server: a PUT every second beside the other tests' first
+    // writes to a fresh shared server has made both stall here.
+    let server = SeaweedFs::start();
+    let prefix = format!("drsched{}", std::process::id());
+    let m = TestMount::with_options(MountOptions {
+        extra_top: "migrate_interval = \"off\"\ncatalog_backup_interval = \"1s\"\n\
+                    catalog_backup_keep = 2\n"
+            .into(),
+        extra_sections: format!("[remote.cloud]\n{}", server.remote_toml(&prefix, "")),
+        ..Default::default()
+    });
+    fs::write(m.m("f"), b"x").unwrap();
+    let store = server.raw_store();
+    let list = || -> Vec<String> {
+        let p = object_store::path::Path::from(format!("{prefix}/catalog"));
+        let mut keys: Vec<String> = servers::rt()
+            .block_on(futures::TryStreamExt::try_collect::<Vec<_>>(
+                store.list(Some(&p)),
+            ))
+            .unwrap()
+            .into_iter()
+            .map(|o| o.location.to_string())
+            .collect();
+        keys.sort();
+        keys
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while seen.len() < 4 && std::time::Instant::now() < deadline {
+        let keys = list();
+        assert!(keys.len() <= 2, "more than catalog_backup_keep: {keys:?}");
+        seen.extend(keys);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        seen.len() >= 4,
+        "expected a new backup every second, saw {seen:?}\n{}",
+        m.log_banner()
+    );
+    assert!(seen.iter().all(|k| k.ends_with(".db.zst")), "{seen:?}");
+}
