@@ -31,6 +31,21 @@ fn text(out: &std::process::Output) -> String {
     )
 }
 
+/// Waits until the background recalls that reads of these cold files
+/// started have finished (state `premigrated`).
+fn wait_recalled(m: &TestMount, paths: &[&str]) {
+    for p in paths {
+        let done = common::wait_until(std::time::Duration::from_secs(120), || {
+            common::getxattr(&m.m(p), "user.tierfs.state").is_ok_and(|v| v == b"premigrated")
+        });
+        assert!(
+            done.is_some(),
+            "{p} never finished recalling\n{}",
+            m.log_banner()
+        );
+    }
+}
+
 #[test]
 fn encrypted_objects_hide_content_dedupe_and_read_back() {
     let server = SeaweedFs::shared();
@@ -121,8 +136,7 @@ fn encrypted_objects_hide_content_dedupe_and_read_back() {
 
     // Release again (no upload) and back the catalog up: the backup is
     // encrypted too (it holds every path).
-    let out = m.tierctl(&["recall", "a", "b"]);
-    assert!(out.status.success(), "{}", text(&out));
+    wait_recalled(&m, &["a/one.bin", "a/two.bin", "b/secret.txt"]);
     let s = migrate(&m);
     assert_eq!(
         (s.released, s.uploaded_bytes),
@@ -170,9 +184,7 @@ fn encrypted_objects_hide_content_dedupe_and_read_back() {
             fresh.log_banner()
         );
     }
-    // Let the background recalls started by those reads finish.
-    let out = fresh.tierctl(&["recall", "a", "b"]);
-    assert!(out.status.success(), "{}", text(&out));
+    wait_recalled(&fresh, &["a/one.bin", "a/two.bin", "b/secret.txt"]);
     let s = migrate(&fresh);
     assert_eq!((s.released, s.uploaded_bytes), (3, 0), "{s:?}");
 
@@ -196,4 +208,55 @@ fn encrypted_objects_hide_content_dedupe_and_read_back() {
     assert!(buf.is_empty(), "no bytes of a tampered chunk are returned");
     drop(f);
     assert!(fs::read(fresh.m("a/one.bin")).unwrap() == big);
+}
+
+#[test]
+fn a_wrong_key_is_a_clear_error_not_garbage() {
+    let server = SeaweedFs::shared();
+    let prefix = format!("encwrong{}", std::process::id());
+    let mut m = TestMount::unmounted(MountOptions::default());
+    let (good, bad) = (m.root().join("good.key"), m.root().join("bad.key"));
+    for k in [&good, &bad] {
+        let out = m.tierctl(&["keygen", k.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let options = |key: &std::path::Path| MountOptions {
+        allow_other: true,
+        extra_top: "migrate_interval = \"off\"\n".into(),
+        extra_sections: format!(
+            "[remote.cloud]\n{}",
+            server.remote_toml(
+                &prefix,
+                &format!("encryption_key_file = \"{}\"\n", key.display())
+            )
+        ),
+        ..Default::default()
+    };
+    m.set_options(options(&good));
+    m.mount();
+    let data = content(21, 100_000);
+    write_old(&m.m("d/f.bin"), &data, 30);
+    add_rule(&m, "d -> cloud");
+    assert_eq!(migrate(&m).released, 1);
+
+    // Same bucket, another key: the recall fails and says why.
+    m.unmount();
+    m.set_options(options(&bad));
+    m.mount();
+    let out = m.tierctl(&["recall", "d/f.bin"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("different key"),
+        "{}\n{}",
+        text(&out),
+        m.log_banner()
+    );
+    let e = fs::read(m.m("d/f.bin")).unwrap_err();
+    assert_eq!(errno_of(&e), libc::EIO, "{e}");
+
+    // The right key reads it.
+    m.unmount();
+    m.set_options(options(&good));
+    m.mount();
+    assert!(fs::read(m.m("d/f.bin")).unwrap() == data);
 }
