@@ -11,7 +11,7 @@ use std::fs;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 
-use common::tiering::{add_rule, content, migrate, write_old};
+use common::tiering::{add_rule, content, migrate, wait_for_writes, write_old};
 use common::{MountOptions, TestMount, errno_of};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
@@ -78,6 +78,7 @@ fn encrypted_objects_hide_content_dedupe_and_read_back() {
     write_old(&m.m("a/two.bin"), &big, 30); // identical: one object
     write_old(&m.m("b/secret.txt"), &phrase, 30);
     add_rule(&m, "* -> cloud");
+    wait_for_writes(&m, "cloud");
     let s = migrate(&m);
     assert_eq!(s.released, 3, "{s:?}\n{}", m.log_banner());
 
@@ -237,6 +238,7 @@ fn a_wrong_key_is_a_clear_error_not_garbage() {
     let data = content(21, 100_000);
     write_old(&m.m("d/f.bin"), &data, 30);
     add_rule(&m, "d -> cloud");
+    wait_for_writes(&m, "cloud");
     assert_eq!(migrate(&m).released, 1);
 
     // Same bucket, another key: the recall fails and says why.
