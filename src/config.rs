@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod group;
+mod secrets;
+
 /// Errors raised while loading or validating a configuration file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -36,6 +39,14 @@ pub enum ConfigError {
         /// The remote's name.
         remote: String,
         /// What is wrong, naming the key.
+        message: String,
+    },
+    /// A file holding secrets is readable by other users.
+    #[error("refusing to use {path}: {message}")]
+    Insecure {
+        /// The config file or key file.
+        path: PathBuf,
+        /// What is wrong and how to fix it.
         message: String,
     },
     /// A key has a value that parses but is not acceptable.
@@ -83,6 +94,16 @@ pub struct Config {
     pub cost: CostConfig,
     /// The Prometheus metrics endpoint (`[metrics]`); `None` = off (the default).
     pub metrics: Option<MetricsConfig>,
+    /// How often the daemon backs the catalog up to every remote (`None` =
+    /// only when asked with `tierctl backup`). Default 6h.
+    pub catalog_backup_interval: Option<Duration>,
+    /// How many catalog backups to keep on each remote (older ones are
+    /// deleted after a new one is verified). Default 7.
+    pub catalog_backup_keep: usize,
+    /// Group (gid) whose members may send control requests besides root
+    /// (`control_group`, a name or a number); the socket gets that group
+    /// and mode 0660. `None`: root only, socket mode 0600.
+    pub control_group: Option<u32>,
 }
 
 /// `[cost]`: what local storage costs and where remote prices come from.
@@ -177,6 +198,10 @@ pub struct RemoteConfig {
     /// A read of a cold file waits this long for the remote (no progress)
     /// before failing with `EIO` (default `60s`).
     pub recall_timeout: Option<String>,
+    /// Encrypt objects before upload with the 32-byte key in this file
+    /// (`tierctl keygen FILE` creates one, mode 0600). Losing it loses the
+    /// cold data: see docs/safety.md.
+    pub encryption_key_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for RemoteConfig {
@@ -201,6 +226,7 @@ impl std::fmt::Debug for RemoteConfig {
             .field("part_size", &self.part_size)
             .field("request_timeout", &self.request_timeout)
             .field("recall_timeout", &self.recall_timeout)
+            .field("encryption_key_file", &self.encryption_key_file)
             .finish()
     }
 }
@@ -232,6 +258,9 @@ struct RawConfig {
     access_flush_interval: Option<String>,
     migrate_interval: Option<String>,
     gc_grace: Option<String>,
+    catalog_backup_interval: Option<String>,
+    catalog_backup_keep: Option<usize>,
+    control_group: Option<String>,
     #[serde(default)]
     mount: RawMount,
     #[serde(default)]
@@ -259,7 +288,10 @@ impl Config {
             source,
         })?;
         let source = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-        Self::from_toml(&text, &source)
+        let config = Self::from_toml(&text, &source)?;
+        let remotes: Vec<&RemoteConfig> = config.remotes.values().collect();
+        secrets::check(&source, &remotes)?;
+        Ok(config)
     }
 
     /// Parses and validates config text; `source` is used in messages and to
@@ -377,6 +409,28 @@ impl Config {
         let gc_grace = parse_duration(raw.gc_grace.as_deref().unwrap_or("30d"))
             .map_err(|m| invalid("gc_grace", m))?;
 
+        let catalog_backup_interval = match raw
+            .catalog_backup_interval
+            .as_deref()
+            .unwrap_or("6h")
+            .trim()
+        {
+            "off" | "never" | "0" => None,
+            text => Some(parse_duration(text).map_err(|m| invalid("catalog_backup_interval", m))?),
+        };
+        let catalog_backup_keep = raw.catalog_backup_keep.unwrap_or(7);
+        if catalog_backup_keep == 0 {
+            return Err(invalid(
+                "catalog_backup_keep",
+                "must be at least 1 (the newest backup is always kept)".into(),
+            ));
+        }
+
+        let control_group = match &raw.control_group {
+            Some(name) => Some(group::resolve(name).map_err(|m| invalid("control_group", m))?),
+            None => None,
+        };
+
         let mut remotes = raw.remote;
         for (name, remote) in remotes.iter_mut() {
             remote.name = name.clone();
@@ -444,6 +498,9 @@ impl Config {
             gc_grace,
             cost,
             metrics,
+            catalog_backup_interval,
+            catalog_backup_keep,
+            control_group,
         })
     }
 }
@@ -563,6 +620,9 @@ mod tests {
         std::fs::create_dir(dir.path().join("hot")).unwrap();
         let cfg = dir.path().join("t.toml");
         std::fs::write(&cfg, text).unwrap();
+        // Owner-only, as a config holding credentials must be.
+        std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
         let r = Config::load(&cfg);
         drop(dir);
         r

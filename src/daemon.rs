@@ -273,6 +273,17 @@ fn run_inner(
             config.gc_grace,
         ));
     }
+    if let Some(every) = config.catalog_backup_interval
+        && !tier.remotes().is_empty()
+    {
+        runtime.spawn(crate::tier::backup::scheduled_backups(
+            config.catalog.clone(),
+            config.hot_dir.clone(),
+            tier.remotes().clone(),
+            every,
+            config.catalog_backup_keep,
+        ));
+    }
 
     let watcher = if config.watch_hot_dir {
         Some(crate::catalog::watch(&config.hot_dir, catalog.clone())?)
@@ -338,7 +349,7 @@ fn run_inner(
         "mounted"
     );
 
-    let control = control::serve(
+    let control = control::serve_with_group(
         &config.control_socket,
         handler(
             config,
@@ -348,6 +359,7 @@ fn run_inner(
             tier.clone(),
             runtime.handle().clone(),
         ),
+        config.control_group,
     );
     let control = match control {
         Ok(c) => c,

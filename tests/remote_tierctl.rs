@@ -21,6 +21,8 @@ fn setup(remotes: &str) -> Setup {
     std::fs::create_dir(dir.path().join("hot")).unwrap();
     let config = dir.path().join("tierfs.toml");
     std::fs::write(&config, format!("hot_dir = \"hot\"\n\n{remotes}")).unwrap();
+    // Credentials inside: owner-only, or tierctl refuses the file.
+    std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     Setup { _dir: dir, config }
 }
 

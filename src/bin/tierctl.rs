@@ -132,6 +132,9 @@ enum Command {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
+    /// backup, rebuild (see cli/dr.rs)
+    #[command(flatten)]
+    Dr(cli::dr::DrCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -211,6 +214,9 @@ fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<Outcome> {
         }
         return Ok(Outcome::Success);
     }
+    if let Command::Dr(cli::dr::DrCommand::Keygen(args)) = &cli.command {
+        return cli::dr::keygen(args, out);
+    }
     let config = load_config(cli.config.as_deref())?;
     match &cli.command {
         Command::Status(args) => match &args.path {
@@ -224,6 +230,7 @@ fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<Outcome> {
         Command::Tiering(command) => command.run(&config, out),
         Command::CostReport(args) => cli::cost_report::run(&config, args, out),
         Command::GenerateAssets { .. } => Ok(Outcome::Success),
+        Command::Dr(command) => command.run(&config, out),
     }
 }
 

@@ -15,6 +15,7 @@
 
 mod access;
 mod apply;
+pub mod backup;
 mod error;
 mod event;
 mod handle;

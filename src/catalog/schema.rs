@@ -141,6 +141,29 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         );
     "#,
     },
+    Migration {
+        version: 4,
+        name: "attributes for disaster recovery",
+        sql: r#"
+        -- Permission bits, owner and access time of each file, and every
+        -- directory of the hot dir: what `tierctl rebuild` needs to recreate
+        -- the namespace from a catalog backup. Filled into the backup's
+        -- snapshot when it is taken (src/tier/backup.rs); NULL (unknown) in
+        -- the live catalog, which learns them from the hot dir itself.
+        ALTER TABLE files ADD COLUMN mode     INTEGER;
+        ALTER TABLE files ADD COLUMN uid      INTEGER;
+        ALTER TABLE files ADD COLUMN gid      INTEGER;
+        ALTER TABLE files ADD COLUMN atime_ns INTEGER;
+        CREATE TABLE dirs (
+            path     BLOB    PRIMARY KEY CHECK (typeof(path) = 'blob'),
+            mode     INTEGER NOT NULL,
+            uid      INTEGER NOT NULL,
+            gid      INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            atime_ns INTEGER NOT NULL
+        );
+    "#,
+    },
 ];
 
 /// The newest schema version this build knows.
@@ -337,7 +360,7 @@ mod tests {
         assert!(matches!(e, CatalogError::TooNew { found: 7, .. }), "{e}");
         let msg = e.to_string();
         assert!(
-            msg.contains("schema version 7 is newer than this tierfs (max 3)"),
+            msg.contains("schema version 7 is newer than this tierfs (max 4)"),
             "{msg}"
         );
         assert!(msg.contains("c.db"), "{msg}");

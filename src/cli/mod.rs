@@ -7,6 +7,7 @@
 pub mod config_path;
 pub mod cost_report;
 pub mod daemon;
+pub mod dr;
 pub mod fsck;
 pub mod gc;
 pub mod human;

@@ -36,7 +36,7 @@ mod server;
 pub use client::{request, status};
 pub use error::ControlError;
 pub use protocol::{DaemonStatus, Done, JobProgress, Reply, Request, Response};
-pub use server::{ControlServer, Handler, MAX_CONNECTIONS, serve};
+pub use server::{ControlServer, Handler, MAX_CONNECTIONS, serve, serve_with_group};
 
 /// Largest request line the server accepts, in bytes (newline included).
 pub const MAX_REQUEST_BYTES: usize = 1 << 20;

@@ -20,7 +20,7 @@ use tracing::{debug, error, info, warn};
 
 use super::MAX_REQUEST_BYTES;
 use super::error::ControlError;
-use super::peer::{AccessPolicy, PeerCred, peer_cred};
+use super::peer::{AccessPolicy, PeerCred, peer_cred, peer_groups};
 use super::protocol::{Request, Response};
 
 /// Answers one request. Called on connection threads, possibly concurrently;
@@ -53,6 +53,20 @@ pub fn serve(socket: &Path, handler: Handler) -> Result<ControlServer, ControlEr
     serve_with_policy(socket, handler, AccessPolicy::root_and_self())
 }
 
+/// [`serve`], also admitting members of group `gid` (config `control_group`):
+/// the socket then gets that group and mode `0660`.
+pub fn serve_with_group(
+    socket: &Path,
+    handler: Handler,
+    gid: Option<u32>,
+) -> Result<ControlServer, ControlError> {
+    serve_with_policy(
+        socket,
+        handler,
+        AccessPolicy::root_and_self().with_group(gid),
+    )
+}
+
 /// [`serve`] with an explicit access policy.
 pub(crate) fn serve_with_policy(
     socket: &Path,
@@ -71,6 +85,11 @@ pub(crate) fn serve_with_policy(
     let socket_file = SocketFile::new(socket)?;
     fs::set_permissions(socket, fs::Permissions::from_mode(SOCKET_MODE))
         .map_err(|e| io_error(socket, "cannot set permissions of control socket", e))?;
+    if let Some(gid) = policy.group() {
+        std::os::unix::fs::chown(socket, None, Some(gid))
+            .and_then(|()| fs::set_permissions(socket, fs::Permissions::from_mode(0o660)))
+            .map_err(|e| io_error(socket, "cannot give the control socket its group", e))?;
+    }
     listener
         .set_nonblocking(true)
         .map_err(|e| io_error(socket, "cannot configure control socket", e))?;
@@ -405,7 +424,7 @@ fn wait_for_event(listener: &UnixListener, wake: &UnixStream, listen: bool) -> i
 /// or the server shuts down.
 fn serve_connection(stream: UnixStream, shared: &Shared) {
     let denied = match peer_cred(&stream) {
-        Ok(peer) => check_peer(shared, &peer),
+        Ok(peer) => check_peer(shared, &peer, &stream),
         Err(e) => Some(format!("cannot identify the connecting process: {e}")),
     };
     if let Err(e) = configure_connection(&stream) {
@@ -458,8 +477,11 @@ enum Then {
 }
 
 /// The refusal message for `peer`, if it may not talk to us.
-fn check_peer(shared: &Shared, peer: &PeerCred) -> Option<String> {
-    let verdict = shared.policy.check(peer).err();
+fn check_peer(shared: &Shared, peer: &PeerCred, stream: &UnixStream) -> Option<String> {
+    let verdict = shared
+        .policy
+        .check_with_groups(peer, || peer_groups(stream).unwrap_or_default())
+        .err();
     if verdict.is_some() {
         warn!(
             uid = peer.uid,

@@ -46,6 +46,8 @@
 //!   (the directory must exist).
 
 mod backend;
+mod catalog_backup;
+pub mod crypt;
 mod error;
 pub mod health;
 mod selftest;
@@ -63,6 +65,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use crate::config::RemoteConfig;
 
 use backend::Backend;
+pub use catalog_backup::BACKUP_SUFFIX;
 pub use error::RemoteError;
 pub use health::{HealthReport, HealthState, RemoteHealth};
 pub use selftest::{RemoteTestReport, StepStatus, TestStep};
@@ -132,6 +135,8 @@ struct Inner {
     credentials: String,
     secrets: Vec<String>,
     health: RemoteHealth,
+    /// Client-side encryption (`encryption_key_file`), if enabled.
+    crypt: Option<crypt::Crypt>,
 }
 
 impl fmt::Debug for Remote {
@@ -159,6 +164,13 @@ impl Remote {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Remote, RemoteError> {
         let built = backend::build(cfg, env)?;
+        let crypt = match &cfg.encryption_key_file {
+            Some(path) => Some(crypt::Crypt::load(path).map_err(|e| RemoteError::Config {
+                remote: cfg.name.clone(),
+                message: format!("key `encryption_key_file`: {e}"),
+            })?),
+            None => None,
+        };
         Ok(Remote {
             inner: Arc::new(Inner {
                 name: cfg.name.clone(),
@@ -174,6 +186,7 @@ impl Remote {
                 credentials: built.credentials,
                 secrets: built.secrets,
                 health: RemoteHealth::new(&cfg.name),
+                crypt,
             }),
         })
     }
@@ -258,7 +271,25 @@ impl Remote {
 
     /// `<prefix>/data/<hex>`: where the content with this hash is stored.
     pub fn object_key(&self, hash: &blake3::Hash) -> String {
-        format!("{}{}", self.data_prefix(), hash.to_hex())
+        match &self.inner.crypt {
+            // Encrypted: a keyed name that does not reveal the content hash.
+            Some(c) => format!("{}{}", self.data_prefix(), c.object_name(hash)),
+            None => format!("{}{}", self.data_prefix(), hash.to_hex()),
+        }
+    }
+
+    /// Bytes an object holding `plain` bytes of content takes on this
+    /// remote (more than `plain` when encrypted).
+    pub fn stored_size(&self, plain: u64) -> u64 {
+        match &self.inner.crypt {
+            Some(_) => crypt::Crypt::encrypted_size(plain),
+            None => plain,
+        }
+    }
+
+    /// Whether objects are encrypted before upload.
+    pub fn is_encrypted(&self) -> bool {
+        self.inner.crypt.is_some()
     }
 
     /// `<prefix>/data/` (or `data/` without a prefix).

@@ -63,6 +63,11 @@ impl Remote {
         opts: &PutOptions,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<PutOutcome, RemoteError> {
+        if let Some(crypt) = &self.inner.crypt {
+            return self
+                .put_file_encrypted(crypt, path, size, expected, progress)
+                .await;
+        }
         let key = self.object_key(expected);
         let loc = self.location(&key, "PUT")?;
 
@@ -168,14 +173,19 @@ impl Remote {
         attrs
     }
 
-    fn source_changed(&self, path: &Path) -> RemoteError {
+    pub(super) fn source_changed(&self, path: &Path) -> RemoteError {
         RemoteError::SourceChanged {
             remote: self.inner.name.clone(),
             path: path.to_path_buf(),
         }
     }
 
-    fn join_error(&self, op: &str, path: &Path, e: tokio::task::JoinError) -> RemoteError {
+    pub(super) fn join_error(
+        &self,
+        op: &str,
+        path: &Path,
+        e: tokio::task::JoinError,
+    ) -> RemoteError {
         RemoteError::Other {
             remote: self.inner.name.clone(),
             op: format!("{op} {}", path.display()),
@@ -362,6 +372,11 @@ impl Remote {
         size: u64,
         expected: &blake3::Hash,
     ) -> Result<(), RemoteError> {
+        if let Some(crypt) = &self.inner.crypt {
+            return self
+                .read_encrypted(crypt, key, size, expected, |_, _| Ok(()))
+                .await;
+        }
         let loc = self.location(key, "GET")?;
         let res = self
             .inner
@@ -387,7 +402,13 @@ impl Remote {
         self.check_content(key, size, expected, got, &hasher.finalize())
     }
 
-    fn corrupt(&self, key: &str, size: u64, expected: &blake3::Hash, got: String) -> RemoteError {
+    pub(super) fn corrupt(
+        &self,
+        key: &str,
+        size: u64,
+        expected: &blake3::Hash,
+        got: String,
+    ) -> RemoteError {
         RemoteError::Corrupt {
             remote: self.inner.name.clone(),
             key: key.to_string(),
@@ -396,7 +417,7 @@ impl Remote {
         }
     }
 
-    fn check_content(
+    pub(super) fn check_content(
         &self,
         key: &str,
         size: u64,
@@ -416,6 +437,21 @@ impl Remote {
     /// Bytes `range` of the object. A range past the end of the object is
     /// an error.
     pub async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, RemoteError> {
+        match &self.inner.crypt {
+            Some(crypt) if !range.is_empty() => {
+                self.location(key, "GET")?;
+                self.get_range_encrypted(crypt, key, range).await
+            }
+            _ => self.get_range_raw(key, range).await,
+        }
+    }
+
+    /// Stored bytes `range` of the object (ciphertext on an encrypted remote).
+    pub(super) async fn get_range_raw(
+        &self,
+        key: &str,
+        range: Range<u64>,
+    ) -> Result<Bytes, RemoteError> {
         let loc = self.location(key, "GET")?;
         if range.start > range.end {
             return Err(RemoteError::Other {
@@ -463,6 +499,19 @@ impl Remote {
         dest: &File,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<(), RemoteError> {
+        if let Some(crypt) = &self.inner.crypt {
+            let mut written = 0u64;
+            return self
+                .read_encrypted(crypt, key, size, expected, |offset, plain| {
+                    dest.write_all_at(plain, offset).map_err(|e| {
+                        io_error(self, "write", Path::new("<download destination>"), &e)
+                    })?;
+                    written += plain.len() as u64;
+                    progress(written);
+                    Ok(())
+                })
+                .await;
+        }
         let loc = self.location(key, "GET")?;
         let dest_path = Path::new("<download destination>");
         let res = self

@@ -169,12 +169,20 @@ impl Tier {
             .into_iter()
             .filter(|o| o.verified_at_ns.is_some())
             .collect();
+        // Encrypted remotes store more bytes than the content has.
+        let stored_size = |remote: &str, plain: u64| {
+            self.remotes
+                .get(remote)
+                .map_or(plain, |r| r.stored_size(plain))
+        };
         for o in &objects {
             match listed.get(&o.remote).map(|keys| keys.get(&o.key)) {
-                Some(Some(&size)) if size == o.size => good += 1,
+                Some(Some(&size)) if size == stored_size(&o.remote, o.size) => good += 1,
                 Some(Some(&size)) => report.unrepairable.push(format!(
                     "{path}: object {} on `{}` has {size} bytes, expected {}",
-                    o.key, o.remote, o.size
+                    o.key,
+                    o.remote,
+                    stored_size(&o.remote, o.size)
                 )),
                 Some(None) => report.unrepairable.push(format!(
                     "{path}: object {} is missing from remote `{}`",

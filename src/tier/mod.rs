@@ -14,11 +14,13 @@
 //! A crash between any two steps leaves a state that `recover` resolves at the
 //! next start without losing data (see [`crate::catalog::tiering::recover_transient_states`]).
 
+pub mod backup;
 mod error;
 pub mod failpoint;
 mod fsck;
 pub mod gate;
 mod hash;
+pub mod rebuild;
 pub mod schedule;
 pub mod stop;
 pub mod stub;

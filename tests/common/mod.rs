@@ -100,6 +100,13 @@ impl MountOptions {
     }
 }
 
+/// Writes a config file readable by its owner only, as an admin would for a
+/// config holding credentials (tierfs refuses others-readable ones).
+pub fn write_private(path: &Path, text: &str) {
+    fs::write(path, text).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 fn toml_str(p: &Path) -> String {
     let s = p.to_str().expect("test paths are UTF-8");
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
@@ -157,7 +164,7 @@ impl TestMount {
             fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
         }
         let config = root.join("tierfs.toml");
-        fs::write(&config, opts.render(&hot)).unwrap();
+        write_private(&config, &opts.render(&hot));
         TestMount {
             tmp: Some(tmp),
             log: root.join("daemon.log"),
@@ -227,7 +234,7 @@ impl TestMount {
 
     /// Rewrites the config file (takes effect at the next [`mount`](Self::mount)).
     pub fn set_options(&mut self, opts: MountOptions) {
-        fs::write(&self.config, opts.render(&self.hot)).unwrap();
+        write_private(&self.config, &opts.render(&self.hot));
         self.opts = opts;
     }
 

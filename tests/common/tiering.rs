@@ -163,3 +163,20 @@ pub fn migrate_releasing(m: &TestMount, want: u64) -> MigrateSummary {
     }
     total
 }
+
+/// Waits until remote `name` takes writes (`tierctl remote test` writes,
+/// reads back and deletes a probe): a freshly started SeaweedFS on a busy
+/// machine can stall its first writes for longer than request_timeout.
+pub fn wait_for_writes(m: &TestMount, name: &str) {
+    let mut last = String::new();
+    let ok = super::wait_until(Duration::from_secs(120), || {
+        let out = m.tierctl(&["remote", "test", name]);
+        last = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.status.success()
+    });
+    assert!(ok.is_some(), "remote `{name}` never took a write: {last}");
+}

@@ -776,6 +776,12 @@ impl FakeGcs {
                         ),
                     )
                     .unwrap();
+                    // Key files must be owner-only (tierfs refuses others).
+                    std::fs::set_permissions(
+                        &key_path,
+                        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+                    )
+                    .unwrap();
                     return FakeGcs {
                         server,
                         proxy,
