@@ -40,6 +40,10 @@ pub struct CostReportArgs {
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
 
+    /// Same as --format json (like every other report's --json)
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+
     /// A price file merged over the shipped prices (and over [cost] prices)
     #[arg(long, value_name = "FILE")]
     pub prices: Option<PathBuf>,
@@ -152,7 +156,8 @@ pub fn run(
     out: &mut impl Write,
 ) -> anyhow::Result<Outcome> {
     let report = build(config, args)?;
-    match args.format {
+    let format = if args.json { Format::Json } else { args.format };
+    match format {
         Format::Json => write_json(out, &report)?,
         Format::Csv => render_csv::write(&report, &mut *out).context("cannot write CSV")?,
         Format::Html => render_html::write(&report, &mut *out)?,

@@ -79,11 +79,22 @@ pub struct KeygenArgs {
     /// Where to write the key (must not exist)
     #[arg(value_name = "FILE")]
     pub file: std::path::PathBuf,
+    /// Print one JSON object (`path`, `key_id`) instead of text
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `tierctl keygen FILE` (runs without a config).
 pub fn keygen(args: &KeygenArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
     let id = tierfs::remote::crypt::generate_key_file(&args.file)?;
+    if args.json {
+        let report = serde_json::json!({
+            "path": args.file.to_string_lossy(),
+            "key_id": id.to_string(),
+        });
+        writeln!(out, "{report}")?;
+        return Ok(Outcome::Success);
+    }
     writeln!(
         out,
         "wrote a new encryption key to {} (mode 0600, key id {id})",

@@ -227,7 +227,9 @@ impl Crypt {
                 Tag::from_slice(tag),
             )
             .map_err(|_| {
-                format!("chunk {index} does not decrypt (corrupt, or written with another key)")
+                format!(
+                    "chunk {index} does not decrypt (corrupt, or encrypted with a different key)"
+                )
             })?;
         Ok(buf)
     }

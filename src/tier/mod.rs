@@ -1194,6 +1194,7 @@ impl Tier {
             let result = watchdog::within(limit, remote.get_range(key, start..end))
                 .await
                 .unwrap_or_else(|| Err(watchdog::timed_out(remote, key, limit)));
+            let result = crate::activity::track(remote_name, result);
             if let Ok(data) = &result {
                 // Billed whether or not the chunk verifies.
                 self.ledger(LedgerEntry {
