@@ -70,6 +70,8 @@ cp_stop_weed() {
 
 cp_mount_tierfs() {
     mkdir -p "$WORK/cold-hot/bench" "$WORK/cold-mnt"
+    # It holds a secret: tierfs refuses a config others can read.
+    (umask 077 && : >"$WORK/cold.toml")
     cat >"$WORK/cold.toml" <<EOF
 hot_dir = "$WORK/cold-hot"
 migrate_interval = "off"
