@@ -1,6 +1,7 @@
-//! Stress: worker threads do random reads, writes, renames, truncates and
+//! Stress: worker processes (forked children of the test, so the mount sees
+//! separate processes) do random reads, writes, renames, truncates and
 //! appends through the mount, each checked against an in-memory model of its
-//! own files, while another thread runs migrations (rule `* -> cloud`, no
+//! own files, while a thread of the test runs migrations (rule `* -> cloud`, no
 //! age condition, a real S3 server) and recalls over and over. Bounded in
 //! time (`TIERFS_STRESS_SECS`, default 40 s) and seeded (`TIERFS_STRESS_SEED`,
 //! printed on failure). Passes only with zero mismatches, no I/O error, real
@@ -12,6 +13,7 @@ mod servers;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::FromRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -80,8 +82,9 @@ fn io_failed(tally: &mut Tally, what: String, e: std::io::Error) {
     tally.mismatches.push(format!("{what}: {e}"));
 }
 
-/// One worker: random operations on its own files, checked against `model`.
-fn worker(mnt: PathBuf, worker: u64, seed: u64, stop: Arc<AtomicBool>) -> Tally {
+/// One worker: random operations on its own files until `until`, checked
+/// against `model`.
+fn worker(mnt: PathBuf, worker: u64, seed: u64, until: Instant) -> Tally {
     let mut rng = Rng::new(seed ^ (worker + 1).wrapping_mul(0x1234_5678_9abc));
     let mut model: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
     let mut tally = Tally::default();
@@ -91,7 +94,7 @@ fn worker(mnt: PathBuf, worker: u64, seed: u64, stop: Arc<AtomicBool>) -> Tally 
         fs::write(mnt.join(name(worker, i)), &data).unwrap();
         model.insert(i, data);
     }
-    while !stop.load(Ordering::Relaxed) {
+    while Instant::now() < until {
         tally.ops += 1;
         let i = rng.below(NAMES);
         let path = mnt.join(name(worker, i));
@@ -249,11 +252,9 @@ fn random_io_during_migrations_and_recalls_matches_the_model() {
     add_rule(&m, "* -> cloud");
 
     let stop = Arc::new(AtomicBool::new(false));
+    let until = Instant::now() + Duration::from_secs(secs);
     let workers: Vec<_> = (0..WORKERS)
-        .map(|w| {
-            let (mnt, stop) = (m.mnt().to_path_buf(), stop.clone());
-            std::thread::spawn(move || worker(mnt, w, seed, stop))
-        })
+        .map(|w| worker_process(m.mnt().to_path_buf(), w, seed, until))
         .collect();
 
     // Migrations and recalls, back to back, through the control socket.
@@ -297,9 +298,8 @@ fn random_io_during_migrations_and_recalls_matches_the_model() {
     };
 
     let started = Instant::now();
-    std::thread::sleep(Duration::from_secs(secs));
-    stop.store(true, Ordering::Relaxed);
     let tallies: Vec<Tally> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    stop.store(true, Ordering::Relaxed);
     let tier_errors = tiering.join().unwrap();
     let ops: u64 = tallies.iter().map(|t| t.ops).sum();
     let mismatches: Vec<&String> = tallies.iter().flat_map(|t| &t.mismatches).collect();
@@ -344,6 +344,69 @@ fn random_io_during_migrations_and_recalls_matches_the_model() {
         m.log_banner()
     );
     assert_cold_reads_match(&m, &tallies_paths(m.mnt()));
+}
+
+/// Runs [`worker`] in a forked child process; the returned thread waits for
+/// the child and decodes its tally (first line: ops; then one mismatch per
+/// line) from a pipe.
+fn worker_process(
+    mnt: PathBuf,
+    w: u64,
+    seed: u64,
+    until: Instant,
+) -> std::thread::JoinHandle<Tally> {
+    let mut fds = [0; 2];
+    // SAFETY: plain pipe2 on a two-int array.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    let (read_fd, write_fd) = (fds[0], fds[1]);
+    // SAFETY: the child only runs the worker (file I/O and allocation, which
+    // glibc keeps fork-safe), writes to its pipe and leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        // SAFETY: the child owns write_fd; _exit never returns.
+        unsafe {
+            libc::close(read_fd);
+            let report = match std::panic::catch_unwind(|| worker(mnt, w, seed, until)) {
+                Ok(t) => {
+                    let mut r = format!("{}\n", t.ops);
+                    for m in &t.mismatches {
+                        r.push_str(&m.replace('\n', " "));
+                        r.push('\n');
+                    }
+                    r
+                }
+                Err(_) => format!("0\nworker {w} panicked\n"),
+            };
+            let mut out = std::fs::File::from(std::os::fd::OwnedFd::from_raw_fd(write_fd));
+            let _ = out.write_all(report.as_bytes());
+            drop(out);
+            libc::_exit(0);
+        }
+    }
+    // SAFETY: the parent keeps only the read end.
+    unsafe { libc::close(write_fd) };
+    // SAFETY: read_fd is ours from here on.
+    let mut input = std::fs::File::from(unsafe { std::os::fd::OwnedFd::from_raw_fd(read_fd) });
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = input.read_to_string(&mut text);
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        let mut lines = text.lines();
+        let ops = lines.next().and_then(|l| l.parse().ok());
+        let mut mismatches: Vec<String> = lines.map(String::from).collect();
+        if ops.is_none() || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+            mismatches.push(format!(
+                "worker process {w} (pid {pid}) failed: status {status}"
+            ));
+        }
+        Tally {
+            ops: ops.unwrap_or(0),
+            mismatches,
+        }
+    })
 }
 
 /// Every file under s/ with its current content (read through the mount).

@@ -858,7 +858,7 @@ impl Tier {
             match fill.fill_all(self, concurrency).await {
                 Ok(()) => done = true,
                 Err(e) => {
-                    fill.forget();
+                    fill.abandon().await;
                     match &e {
                         TierError::Io { .. } => {
                             tracing::error!(path = %rel.display(), error = %e, "recall cannot write the local copy");

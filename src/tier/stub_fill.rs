@@ -33,6 +33,10 @@ pub struct StubFill {
     file: Arc<File>,
     /// Chunks written and verified.
     present: Vec<AtomicBool>,
+    /// Whether fetched chunks are written into the stub. Off once a recall
+    /// failed and gave the blocks back (a cold file keeps using no local
+    /// blocks); on again when the next recall starts.
+    keep: AtomicBool,
     stripes: Vec<tokio::sync::Mutex<()>>,
 }
 
@@ -73,6 +77,7 @@ impl StubFill {
         let n = src.chunk_count() as usize;
         StubFill {
             present: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            keep: AtomicBool::new(true),
             stripes: (0..STRIPES.min(n.max(1)))
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
@@ -128,6 +133,9 @@ impl StubFill {
             return Ok((data, Ok(())));
         }
         let data = tier.read_chunk(&self.src, index).await?;
+        if !self.keep.load(Ordering::Acquire) {
+            return Ok((data, Ok(())));
+        }
         let (start, _) = self.span(index);
         let file = Arc::clone(&self.file);
         let block = data.clone();
@@ -157,6 +165,7 @@ impl StubFill {
     /// the first chunk no copy can give or the disk cannot take.
     pub(super) async fn fill_all(&self, tier: &Tier, concurrency: usize) -> Result<(), TierError> {
         let rel = &self.src.rel;
+        self.keep.store(true, Ordering::Release);
         futures::stream::iter(0..self.src.chunk_count())
             .map(|index| async move {
                 if self.present[index as usize].load(Ordering::Acquire) {
@@ -176,8 +185,14 @@ impl StubFill {
             .await
     }
 
-    /// Marks every chunk absent (the recall gave the blocks back).
-    pub(super) fn forget(&self) {
+    /// After a failed recall: stops keeping fetched chunks, waits for
+    /// writes in flight, and marks every chunk absent, so that the caller can
+    /// give the blocks back and nothing is written into the stub afterwards.
+    pub(super) async fn abandon(&self) {
+        self.keep.store(false, Ordering::Release);
+        for stripe in &self.stripes {
+            drop(stripe.lock().await);
+        }
         for p in &self.present {
             p.store(false, Ordering::Release);
         }
