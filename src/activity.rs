@@ -1,6 +1,7 @@
 //! What the daemon has been doing, for `tierctl status`: the running job's
-//! progress, the last migration run, the errors of the last 24 hours, and
-//! each remote's health (the outcome of the last real request to it).
+//! progress, the last migration run, each rule's last run and the errors of
+//! the last 24 hours. (Each remote's reachability is kept by the remote
+//! itself: `crate::remote::health`.)
 //!
 //! Errors are captured from the log itself ([`ErrorCapture`], a `tracing`
 //! layer installed by the `tierfs` binary): every `ERROR` event, with its
@@ -156,22 +157,6 @@ impl<'a> RuleTally<'a> {
     }
 }
 
-/// One remote's health, judged by the real requests the daemon made to it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RemoteHealth {
-    /// The remote's name (`[remote.NAME]`).
-    pub name: String,
-    /// `up` (the last request succeeded), `down` (it failed) or `unknown`
-    /// (no request since the daemon started).
-    pub state: String,
-    /// When a request last succeeded, in seconds since the Unix epoch.
-    pub last_success_unix: Option<i64>,
-    /// When a request last failed.
-    pub last_failure_unix: Option<i64>,
-    /// Why it last failed.
-    pub last_error: Option<String>,
-}
-
 /// The daemon's answer to `Request::Activity`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActivityReport {
@@ -183,9 +168,6 @@ pub struct ActivityReport {
     pub errors_24h: u64,
     /// The newest of them, newest last (at most [`ERRORS_SHOWN`]).
     pub recent_errors: Vec<RecentError>,
-    /// Every configured remote's health.
-    #[serde(default)]
-    pub remotes: Vec<RemoteHealth>,
     /// Each rule's last run since the daemon started, by rule id.
     #[serde(default)]
     pub rules: Vec<RuleRun>,
@@ -196,7 +178,6 @@ pub struct ActivityReport {
 pub struct Activity {
     errors: Mutex<VecDeque<RecentError>>,
     last_migration: Mutex<Option<RunRecord>>,
-    remotes: Mutex<BTreeMap<String, RemoteHealth>>,
     rules: Mutex<BTreeMap<i64, RuleRun>>,
 }
 
@@ -220,32 +201,6 @@ impl Activity {
     pub fn record_migration(&self, run: RunRecord) {
         crate::metrics::metrics().record_migration(run.released, run.released_bytes, run.failed);
         *self.last_migration.lock() = Some(run);
-    }
-
-    /// Records the outcome of one request to `remote`.
-    pub fn record_remote(&self, remote: &str, error: Option<String>) {
-        let mut map = self.remotes.lock();
-        let h = map
-            .entry(remote.to_string())
-            .or_insert_with(|| RemoteHealth {
-                name: remote.to_string(),
-                state: "unknown".into(),
-                last_success_unix: None,
-                last_failure_unix: None,
-                last_error: None,
-            });
-        let now = now_unix();
-        match error {
-            None => {
-                h.state = "up".into();
-                h.last_success_unix = Some(now);
-            }
-            Some(e) => {
-                h.state = "down".into();
-                h.last_failure_unix = Some(now);
-                h.last_error = Some(e);
-            }
-        }
     }
 
     /// Records what each rule did in a finished (not dry) migration run.
@@ -277,36 +232,9 @@ impl Activity {
         }
     }
 
-    /// The health of every remote a request was made to.
-    pub fn known_remotes(&self) -> Vec<RemoteHealth> {
-        self.remotes.lock().values().cloned().collect()
-    }
-
-    /// The health of each of `configured` (in that order).
-    pub fn remote_health(&self, configured: &[String]) -> Vec<RemoteHealth> {
-        let map = self.remotes.lock();
-        configured
-            .iter()
-            .map(|name| {
-                map.get(name).cloned().unwrap_or_else(|| RemoteHealth {
-                    name: name.clone(),
-                    state: "unknown".into(),
-                    last_success_unix: None,
-                    last_failure_unix: None,
-                    last_error: None,
-                })
-            })
-            .collect()
-    }
-
     /// The report, with `job` as given by the caller (the tier engine's
-    /// progress) and the health of the `remotes` configured.
-    pub fn report(
-        &self,
-        job: Option<JobProgress>,
-        now_unix: i64,
-        remotes: &[String],
-    ) -> ActivityReport {
+    /// progress). Remote health is each `Remote`'s own (`Request::RemoteHealth`).
+    pub fn report(&self, job: Option<JobProgress>, now_unix: i64) -> ActivityReport {
         let ring = self.errors.lock();
         let recent: Vec<&RecentError> = ring
             .iter()
@@ -318,17 +246,9 @@ impl Activity {
             last_migration: self.last_migration.lock().clone(),
             errors_24h: recent.len() as u64,
             recent_errors: recent[shown..].iter().map(|e| (*e).clone()).collect(),
-            remotes: self.remote_health(remotes),
             rules: self.rules.lock().values().cloned().collect(),
         }
     }
-}
-
-/// Passes `result` through, recording it as the latest request outcome for
-/// `remote` (its health in `tierctl status` and the metrics).
-pub fn track<T, E: std::fmt::Display>(remote: &str, result: Result<T, E>) -> Result<T, E> {
-    activity().record_remote(remote, result.as_ref().err().map(|e| e.to_string()));
-    result
 }
 
 /// Seconds since the Unix epoch.
@@ -413,7 +333,7 @@ mod tests {
                 message: format!("e{i}"),
             });
         }
-        let r = act.report(None, 1_000_000 + ERROR_RING as i64 + 5, &[]);
+        let r = act.report(None, 1_000_000 + ERROR_RING as i64 + 5);
         assert_eq!(r.errors_24h, ERROR_RING as u64);
         assert_eq!(r.recent_errors.len(), ERRORS_SHOWN);
         assert_eq!(
@@ -421,7 +341,7 @@ mod tests {
             format!("e{}", ERROR_RING + 4)
         );
         // A day later, none of them counts.
-        let r = act.report(None, 1_000_000 + 2 * DAY_SECS, &[]);
+        let r = act.report(None, 1_000_000 + 2 * DAY_SECS);
         assert_eq!(r.errors_24h, 0);
         assert!(r.recent_errors.is_empty());
     }
@@ -437,7 +357,7 @@ mod tests {
         tally.failed(std::path::Path::new("c"));
         let act = Activity::default();
         act.record_rule_runs(tally);
-        let rules = act.report(None, now_unix(), &[]).rules;
+        let rules = act.report(None, now_unix()).rules;
         assert_eq!(rules.len(), 3);
         assert_eq!(
             (
@@ -463,37 +383,22 @@ mod tests {
         let fresh = Activity::default();
         fresh.restore_rule_runs(&saved);
         assert_eq!(
-            fresh.report(None, now_unix(), &[]).rules,
-            act.report(None, now_unix(), &[]).rules
+            fresh.report(None, now_unix()).rules,
+            act.report(None, now_unix()).rules
         );
         fresh.restore_rule_runs("not json");
-        assert_eq!(fresh.report(None, now_unix(), &[]).rules.len(), 1);
-    }
-
-    #[test]
-    fn remote_health_follows_the_last_request() {
-        let act = Activity::default();
-        let names = ["a".to_string(), "b".to_string()];
-        act.record_remote("a", None);
-        act.record_remote("a", Some("connection refused".into()));
-        let h = act.remote_health(&names);
-        assert_eq!(h[0].state, "down");
-        assert_eq!(h[0].last_error.as_deref(), Some("connection refused"));
-        assert!(h[0].last_success_unix.is_some());
-        assert_eq!(h[1].state, "unknown");
-        act.record_remote("a", None);
-        assert_eq!(act.remote_health(&names)[0].state, "up");
+        assert_eq!(fresh.report(None, now_unix()).rules.len(), 1);
     }
 
     #[test]
     fn the_layer_records_error_events_only() {
         let subscriber = tracing_subscriber::registry().with(ErrorCapture);
-        let before = activity().report(None, now_unix(), &[]).errors_24h;
+        let before = activity().report(None, now_unix()).errors_24h;
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!(path = "a", "not an error");
             tracing::error!(path = "docs/x.pdf", error = %"disk on fire", "recall failed");
         });
-        let r = activity().report(None, now_unix(), &[]);
+        let r = activity().report(None, now_unix());
         assert_eq!(r.errors_24h, before + 1);
         let last = r.recent_errors.last().unwrap();
         assert_eq!(

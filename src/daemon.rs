@@ -281,7 +281,11 @@ fn run_inner(
                 source,
             })?;
         tracing::info!(listen = %metrics.listen, "serving Prometheus metrics at /metrics");
-        runtime.spawn(crate::metrics::serve(listener, config.catalog.clone()));
+        runtime.spawn(crate::metrics::serve(
+            listener,
+            config.catalog.clone(),
+            tier.clone(),
+        ));
     }
     if let Some(every) = config.migrate_interval {
         runtime.spawn(crate::tier::schedule::run(
@@ -480,11 +484,9 @@ fn handler(
                     bytes_total: p.bytes_total.load(Ordering::Relaxed),
                 };
                 let running = tier.is_busy();
-                let remotes: Vec<String> = tier.remotes().keys().cloned().collect();
                 Ok(Reply::Activity(crate::activity::activity().report(
                     running.then_some(job),
                     crate::activity::now_unix(),
-                    &remotes,
                 )))
             }
             Request::Recall { paths } => runtime

@@ -18,7 +18,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
@@ -30,6 +30,8 @@ use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::catalog::CatalogReader;
+use crate::remote::{HealthReport, HealthState};
+use crate::tier::Tier;
 
 type StateLabels = Vec<(String, String)>;
 
@@ -145,8 +147,9 @@ impl Metrics {
         self.errors.inc();
     }
 
-    /// The OpenMetrics text, with the state gauges read from `catalog`.
-    pub fn render(&self, catalog: &std::path::Path) -> String {
+    /// The OpenMetrics text, with the state gauges read from `catalog` and
+    /// each remote's reachability from `remotes`.
+    pub fn render(&self, catalog: &std::path::Path, remotes: &[HealthReport]) -> String {
         match CatalogReader::open(catalog).and_then(|r| r.status()) {
             Ok(summary) => {
                 for row in &summary.by_state {
@@ -161,14 +164,14 @@ impl Metrics {
             }
             Err(e) => tracing::warn!(error = %e, "metrics: cannot read the catalog"),
         }
-        for h in crate::activity::activity().known_remotes() {
-            let up = match h.state.as_str() {
-                "up" => 1,
-                "down" => 0,
-                _ => continue,
+        for h in remotes {
+            let up = match h.state {
+                HealthState::Up => 1,
+                HealthState::Down => 0,
+                HealthState::Unknown => continue,
             };
             self.remote_up
-                .get_or_create(&vec![("remote".to_string(), h.name)])
+                .get_or_create(&vec![("remote".to_string(), h.remote.clone())])
                 .set(up);
         }
         let mut text = String::new();
@@ -185,7 +188,7 @@ pub async fn bind(listen: SocketAddr) -> std::io::Result<tokio::net::TcpListener
 }
 
 /// Answers scrapes until the runtime shuts down.
-pub async fn serve(listener: tokio::net::TcpListener, catalog: PathBuf) {
+pub async fn serve(listener: tokio::net::TcpListener, catalog: PathBuf, tier: Arc<Tier>) {
     loop {
         let (mut stream, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -196,8 +199,9 @@ pub async fn serve(listener: tokio::net::TcpListener, catalog: PathBuf) {
             }
         };
         let catalog = catalog.clone();
+        let tier = tier.clone();
         tokio::spawn(async move {
-            if let Err(e) = answer(&mut stream, &catalog).await {
+            if let Err(e) = answer(&mut stream, &catalog, &tier).await {
                 tracing::debug!(%peer, error = %e, "metrics: scrape failed");
             }
         });
@@ -208,6 +212,7 @@ pub async fn serve(listener: tokio::net::TcpListener, catalog: PathBuf) {
 async fn answer(
     stream: &mut tokio::net::TcpStream,
     catalog: &std::path::Path,
+    tier: &Tier,
 ) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 1024];
@@ -231,7 +236,8 @@ async fn answer(
     let (status, ctype, body) = match (method, path) {
         (Some("GET"), Some("/metrics")) => {
             let catalog = catalog.to_path_buf();
-            let body = tokio::task::spawn_blocking(move || metrics().render(&catalog))
+            let remotes = tier.remote_health();
+            let body = tokio::task::spawn_blocking(move || metrics().render(&catalog, &remotes))
                 .await
                 .map_err(std::io::Error::other)?;
             (
@@ -265,7 +271,7 @@ mod tests {
         m.record_recall(true, Duration::from_millis(30));
         m.record_recall(false, Duration::ZERO);
         m.record_error();
-        let text = m.render(std::path::Path::new("/nonexistent/catalog.db"));
+        let text = m.render(std::path::Path::new("/nonexistent/catalog.db"), &[]);
         for line in [
             "tierfs_migrated_files_total 2",
             "tierfs_migrated_bytes_total 2048",

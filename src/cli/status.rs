@@ -179,29 +179,6 @@ fn write_activity_text(
         }
         table.write(out)?;
     }
-    if !activity.remotes.is_empty() {
-        writeln!(out)?;
-        let mut table = Table::new(&[
-            ("REMOTE", Align::Left),
-            ("HEALTH", Align::Left),
-            ("LAST OK", Align::Right),
-            ("LAST FAILURE", Align::Right),
-        ]);
-        let when = |t: Option<i64>| t.map_or("never".to_string(), |t| format!("{} ago", ago(t)));
-        for r in &activity.remotes {
-            let health = match (&r.state[..], &r.last_error) {
-                ("down", Some(e)) => format!("down: {e}"),
-                (state, _) => state.to_string(),
-            };
-            table.row(vec![
-                r.name.clone(),
-                health,
-                when(r.last_success_unix),
-                when(r.last_failure_unix),
-            ]);
-        }
-        table.write(out)?;
-    }
     Ok(())
 }
 

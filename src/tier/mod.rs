@@ -696,10 +696,7 @@ impl Tier {
             let object_id = self.catalog.exec("record object", move |c| {
                 tiering::upsert_object(c, &name, &key2, &bytes, size, class2.as_deref(), now)
             })?;
-            let outcome = crate::activity::track(
-                &target.remote,
-                remote.put_file(&abs, f.size, hash, &opts, &report).await,
-            )?;
+            let outcome = remote.put_file(&abs, f.size, hash, &opts, &report).await?;
             // put_file asks first whether the object exists (one HEAD).
             self.ledger(LedgerEntry {
                 remote: target.remote.clone(),
@@ -720,10 +717,7 @@ impl Tier {
                     ..Default::default()
                 });
             }
-            let verified = crate::activity::track(
-                &target.remote,
-                remote.verify(&outcome.key, f.size, hash).await,
-            );
+            let verified = remote.verify(&outcome.key, f.size, hash).await;
             // Billed even when the read-back fails (bytes as far as known).
             self.ledger(LedgerEntry {
                 remote: target.remote.clone(),
@@ -886,7 +880,6 @@ impl Tier {
             let outcome = watchdog::while_progressing(limit, &written, download)
                 .await
                 .unwrap_or_else(|| Err(watchdog::timed_out(remote, &object.key, limit)));
-            let outcome = crate::activity::track(&object.remote, outcome);
             match outcome {
                 Err(e @ crate::remote::RemoteError::LocalIo { .. }) => {
                     // Disk full or a local I/O error: another copy cannot help.
@@ -1194,7 +1187,6 @@ impl Tier {
             let result = watchdog::within(limit, remote.get_range(key, start..end))
                 .await
                 .unwrap_or_else(|| Err(watchdog::timed_out(remote, key, limit)));
-            let result = crate::activity::track(remote_name, result);
             if let Ok(data) = &result {
                 // Billed whether or not the chunk verifies.
                 self.ledger(LedgerEntry {
