@@ -5,11 +5,8 @@
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use futures::TryStreamExt;
-use object_store::path::Path as ObjPath;
 use object_store::{ObjectStoreExt, PutPayload};
 
-use super::backend::Backend;
 use super::{ObjectInfo, Remote, RemoteError};
 
 /// The name part of a key (after the last `/`).
@@ -81,29 +78,10 @@ impl Remote {
     /// The catalog backups on this remote, oldest first.
     pub async fn list_catalog_backups(&self) -> Result<Vec<ObjectInfo>, RemoteError> {
         let prefix = self.catalog_prefix();
-        let loc = ObjPath::parse(prefix.trim_end_matches('/')).map_err(|e| RemoteError::Other {
-            remote: self.inner.name.clone(),
-            op: format!("LIST {prefix}"),
-            detail: e.to_string(),
-        })?;
-        let metas: Vec<object_store::ObjectMeta> =
-            match self.inner.store.list(Some(&loc)).try_collect().await {
-                Ok(m) => m,
-                Err(object_store::Error::NotFound { .. })
-                    if matches!(self.inner.backend, Backend::File { .. }) =>
-                {
-                    Vec::new()
-                }
-                Err(e) => return Err(self.map_err("LIST", &prefix, e)),
-            };
-        let mut backups: Vec<ObjectInfo> = metas
+        let mut backups: Vec<ObjectInfo> = self
+            .list_under(&prefix)
+            .await?
             .into_iter()
-            .map(|m| ObjectInfo {
-                key: m.location.to_string(),
-                size: m.size,
-                e_tag: m.e_tag,
-                last_modified: m.last_modified.into(),
-            })
             .filter(|o| {
                 o.key
                     .strip_prefix(&prefix)

@@ -453,7 +453,13 @@ impl Remote {
     /// Every object under `<prefix>/data/` (for fsck and garbage
     /// collection), in the store's listing order.
     pub async fn list_data(&self) -> Result<Vec<ObjectInfo>, RemoteError> {
-        let prefix = self.data_prefix();
+        self.list_under(&self.data_prefix()).await
+    }
+
+    /// Every object whose key starts with `prefix` (a directory of this
+    /// remote, ending in `/`), in the store's listing order. A missing
+    /// directory of a `file://` remote is an empty listing.
+    pub(crate) async fn list_under(&self, prefix: &str) -> Result<Vec<ObjectInfo>, RemoteError> {
         let loc = ObjPath::parse(prefix.trim_end_matches('/')).map_err(|e| RemoteError::Other {
             remote: self.inner.name.clone(),
             op: format!("LIST {prefix}"),
@@ -462,13 +468,12 @@ impl Remote {
         let metas: Vec<object_store::ObjectMeta> =
             match self.inner.store.list(Some(&loc)).try_collect().await {
                 Ok(m) => m,
-                // A missing directory (file://) is an empty listing.
                 Err(object_store::Error::NotFound { .. })
                     if matches!(self.inner.backend, Backend::File { .. }) =>
                 {
                     Vec::new()
                 }
-                Err(e) => return Err(self.map_err("LIST", &prefix, e)),
+                Err(e) => return Err(self.map_err("LIST", prefix, e)),
             };
         self.inner.health.record_up();
         Ok(metas

@@ -919,7 +919,7 @@ impl Tier {
         }
         if !done {
             // Give back whatever a failed download wrote; the stub stays a stub.
-            let _ = stub::empty_keeping_size(&file, marker.size);
+            let _ = stub::give_back_blocks(&file, marker.size);
             let _ = stub::restore_times(&file, &st);
             if let Some(row) = &row {
                 let id = row.id;

@@ -13,7 +13,7 @@
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use crate::fs::sys;
 
@@ -118,6 +118,31 @@ pub fn empty_keeping_size(file: &File, size: u64) -> io::Result<()> {
     file.set_len(0)?;
     super::failpoint::pause("emptied");
     file.set_len(size)
+}
+
+/// Gives back the blocks a failed recall wrote into a stub, keeping its size
+/// visible throughout where the file system allows: nothing to do if no block
+/// was written; else a hole punched over the whole file; only if blocks
+/// remain after that (an extent index block on ext4) the size-changing
+/// [`empty_keeping_size`].
+pub fn give_back_blocks(file: &File, size: u64) -> io::Result<()> {
+    if sys::stat_fd(file.as_fd())?.st_blocks == 0 {
+        return Ok(());
+    }
+    let len = libc::off_t::try_from(size).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+    // SAFETY: fallocate on a descriptor we own; no memory is passed.
+    let punched = unsafe {
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            0,
+            len,
+        )
+    } == 0;
+    if punched && sys::stat_fd(file.as_fd())?.st_blocks == 0 {
+        return Ok(());
+    }
+    empty_keeping_size(file, size)
 }
 
 /// Gives a stub the size its marker records (after a crash mid-release).
