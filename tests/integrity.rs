@@ -11,11 +11,10 @@ use std::fs;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::tiering::{add_rule, content, migrate_releasing, write_old};
+use common::tiering::{add_rule, content, migrate_releasing, state, text, write_old};
 use common::{MountOptions, TestMount, errname, wait_until};
 use futures::TryStreamExt;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -32,24 +31,6 @@ fn mount(sections: &str) -> TestMount {
         extra_sections: sections.into(),
         ..Default::default()
     })
-}
-
-fn state(path: &Path) -> String {
-    let out = Command::new("getfattr")
-        .args(["--only-values", "-n", "user.tierfs.state"])
-        .arg(path)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// The one object under `prefix/data/` in the bucket.

@@ -16,10 +16,12 @@ use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::tiering::{add_rule, content, migrate_releasing, remount_with_env, write_old};
+use common::tiering::{
+    add_rule, content, migrate_releasing, remount_with_env, state, text, write_old,
+};
 use common::{MountOptions, TIERCTL, TestMount, errname, wait_until};
 use servers::SeaweedFs;
 
@@ -27,24 +29,6 @@ use servers::SeaweedFs;
 const RECALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Slack for scheduling on a loaded 2-core machine.
 const MARGIN: Duration = Duration::from_secs(5);
-
-fn state(path: &Path) -> String {
-    let out = Command::new("getfattr")
-        .args(["--only-values", "-n", "user.tierfs.state"])
-        .arg(path)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// Reads `len` bytes at `offset`, timing the read.
 fn timed_read(path: &Path, offset: u64, len: usize) -> (std::io::Result<Vec<u8>>, Duration) {

@@ -13,27 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::tiering::{add_rule, content, migrate_releasing, write_old};
+use common::tiering::{add_rule, content, migrate_releasing, state, text, write_old};
 use common::{MountOptions, TIERFS, TestMount, errname, is_mountpoint};
 use servers::SeaweedFs;
-
-fn state(path: &Path) -> String {
-    let out = Command::new("getfattr")
-        .args(["--only-values", "-n", "user.tierfs.state"])
-        .arg(path)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// A tmpfs mounted on a directory; lazily unmounted on drop.
 struct Tmpfs(PathBuf);

@@ -180,3 +180,23 @@ pub fn wait_for_writes(m: &TestMount, name: &str) {
     });
     assert!(ok.is_some(), "remote `{name}` never took a write: {last}");
 }
+
+/// `user.tierfs.state` of `path` (empty if it cannot be read).
+pub fn state(path: &Path) -> String {
+    let out = std::process::Command::new("getfattr")
+        .args(["--only-values", "-n", "user.tierfs.state"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A command's exit status and output, for assertion messages.
+pub fn text(out: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
