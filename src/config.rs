@@ -191,6 +191,9 @@ pub struct RemoteConfig {
     pub storage_class: Option<String>,
     /// Upload/download streams running at once for this remote (default 4).
     pub max_concurrency: Option<usize>,
+    /// Files migrated at once to this remote (default 16). Their data in
+    /// flight stays within `max_concurrency` × part size.
+    pub max_files_in_flight: Option<usize>,
     /// Multipart part size, e.g. `16MiB` (default: scaled to the file, at least 8 MiB).
     pub part_size: Option<String>,
     /// Give up on one request after this long without progress (default `60s`).
@@ -223,6 +226,7 @@ impl std::fmt::Debug for RemoteConfig {
             .field("use_emulator", &self.use_emulator)
             .field("storage_class", &self.storage_class)
             .field("max_concurrency", &self.max_concurrency)
+            .field("max_files_in_flight", &self.max_files_in_flight)
             .field("part_size", &self.part_size)
             .field("request_timeout", &self.request_timeout)
             .field("recall_timeout", &self.recall_timeout)
@@ -538,6 +542,13 @@ fn validate_remote(r: &RemoteConfig) -> Result<(), String> {
     {
         return Err(format!(
             "key `max_concurrency`: {n} is out of range 1..=256"
+        ));
+    }
+    if let Some(n) = r.max_files_in_flight
+        && !(1..=1024).contains(&n)
+    {
+        return Err(format!(
+            "key `max_files_in_flight`: {n} is out of range 1..=1024"
         ));
     }
     if let Some(t) = &r.request_timeout {

@@ -12,7 +12,7 @@ use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags};
 
-use super::writer::{Control, Job, Msg, Op, Writer};
+use super::writer::{Control, GroupedJob, Job, JobStep, Msg, Op, Writer};
 use super::{CatalogError, FileEvent, ReconcileStats, schema};
 
 /// Tunables for [`Catalog::open`].
@@ -161,44 +161,94 @@ impl Catalog {
             .map_err(|e| CatalogError::sqlite(&self.inner.path, what, e))
     }
 
-    /// Like [`exec`](Self::exec), but does not wait: for records nobody
-    /// waits on (the cost ledger), so callers on a read path do not queue
-    /// behind the writer. A failure is logged on the writer thread.
+    /// Like [`exec_grouped`](Self::exec_grouped), but does not wait: for
+    /// records nobody waits on (the cost ledger), so callers on a read path
+    /// do not queue behind the writer. A failure is logged on the writer
+    /// thread.
     pub fn exec_detached(
         &self,
         what: &'static str,
-        job: impl FnOnce(&mut Connection) -> rusqlite::Result<()> + Send + 'static,
+        job: impl FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
     ) {
         let path = self.inner.path.clone();
-        let run: Job = Box::new(move |conn| {
-            if let Err(e) = job(conn) {
-                tracing::warn!(catalog = %path.display(), error = %e, "{what} failed");
-            }
-        });
+        let run = GroupedJob {
+            durable: false,
+            run: Box::new(move |conn| {
+                let result = conn.map_err(copy_error).and_then(job);
+                JobStep {
+                    ok: result.is_ok(),
+                    reply: Box::new(move |committed| {
+                        if let Some(e) = result.err().or_else(|| committed.err().map(copy_error)) {
+                            tracing::warn!(catalog = %path.display(), error = %e, "{what} failed");
+                        }
+                    }),
+                }
+            }),
+        };
         if self
             .inner
             .tx
-            .send(Msg::Control(Control::Exec(run)))
+            .send(Msg::Control(Control::Grouped(run)))
             .is_err()
         {
             tracing::warn!(catalog = %self.inner.path.display(), "catalog writer has stopped; {what} lost");
         }
     }
 
-    /// Like [`exec`](Self::exec), but the transaction's commit is fsynced
-    /// before this returns (`synchronous = FULL`): for commits after which
-    /// local data may be freed.
+    /// Like [`exec`](Self::exec) for short work that needs no transaction of
+    /// its own: it shares one with the other grouped jobs queued behind it
+    /// (one commit for many), and returns after that commit.
+    pub fn exec_grouped<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        job: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, CatalogError> {
+        self.run_grouped(what, false, job)
+    }
+
+    /// Like [`exec_grouped`](Self::exec_grouped), but the commit is fsynced
+    /// (`synchronous = FULL`) before this returns: for commits after which
+    /// local data may be freed. Durable jobs queued together share one fsync.
     pub fn exec_durable<T: Send + 'static>(
         &self,
         what: &'static str,
-        job: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+        job: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, CatalogError> {
-        self.exec(what, move |conn| {
-            conn.pragma_update(None, "synchronous", "FULL")?;
-            let result = job(conn);
-            conn.pragma_update(None, "synchronous", "NORMAL")?;
-            result
-        })
+        self.run_grouped(what, true, job)
+    }
+
+    fn run_grouped<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        durable: bool,
+        job: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, CatalogError> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        let run = GroupedJob {
+            durable,
+            run: Box::new(move |conn| {
+                let result = conn.map_err(copy_error).and_then(job);
+                JobStep {
+                    ok: result.is_ok(),
+                    reply: Box::new(move |committed| {
+                        let answer = match (result, committed) {
+                            (Err(e), _) => Err(e),
+                            (Ok(_), Err(e)) => Err(copy_error(e)),
+                            (Ok(v), Ok(())) => Ok(v),
+                        };
+                        let _ = reply.send(answer);
+                    }),
+                }
+            }),
+        };
+        self.inner
+            .tx
+            .send(Msg::Control(Control::Grouped(run)))
+            .map_err(|_| self.closed())?;
+        answer
+            .recv()
+            .map_err(|_| self.closed())?
+            .map_err(|e| CatalogError::sqlite(&self.inner.path, what, e))
     }
 
     fn closed(&self) -> CatalogError {
@@ -301,3 +351,18 @@ fn lock(path: &Path) -> Result<File, CatalogError> {
 
 /// How long `open` waits for a catalog lock held by someone else.
 const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// An owned copy of `e` keeping its SQLite result code (one commit error is
+/// reported to every job of its group).
+fn copy_error(e: &rusqlite::Error) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(code, msg) => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(code.extended_code),
+            msg.clone(),
+        ),
+        other => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(other.to_string()),
+        ),
+    }
+}

@@ -737,3 +737,67 @@ fn failed_writes_are_reported_by_flush() {
     assert_eq!(f.paths(), ["good1", "good2"]);
     f.catalog.flush().unwrap();
 }
+
+#[test]
+fn durable_jobs_queued_together_commit_together_and_fail_alone() {
+    let f = Fixture::new();
+    // Hold the writer busy so every durable job below queues behind it and
+    // they run as one group.
+    let (release, wait) = crossbeam_channel::bounded::<()>(0);
+    f.catalog.exec_detached("hold the writer", move |_| {
+        let _ = wait.recv();
+        Ok(())
+    });
+    let handles: Vec<_> = (0..6)
+        .map(|i| {
+            let catalog = f.catalog.clone();
+            std::thread::spawn(move || {
+                catalog.exec_durable("test insert", move |c| {
+                    c.execute(
+                        "INSERT INTO meta (key, value) VALUES (?1, 'x')",
+                        [format!("group-{i}")],
+                    )?;
+                    if i == 3 {
+                        // Fails after writing: its own row must go away.
+                        c.execute("INSERT INTO no_such_table VALUES (1)", [])?;
+                    }
+                    Ok(i)
+                })
+            })
+        })
+        .collect();
+    // Let the jobs reach the queue, then free the writer.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while f.catalog.queue_len() < 6 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    release.send(()).unwrap();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    for (i, r) in results.iter().enumerate() {
+        if i == 3 {
+            let e = r.as_ref().unwrap_err().to_string();
+            assert!(e.contains("no_such_table"), "{e}");
+        } else {
+            assert_eq!(*r.as_ref().unwrap(), i);
+        }
+    }
+    let keys: Vec<String> = f
+        .catalog
+        .exec("read back", |c| {
+            let mut st = c.prepare("SELECT key FROM meta WHERE key LIKE 'group-%' ORDER BY key")?;
+            st.query_map([], |r| r.get(0))?.collect()
+        })
+        .unwrap();
+    assert_eq!(
+        keys,
+        ["group-0", "group-1", "group-2", "group-4", "group-5"]
+    );
+    // The writer is back to normal commits afterwards.
+    let sync: i64 = f
+        .catalog
+        .exec("pragma", |c| {
+            c.query_row("PRAGMA synchronous", [], |r| r.get(0))
+        })
+        .unwrap();
+    assert_eq!(sync, 1, "synchronous = NORMAL after the group");
+}

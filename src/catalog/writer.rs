@@ -39,6 +39,37 @@ pub(crate) enum Op {
 /// its own result back.
 pub(crate) type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
+/// A short piece of catalog work that shares a transaction with the other
+/// grouped jobs queued behind it (group commit), each in its own savepoint so
+/// a failing job takes back only its own changes. Its answer is sent after
+/// the group's commit, so a caller sees its change committed (and, for a
+/// durable job, fsynced) when it hears back.
+pub(crate) struct GroupedJob {
+    /// Commit with `synchronous = FULL` (one fsync covers the whole group).
+    pub(crate) durable: bool,
+    /// The work, given the connection or the error that kept the group's
+    /// transaction from starting.
+    pub(crate) run: JobRun,
+}
+
+/// The work of a [`GroupedJob`].
+pub(crate) type JobRun = Box<dyn FnOnce(Result<&Connection, &rusqlite::Error>) -> JobStep + Send>;
+
+/// Sends a [`GroupedJob`]'s answer, given whether the group's commit
+/// succeeded.
+pub(crate) type JobReply = Box<dyn FnOnce(Result<(), &rusqlite::Error>) + Send>;
+
+/// What a [`GroupedJob`] did: whether its changes stand, and how to answer.
+pub(crate) struct JobStep {
+    /// `false` rolls the job's savepoint back.
+    pub(crate) ok: bool,
+    /// Called once the group's commit outcome is known.
+    pub(crate) reply: JobReply,
+}
+
+/// Most grouped jobs in one transaction.
+const MAX_GROUP: usize = 256;
+
 pub(crate) enum Control {
     /// Commit everything queued so far, including pending access times.
     Flush(Sender<Result<(), CatalogError>>),
@@ -47,6 +78,8 @@ pub(crate) enum Control {
     /// Flush, then stop the thread.
     Shutdown(Sender<Result<(), CatalogError>>),
     Exec(Job),
+    /// A [`GroupedJob`]: consecutive ones share one transaction.
+    Grouped(GroupedJob),
 }
 
 impl std::fmt::Debug for Control {
@@ -56,6 +89,7 @@ impl std::fmt::Debug for Control {
             Control::Reconcile(..) => "Reconcile",
             Control::Shutdown(_) => "Shutdown",
             Control::Exec(_) => "Exec",
+            Control::Grouped(_) => "Grouped",
         })
     }
 }
@@ -85,6 +119,9 @@ pub(crate) struct Writer {
     path: PathBuf,
     accesses: PendingAccesses,
     failures: Failures,
+    /// A message taken off the channel while gathering a durable group that
+    /// did not belong to it; handled next, before the channel.
+    stashed: Option<Msg>,
     _lock: File,
 }
 
@@ -101,6 +138,7 @@ impl Writer {
             path,
             accesses: PendingAccesses::new(access_interval),
             failures: Failures::default(),
+            stashed: None,
             _lock: lock,
         }
     }
@@ -109,19 +147,23 @@ impl Writer {
     /// sender is gone.
     pub(crate) fn run(mut self, rx: Receiver<Msg>) {
         loop {
-            let msg = match self.accesses.deadline() {
-                Some(deadline) => match rx.recv_deadline(deadline) {
-                    Ok(msg) => msg,
-                    Err(RecvTimeoutError::Timeout) => {
-                        self.write_accesses();
-                        continue;
-                    }
-                    Err(RecvTimeoutError::Disconnected) => break,
-                },
-                None => match rx.recv() {
-                    Ok(msg) => msg,
-                    Err(_) => break,
-                },
+            let msg = if let Some(msg) = self.stashed.take() {
+                msg
+            } else {
+                match self.accesses.deadline() {
+                    Some(deadline) => match rx.recv_deadline(deadline) {
+                        Ok(msg) => msg,
+                        Err(RecvTimeoutError::Timeout) => {
+                            self.write_accesses();
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    },
+                    None => match rx.recv() {
+                        Ok(msg) => msg,
+                        Err(_) => break,
+                    },
+                }
             };
             let control = match msg {
                 Msg::Op(op) => self.gather_and_apply(op, &rx),
@@ -145,6 +187,7 @@ impl Writer {
                     let _ = reply.send(result);
                 }
                 Some(Control::Exec(job)) => job(&mut self.conn),
+                Some(Control::Grouped(job)) => self.run_group(job, &rx),
                 Some(Control::Shutdown(reply)) => {
                     self.write_accesses();
                     let _ = reply.send(self.take_failures());
@@ -153,6 +196,82 @@ impl Writer {
             }
         }
         self.write_accesses();
+    }
+
+    /// Runs `first` and every grouped job queued right behind it in one
+    /// transaction, committed with `synchronous = FULL` if any of them is
+    /// durable, and answers each after the commit.
+    fn run_group(&mut self, first: GroupedJob, rx: &Receiver<Msg>) {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(Msg::Control(Control::Grouped(job))) => jobs.push(job),
+                Ok(other) => {
+                    self.stashed = Some(other);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let durable = jobs.iter().any(|j| j.durable);
+        let conn = &self.conn;
+        let begun = if durable {
+            conn.pragma_update(None, "synchronous", "FULL")
+        } else {
+            Ok(())
+        }
+        .and_then(|()| conn.execute_batch("BEGIN IMMEDIATE"));
+        let outcome = match begun {
+            Err(e) => {
+                for job in jobs {
+                    ((job.run)(Err(&e)).reply)(Err(&e));
+                }
+                Err(e)
+            }
+            Ok(()) => {
+                let mut replies = Vec::with_capacity(jobs.len());
+                let mut broken = None;
+                for job in jobs {
+                    if let Some(e) = &broken {
+                        ((job.run)(Err(e)).reply)(Err(e));
+                        continue;
+                    }
+                    if let Err(e) = conn.execute_batch("SAVEPOINT grouped_job") {
+                        ((job.run)(Err(&e)).reply)(Err(&e));
+                        broken = Some(e);
+                        continue;
+                    }
+                    let step = (job.run)(Ok(conn));
+                    let end = if step.ok {
+                        "RELEASE grouped_job"
+                    } else {
+                        "ROLLBACK TO grouped_job; RELEASE grouped_job"
+                    };
+                    if let Err(e) = conn.execute_batch(end) {
+                        broken = Some(e);
+                    }
+                    replies.push(step.reply);
+                }
+                let committed = match broken {
+                    Some(e) => Err(e),
+                    None => conn.execute_batch("COMMIT"),
+                };
+                if committed.is_err() && !conn.is_autocommit() {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+                match &committed {
+                    Ok(()) => replies.into_iter().for_each(|r| r(Ok(()))),
+                    Err(e) => replies.into_iter().for_each(|r| r(Err(e))),
+                }
+                committed
+            }
+        };
+        if let Err(e) = outcome {
+            tracing::warn!(catalog = %self.path.display(), error = %e, "grouped catalog commit failed; its callers were told");
+        }
+        if durable && let Err(e) = self.conn.pragma_update(None, "synchronous", "NORMAL") {
+            tracing::warn!(catalog = %self.path.display(), error = %e, "could not reset synchronous = NORMAL");
+        }
     }
 
     /// Applies `first` and whatever else is already queued, in one transaction.

@@ -47,6 +47,9 @@ pub(crate) const DEFAULT_RECALL_TIMEOUT: Duration = Duration::from_secs(60);
 pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default `max_concurrency`.
 pub(crate) const DEFAULT_CONCURRENCY: usize = 4;
+/// Default `max_files_in_flight`: enough small files at once to hide the
+/// per-request latency of a remote (a HEAD, a PUT and a GET each).
+pub(crate) const DEFAULT_FILES_IN_FLIGHT: usize = 16;
 
 /// Which object store, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +114,7 @@ pub(crate) struct Built {
     /// How long a read of a cold file waits before failing with `EIO`.
     pub recall_timeout: Duration,
     pub max_concurrency: usize,
+    pub max_files_in_flight: usize,
     pub part_size: Option<u64>,
 }
 
@@ -152,6 +156,12 @@ pub(crate) fn build(cfg: &RemoteConfig, env: Env<'_>) -> Result<Built, RemoteErr
     if !(1..=256).contains(&max_concurrency) {
         return Err(config_err(format!(
             "key `max_concurrency`: {max_concurrency} is out of range 1..=256"
+        )));
+    }
+    let max_files_in_flight = cfg.max_files_in_flight.unwrap_or(DEFAULT_FILES_IN_FLIGHT);
+    if !(1..=1024).contains(&max_files_in_flight) {
+        return Err(config_err(format!(
+            "key `max_files_in_flight`: {max_files_in_flight} is out of range 1..=1024"
         )));
     }
     let part_size = match &cfg.part_size {
@@ -208,6 +218,7 @@ pub(crate) fn build(cfg: &RemoteConfig, env: Env<'_>) -> Result<Built, RemoteErr
         request_timeout,
         recall_timeout,
         max_concurrency,
+        max_files_in_flight,
         part_size,
     })
 }

@@ -129,7 +129,13 @@ struct Inner {
     store: Arc<dyn ObjectStore>,
     storage_class: Option<String>,
     max_concurrency: usize,
+    max_files_in_flight: usize,
     part_size: Option<u64>,
+    /// Upload buffers in flight, in KiB: at most `max_concurrency` parts'
+    /// worth however many files are being sent at once.
+    upload_buffers: Arc<tokio::sync::Semaphore>,
+    /// Capacity of `upload_buffers` (KiB).
+    upload_buffer_kib: u32,
     request_timeout: Duration,
     recall_timeout: Duration,
     credentials: String,
@@ -171,6 +177,11 @@ impl Remote {
             })?),
             None => None,
         };
+        let part = transfer::part_size_for(0, built.part_size);
+        let upload_buffer_kib =
+            u32::try_from((part / 1024).saturating_mul(built.max_concurrency as u64))
+                .unwrap_or(u32::MAX)
+                .min(tokio::sync::Semaphore::MAX_PERMITS as u32);
         Ok(Remote {
             inner: Arc::new(Inner {
                 name: cfg.name.clone(),
@@ -180,6 +191,9 @@ impl Remote {
                 store: built.store,
                 storage_class: cfg.storage_class.clone(),
                 max_concurrency: built.max_concurrency,
+                max_files_in_flight: built.max_files_in_flight,
+                upload_buffers: Arc::new(tokio::sync::Semaphore::new(upload_buffer_kib as usize)),
+                upload_buffer_kib,
                 part_size: built.part_size,
                 request_timeout: built.request_timeout,
                 recall_timeout: built.recall_timeout,
@@ -242,6 +256,29 @@ impl Remote {
     /// The remote's `max_concurrency`.
     pub fn max_concurrency(&self) -> usize {
         self.inner.max_concurrency
+    }
+
+    /// The remote's `max_files_in_flight`: files migrated to it at once.
+    pub fn max_files_in_flight(&self) -> usize {
+        self.inner.max_files_in_flight
+    }
+
+    /// Waits until `bytes` more upload buffer fits in this remote's budget
+    /// (`max_concurrency` × part size, shared by every upload); the budget
+    /// gets it back when the permit drops. A request larger than the whole
+    /// budget waits for all of it.
+    pub(crate) async fn reserve_upload_buffer(
+        &self,
+        bytes: u64,
+    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let kib = u32::try_from(bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.inner.upload_buffer_kib.max(1));
+        // The semaphore is never closed; if it were, go on without a permit.
+        Arc::clone(&self.inner.upload_buffers)
+            .acquire_many_owned(kib)
+            .await
+            .ok()
     }
 
     /// One line for humans, e.g. `s3://my-bucket/tier at

@@ -29,6 +29,8 @@ pub const MIN_PART_SIZE: u64 = 8 * MIB;
 pub const MAX_PARTS: u64 = 10_000;
 /// S3's largest part.
 const MAX_PART_SIZE: u64 = 5 << 30;
+/// Large objects are verified in ranged GETs of this size.
+const VERIFY_RANGE: u64 = 8 << 20;
 /// Downloads are written to the destination in blocks of this size.
 const WRITE_BLOCK: usize = 4 << 20;
 
@@ -245,6 +247,7 @@ impl Remote {
         expected: &blake3::Hash,
         attributes: Attributes,
     ) -> Result<Option<String>, RemoteError> {
+        let _buffer = self.reserve_upload_buffer(size).await;
         let (bytes, hasher) = self
             .read_part(path, file, 0, size, Box::new(blake3::Hasher::new()))
             .await?;
@@ -302,11 +305,16 @@ impl Remote {
                     progress(done);
                 }
                 let len = part.min(size - offset);
+                let buffer = self.reserve_upload_buffer(len).await;
                 let (bytes, h) = self.read_part(path, file, offset, len, hasher).await?;
                 hasher = h;
                 let upload = guard.0.as_mut().expect("upload present until completed");
                 let fut = upload.put_part(PutPayload::from(bytes));
-                parts.spawn(async move { fut.await.map(|()| len) });
+                parts.spawn(async move {
+                    let sent = fut.await.map(|()| len);
+                    drop(buffer);
+                    sent
+                });
                 offset += len;
             }
             if hasher.finalize() != *expected {
@@ -365,7 +373,9 @@ impl Remote {
     }
 
     /// Reads the whole object and checks that it has `size` bytes hashing
-    /// to `expected`; otherwise [`RemoteError::Corrupt`].
+    /// to `expected`; otherwise [`RemoteError::Corrupt`]. Objects larger
+    /// than a few parts are read as `max_concurrency` ranged GETs at once
+    /// (hashed in order), within the remote's transfer buffer budget.
     pub async fn verify(
         &self,
         key: &str,
@@ -376,6 +386,9 @@ impl Remote {
             return self
                 .read_encrypted(crypt, key, size, expected, |_, _| Ok(()))
                 .await;
+        }
+        if self.inner.max_concurrency > 1 && size > 2 * VERIFY_RANGE {
+            return self.verify_ranged(key, size, expected).await;
         }
         let loc = self.location(key, "GET")?;
         let res = self
@@ -398,6 +411,41 @@ impl Remote {
                 return Err(self.corrupt(key, size, expected, format!("more than {size} bytes")));
             }
             hasher.update(&chunk);
+        }
+        self.check_content(key, size, expected, got, &hasher.finalize())
+    }
+
+    /// [`Remote::verify`] of a large object: HEAD for the size, then the
+    /// object in [`VERIFY_RANGE`] pieces, several in flight, hashed in order.
+    async fn verify_ranged(
+        &self,
+        key: &str,
+        size: u64,
+        expected: &blake3::Hash,
+    ) -> Result<(), RemoteError> {
+        match self.head(key).await? {
+            None => return Err(self.corrupt(key, size, expected, "no object".into())),
+            Some(info) if info.size != size => {
+                return Err(self.corrupt(key, size, expected, format!("size {}", info.size)));
+            }
+            Some(_) => {}
+        }
+        let ranges = (0..size)
+            .step_by(VERIFY_RANGE as usize)
+            .map(|start| start..(start + VERIFY_RANGE).min(size));
+        let mut pieces = futures::stream::iter(ranges.map(|range| async move {
+            let buffer = self.reserve_upload_buffer(range.end - range.start).await;
+            self.get_range_raw(key, range)
+                .await
+                .map(|bytes| (bytes, buffer))
+        }))
+        .buffered(self.inner.max_concurrency);
+        let mut hasher = blake3::Hasher::new();
+        let mut got = 0u64;
+        while let Some(piece) = pieces.next().await {
+            let (bytes, _buffer) = piece?;
+            got += bytes.len() as u64;
+            hasher.update(&bytes);
         }
         self.check_content(key, size, expected, got, &hasher.finalize())
     }

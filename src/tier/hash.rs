@@ -10,19 +10,20 @@ pub const CHUNK_SIZE: u64 = 4 << 20;
 
 /// blake3 of everything in `file` from offset 0, and the number of bytes read.
 pub fn hash_file(file: &File) -> io::Result<(blake3::Hash, u64)> {
-    hash_file_with_chunks(file).map(|(h, n, _)| (h, n))
+    let mut whole = blake3::Hasher::new();
+    let total = read_all(file, |data| {
+        whole.update(data);
+    })?;
+    Ok((whole.finalize(), total))
 }
 
-/// Like [`hash_file`], plus the blake3 of every [`CHUNK_SIZE`] chunk,
-/// concatenated (32 bytes each).
-pub fn hash_file_with_chunks(file: &File) -> io::Result<(blake3::Hash, u64, Vec<u8>)> {
+/// Feeds everything in `file` from offset 0 to `eat`, in blocks of up to
+/// 1 MiB (no bigger than the file). Returns the number of bytes read.
+fn read_all(file: &File, mut eat: impl FnMut(&[u8])) -> io::Result<u64> {
     let mut reader = file;
     reader.seek(SeekFrom::Start(0))?;
-    let mut whole = blake3::Hasher::new();
-    let mut chunk = blake3::Hasher::new();
-    let mut in_chunk = 0u64;
-    let mut chunks = Vec::new();
-    let mut buf = vec![0u8; 1 << 20];
+    let len = file.metadata().map(|m| m.len()).unwrap_or(MAX_BLOCK);
+    let mut buf = vec![0u8; len.clamp(4096, MAX_BLOCK) as usize];
     let mut total = 0u64;
     loop {
         let n = match reader.read(&mut buf) {
@@ -31,8 +32,25 @@ pub fn hash_file_with_chunks(file: &File) -> io::Result<(blake3::Hash, u64, Vec<
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        whole.update(&buf[..n]);
-        let mut rest = &buf[..n];
+        eat(&buf[..n]);
+        total += n as u64;
+    }
+    Ok(total)
+}
+
+/// Largest read of [`read_all`].
+const MAX_BLOCK: u64 = 1 << 20;
+
+/// Like [`hash_file`], plus the blake3 of every [`CHUNK_SIZE`] chunk,
+/// concatenated (32 bytes each).
+pub fn hash_file_with_chunks(file: &File) -> io::Result<(blake3::Hash, u64, Vec<u8>)> {
+    let mut whole = blake3::Hasher::new();
+    let mut chunk = blake3::Hasher::new();
+    let mut in_chunk = 0u64;
+    let mut chunks = Vec::new();
+    let total = read_all(file, |data| {
+        whole.update(data);
+        let mut rest = data;
         while !rest.is_empty() {
             let take = rest.len().min((CHUNK_SIZE - in_chunk) as usize);
             chunk.update(&rest[..take]);
@@ -44,8 +62,7 @@ pub fn hash_file_with_chunks(file: &File) -> io::Result<(blake3::Hash, u64, Vec<
                 in_chunk = 0;
             }
         }
-        total += n as u64;
-    }
+    })?;
     if in_chunk > 0 {
         chunks.extend_from_slice(chunk.finalize().as_bytes());
     }

@@ -317,7 +317,7 @@ impl Tier {
 
     /// Loads the rules from the catalog.
     pub fn load_rules(&self) -> Result<RuleSet, TierError> {
-        let rows = self.catalog.exec("load rules", |c| tiering::rules(c))?;
+        let rows = self.catalog.exec_grouped("load rules", tiering::rules)?;
         let mut parsed = Vec::new();
         for row in rows {
             match rules::parse(&row.text) {
@@ -353,11 +353,13 @@ impl Tier {
         let rule_ids: Vec<i64> = rules.rules().iter().map(|(id, _)| *id).collect();
         let mut rule_of = HashMap::new();
         let prefixes: Vec<Vec<u8>> = req.paths.iter().filter_map(|p| path_key(p)).collect();
-        let files = self.catalog.exec("list migration candidates", |c| {
-            let mut all = Vec::new();
-            tiering::for_each_file_in_states(c, &["hot", "premigrated"], |f| all.push(f))?;
-            Ok(all)
-        })?;
+        let files = self
+            .catalog
+            .exec_grouped("list migration candidates", |c| {
+                let mut all = Vec::new();
+                tiering::for_each_file_in_states(c, &["hot", "premigrated"], |f| all.push(f))?;
+                Ok(all)
+            })?;
         let now = SystemTime::now();
         let mut plan = Vec::new();
         for f in files {
@@ -443,10 +445,12 @@ impl Tier {
                 missing.join("`, `")
             ));
         }
+        // Files in flight: small files are bound by request latency, so many
+        // go at once; each remote's upload buffer budget bounds the memory.
         let concurrency = self
             .remotes
             .values()
-            .map(|r| r.max_concurrency())
+            .map(|r| r.max_files_in_flight())
             .max()
             .unwrap_or(4)
             .max(1);
@@ -521,7 +525,7 @@ impl Tier {
         );
         crate::activity::activity().record_rule_runs(by_rule);
         let runs = crate::activity::activity().rule_runs_json();
-        if let Err(e) = self.catalog.exec("save rule runs", move |c| {
+        if let Err(e) = self.catalog.exec_grouped("save rule runs", move |c| {
             c.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_rule_runs', ?1)",
                 [runs],
@@ -562,18 +566,18 @@ impl Tier {
                 (hash, self.ensure_copies(&f, &hash, &targets).await?)
             }
             _ => {
+                let hash_started = Instant::now();
                 let (hash, n, chunks) =
                     tokio::task::block_in_place(|| hash::hash_file_with_chunks(&file))
                         .map_err(io_err(&rel, "hash"))?;
+                tracing::debug!(path = %rel.display(), bytes = n, secs = hash_started.elapsed().as_secs_f64(), "hashed");
                 if n != f.size {
                     return Ok(Outcome::Skipped("changed while hashing"));
                 }
                 let key = *hash.as_bytes();
-                self.catalog.exec("record chunk hashes", move |c| {
-                    tiering::record_chunks(c, &key, hash::CHUNK_SIZE, &chunks)
-                })?;
                 let (id, generation) = (f.id, f.generation);
-                let started = self.catalog.exec("mark uploading", move |c| {
+                let started = self.catalog.exec_grouped("mark uploading", move |c| {
+                    tiering::record_chunks(c, &key, hash::CHUNK_SIZE, &chunks)?;
                     tiering::transition(c, id, "hot", "uploading", Some(generation))
                 })?;
                 if !started {
@@ -591,12 +595,12 @@ impl Tier {
                     Some(Ok(n)) => n,
                     Some(Err(e)) => {
                         self.catalog
-                            .exec("undo uploading", move |c| tiering::mark_hot(c, id))?;
+                            .exec_grouped("undo uploading", move |c| tiering::mark_hot(c, id))?;
                         return Err(e);
                     }
                     None => {
                         self.catalog
-                            .exec("undo uploading", move |c| tiering::mark_hot(c, id))?;
+                            .exec_grouped("undo uploading", move |c| tiering::mark_hot(c, id))?;
                         return Ok(Outcome::Skipped(STOPPING));
                     }
                 };
@@ -607,7 +611,7 @@ impl Tier {
                 })?;
                 if !committed {
                     self.catalog
-                        .exec("undo uploading", move |c| tiering::mark_hot(c, id))?;
+                        .exec_grouped("undo uploading", move |c| tiering::mark_hot(c, id))?;
                     return Ok(Outcome::Skipped("changed during upload"));
                 }
                 (hash, uploaded)
@@ -619,7 +623,9 @@ impl Tier {
             // Verified copy, nothing freed: released at the next run.
             return Ok(Outcome::Skipped(STOPPING));
         }
+        let release_started = Instant::now();
         let released = tokio::task::block_in_place(|| self.release(&f, &hash))?;
+        tracing::debug!(path = %f.path.display(), secs = release_started.elapsed().as_secs_f64(), "release step done");
         Ok(match released {
             None => Outcome::Released { uploaded },
             Some(why) => Outcome::Skipped(why),
@@ -655,7 +661,7 @@ impl Tier {
         let bytes = *hash.as_bytes();
         let known = self
             .catalog
-            .exec("find objects", move |c| tiering::objects_for(c, &bytes))?;
+            .exec_grouped("find objects", move |c| tiering::objects_for(c, &bytes))?;
         let mut uploaded = 0;
         for target in targets {
             let remote = self
@@ -693,10 +699,12 @@ impl Tier {
             let (name, key2, class2, now) =
                 (target.remote.clone(), key.clone(), class.clone(), now_ns());
             let size = f.size;
-            let object_id = self.catalog.exec("record object", move |c| {
+            let object_id = self.catalog.exec_grouped("record object", move |c| {
                 tiering::upsert_object(c, &name, &key2, &bytes, size, class2.as_deref(), now)
             })?;
+            let upload_started = Instant::now();
             let outcome = remote.put_file(&abs, f.size, hash, &opts, &report).await?;
+            let upload_secs = upload_started.elapsed().as_secs_f64();
             // put_file asks first whether the object exists (one HEAD).
             self.ledger(LedgerEntry {
                 remote: target.remote.clone(),
@@ -717,7 +725,17 @@ impl Tier {
                     ..Default::default()
                 });
             }
+            let verify_started = Instant::now();
             let verified = remote.verify(&outcome.key, f.size, hash).await;
+            tracing::debug!(
+                path = %f.path.display(),
+                remote = %target.remote,
+                bytes = f.size,
+                upload_secs,
+                verify_secs = verify_started.elapsed().as_secs_f64(),
+                already_present = outcome.already_present,
+                "copy sent and read back"
+            );
             // Billed even when the read-back fails (bytes as far as known).
             self.ledger(LedgerEntry {
                 remote: target.remote.clone(),
@@ -729,7 +747,7 @@ impl Tier {
             });
             verified?;
             let now = now_ns();
-            self.catalog.exec("mark verified", move |c| {
+            self.catalog.exec_grouped("mark verified", move |c| {
                 tiering::mark_verified(c, object_id, now)
             })?;
         }
@@ -751,7 +769,7 @@ impl Tier {
         if now_hash != *hash || n != f.size {
             let id = f.id;
             self.catalog
-                .exec("unlink changed file", move |c| tiering::mark_hot(c, id))?;
+                .exec_grouped("unlink changed file", move |c| tiering::mark_hot(c, id))?;
             return Ok(Some("changed after upload"));
         }
         let Some(_guard) = self.gate.try_begin_release(before.st_ino) else {
@@ -782,7 +800,7 @@ impl Tier {
             invalidate(st.st_ino);
         }
         failpoint::pause("punched");
-        self.catalog.exec("mark cold", move |c| {
+        self.catalog.exec_grouped("mark cold", move |c| {
             tiering::transition(c, id, "releasing", "cold", None)
         })?;
         tracing::debug!(path = %rel.display(), bytes = f.size, "released");
@@ -821,17 +839,17 @@ impl Tier {
         let row_key = key.clone();
         let row = self
             .catalog
-            .exec("find file", move |c| tiering::file_by_path(c, &row_key))?;
+            .exec_grouped("find file", move |c| tiering::file_by_path(c, &row_key))?;
         if let Some(row) = &row {
             let id = row.id;
-            self.catalog.exec("mark recalling", move |c| {
+            self.catalog.exec_grouped("mark recalling", move |c| {
                 tiering::transition(c, id, "cold", "recalling", None)
             })?;
         }
         let bytes = *hash.as_bytes();
         let objects = self
             .catalog
-            .exec("find objects", move |c| tiering::objects_for(c, &bytes))?;
+            .exec_grouped("find objects", move |c| tiering::objects_for(c, &bytes))?;
         let mut problems = Vec::new();
         let mut done = false;
         let mut transient = !objects.is_empty();
@@ -923,7 +941,7 @@ impl Tier {
             let _ = stub::restore_times(&file, &st);
             if let Some(row) = &row {
                 let id = row.id;
-                self.catalog.exec("undo recalling", move |c| {
+                self.catalog.exec_grouped("undo recalling", move |c| {
                     tiering::transition(c, id, "recalling", "cold", None)
                 })?;
             }
@@ -953,7 +971,7 @@ impl Tier {
         self.settle(rel, &file);
         if let Some(row) = row {
             let id = row.id;
-            self.catalog.exec("mark premigrated", move |c| {
+            self.catalog.exec_grouped("mark premigrated", move |c| {
                 tiering::transition(c, id, "recalling", "premigrated", None)
             })?;
         }
@@ -975,7 +993,7 @@ impl Tier {
             let key = path_key(p).unwrap_or_default();
             let mut under = self
                 .catalog
-                .exec("list files", move |c| tiering::files_under(c, &key))?;
+                .exec_grouped("list files", move |c| tiering::files_under(c, &key))?;
             under.retain(|f| f.state == "cold");
             files.extend(under);
         }
@@ -1002,12 +1020,13 @@ impl Tier {
         file.set_len(0).map_err(io_err(rel, "truncate"))?;
         stub::remove_marker(&file).map_err(io_err(rel, "remove stub marker"))?;
         if let Some(key) = path_key(rel) {
-            self.catalog.exec("unlink truncated stub", move |c| {
-                if let Some(f) = tiering::file_by_path(c, &key)? {
-                    tiering::mark_hot(c, f.id)?;
-                }
-                Ok(())
-            })?;
+            self.catalog
+                .exec_grouped("unlink truncated stub", move |c| {
+                    if let Some(f) = tiering::file_by_path(c, &key)? {
+                        tiering::mark_hot(c, f.id)?;
+                    }
+                    Ok(())
+                })?;
         }
         Ok(())
     }
@@ -1039,7 +1058,7 @@ impl Tier {
             let bytes = blake3::Hash::from_hex(&object.blake3)
                 .map(|h| *h.as_bytes())
                 .unwrap_or([0; 32]);
-            let still_unreferenced = self.catalog.exec("recheck object", move |c| {
+            let still_unreferenced = self.catalog.exec_grouped("recheck object", move |c| {
                 Ok(!c.query_row(
                     "SELECT EXISTS (SELECT 1 FROM files WHERE blake3 = ?1)",
                     [&bytes[..]],
@@ -1052,8 +1071,9 @@ impl Tier {
             match remote.delete(&object.key).await {
                 Ok(()) => {
                     let id = object.id;
-                    self.catalog
-                        .exec("forget object", move |c| tiering::delete_object_row(c, id))?;
+                    self.catalog.exec_grouped("forget object", move |c| {
+                        tiering::delete_object_row(c, id)
+                    })?;
                     summary.deleted += 1;
                     summary.deleted_bytes += object.size;
                     self.ledger(LedgerEntry {
@@ -1081,7 +1101,7 @@ impl Tier {
     pub fn state_of(&self, rel: &Path) -> Option<String> {
         let key = path_key(rel)?;
         self.catalog
-            .exec("read file state", move |c| tiering::file_by_path(c, &key))
+            .exec_grouped("read file state", move |c| tiering::file_by_path(c, &key))
             .ok()
             .flatten()
             .map(|f| f.state)
@@ -1128,7 +1148,7 @@ impl Tier {
             return Ok(None);
         };
         let bytes = *marker.hash.as_bytes();
-        let (chunks, objects) = self.catalog.exec("find chunks", move |c| {
+        let (chunks, objects) = self.catalog.exec_grouped("find chunks", move |c| {
             Ok((
                 tiering::chunks_for(c, &bytes)?,
                 tiering::objects_for(c, &bytes)?,
