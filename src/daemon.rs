@@ -7,6 +7,7 @@
 //! and one signal thread. None of them blocks another: FUSE threads only make
 //! local system calls and hand catalog updates to a channel.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -352,11 +353,15 @@ fn run_inner(
     fuse_config.n_threads = Some(config.mount.threads);
     fuse_config.clone_fd = true;
 
+    let parent_dev = std::fs::metadata(&mountpoint).map(|m| m.dev()).ok();
     let mut session =
         Session::new(fs, &mountpoint, &fuse_config).map_err(|source| DaemonError::Fuse {
             path: mountpoint.clone(),
             source,
         })?;
+    if let Some(dev) = parent_dev {
+        crate::fs::readahead::raise_in_background(&mountpoint, dev);
+    }
     let notifier = session.notifier();
     tier.set_invalidator(move |ino| {
         if let Err(e) = notifier.inval_inode(fuser::INodeNo(ino), 0, 0) {

@@ -19,6 +19,7 @@ mod file_ops;
 mod handles;
 mod inode;
 mod namespace;
+pub mod readahead;
 mod stub_read;
 pub mod sys;
 mod xattr;

@@ -7,7 +7,6 @@
 //! its recorded blake3 (so a read never returns wrong bytes), and prefetches
 //! the next chunk. Once the file is local again, reads come from the disk.
 
-use std::collections::VecDeque;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
@@ -15,57 +14,42 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use fuser::{Errno, ReplyData, ReplyOpen};
-use parking_lot::Mutex;
 
 use super::handles::OpenFile;
 use super::inode::Inode;
 use super::{FsResult, TierFs, Tiering, errno, sys};
-use crate::tier::StubFill;
-
-/// Verified chunks kept per handle, so the kernel's several read requests
-/// per chunk do not re-read and re-verify it.
-const CACHED_CHUNKS: usize = 4;
+use crate::tier::FillReader;
 
 /// The cloud side of a read-only handle on a cold file.
 #[derive(Debug)]
 pub struct StubReader {
-    fill: Arc<StubFill>,
-    recent: Mutex<VecDeque<(u64, Bytes)>>,
+    fill: FillReader,
 }
 
-impl StubReader {
-    fn cached(&self, index: u64) -> Option<Bytes> {
-        self.recent
-            .lock()
-            .iter()
-            .find(|(i, _)| *i == index)
-            .map(|(_, b)| b.clone())
-    }
-
-    fn remember(&self, index: u64, data: Bytes) {
-        let mut recent = self.recent.lock();
-        if recent.iter().any(|(i, _)| *i == index) {
-            return;
-        }
-        if recent.len() >= CACHED_CHUNKS {
-            recent.pop_front();
-        }
-        recent.push_back((index, data));
-    }
-}
-
-/// Chunk `index`: from the handle's cache, or from the file's shared fill
-/// (local once any reader or the recall has it, else one ranged GET).
+/// Chunk `index`, verified: from the file's shared fill (in memory while it
+/// has readers, local once any reader or the recall wrote it, else one
+/// ranged GET).
 async fn chunk(tiering: &Tiering, reader: &StubReader, index: u64) -> Result<Bytes, Errno> {
-    if let Some(data) = reader.cached(index) {
-        return Ok(data);
-    }
-    let data = reader.fill.chunk(&tiering.tier, index).await.map_err(|e| {
-        tracing::error!(path = %reader.fill.source().rel.display(), error = %e, "cold read failed");
+    reader.fill.chunk(&tiering.tier, index).await.map_err(|e| {
+        tracing::error!(path = %reader.fill.fill().source().rel.display(), error = %e, "cold read failed");
         Errno::from_i32(e.errno())
-    })?;
-    reader.remember(index, data.clone());
-    Ok(data)
+    })
+}
+
+/// What a read returns: one verified chunk's bytes `[from, to)` (no copy), or
+/// bytes gathered from several chunks.
+enum Served {
+    Slice(Bytes),
+    Gathered(Vec<u8>),
+}
+
+impl Served {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Served::Slice(b) => b,
+            Served::Gathered(v) => v,
+        }
+    }
 }
 
 /// Bytes `[offset, offset + size)` of the cold file, from verified chunks.
@@ -74,10 +58,24 @@ async fn read_range(
     reader: &StubReader,
     offset: u64,
     size: u32,
-) -> Result<Vec<u8>, Errno> {
-    let src = reader.fill.source();
+) -> Result<Served, Errno> {
+    let src = reader.fill.fill().source();
     let end = (offset + size as u64).min(src.size);
-    let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
+    if offset >= end {
+        return Ok(Served::Gathered(Vec::new()));
+    }
+    let first = offset / src.chunk_size;
+    if (end - 1) / src.chunk_size == first {
+        let data = chunk(tiering, reader, first).await?;
+        let chunk_start = first * src.chunk_size;
+        let from = (offset - chunk_start) as usize;
+        let to = (end - chunk_start) as usize;
+        if to > data.len() {
+            return Err(Errno::EIO);
+        }
+        return Ok(Served::Slice(data.slice(from..to)));
+    }
+    let mut out = Vec::with_capacity((end - offset) as usize);
     let mut pos = offset;
     while pos < end {
         let index = pos / src.chunk_size;
@@ -91,7 +89,7 @@ async fn read_range(
         out.extend_from_slice(&data[from..to]);
         pos = chunk_start + to as u64;
     }
-    Ok(out)
+    Ok(Served::Gathered(out))
 }
 
 fn read_local(file: &File, offset: u64, size: u32) -> FsResult<Vec<u8>> {
@@ -152,8 +150,7 @@ impl TierFs {
             dirty: Default::default(),
             passthrough: None,
             stub: Some(Arc::new(StubReader {
-                fill,
-                recent: Mutex::new(VecDeque::new()),
+                fill: fill.reader(),
             })),
         });
         self.update_stats();
@@ -192,23 +189,26 @@ impl TierFs {
                 // The recall may have finished while we read: either way the
                 // bytes were verified.
                 Ok(data) => Ok(data),
-                Err(_) if !open.inode.is_stub() => read_local(&open.file, offset, size),
+                Err(_) if !open.inode.is_stub() => {
+                    read_local(&open.file, offset, size).map(Served::Gathered)
+                }
                 Err(e) => Err(e),
             };
             let failed = result.is_err();
             match result {
-                Ok(data) => reply.data(&data),
+                Ok(data) => reply.data(data.bytes()),
                 Err(e) => reply.error(e),
             }
             if failed {
                 // No read-ahead from a remote that just failed.
                 return;
             }
-            // Read ahead: the next chunk is likely wanted soon.
-            let src = reader.fill.source();
+            // Read ahead: the next chunk is likely wanted soon (the recall,
+            // paced to the reads, usually has it already).
+            let src = reader.fill.fill().source();
             let next = (offset + size as u64) / src.chunk_size;
-            if next < src.chunk_count() && reader.cached(next).is_none() {
-                let _ = chunk(&tiering, &reader, next).await;
+            if next < src.chunk_count() && !reader.fill.has(next) {
+                let _ = reader.fill.fill().chunk(&tiering.tier, next).await;
             }
         });
         None

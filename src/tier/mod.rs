@@ -44,7 +44,7 @@ use error::io_err;
 pub use fsck::FsckReport;
 use gate::Gate;
 use stub::StubMarker;
-pub use stub_fill::StubFill;
+pub use stub_fill::{FillReader, StubFill};
 
 use crate::catalog::tiering::{self, LedgerEntry, TierFile};
 use crate::catalog::{Catalog, path_key};
@@ -976,6 +976,9 @@ impl Tier {
             })?;
         }
         self.fills.remove(rel);
+        if let Some(fill) = &fill {
+            fill.finished();
+        }
         if problems.is_empty() {
             tracing::info!(path = %rel.display(), bytes = marker.size, "recalled");
         } else {

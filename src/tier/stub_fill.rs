@@ -3,18 +3,25 @@
 //! A cold file whose chunk hashes are known is brought back one chunk at a
 //! time: each chunk is fetched once with a ranged GET, checked against its
 //! recorded blake3, and written into the stub at its offset. Readers of the
-//! stub and its background recall go through the same [`StubFill`], so a
-//! chunk one of them fetched is read locally by the others (and verified
-//! again), and concurrent wants of one chunk share one fetch. Every byte
-//! handed out or left in the file has matched its chunk hash; the stub marker
-//! stays until the recall has every chunk, so a crash leaves a stub.
+//! stub and its background recall go through the same [`StubFill`], so
+//! concurrent wants of one chunk share one fetch. Every byte handed out or
+//! left in the file has matched its chunk hash; the stub marker stays until
+//! the recall has every chunk, so a crash leaves a stub.
+//!
+//! While the stub has readers, the last few verified chunks stay in memory
+//! and are handed to readers from there (no re-read and re-hash of what was
+//! just written), the write into the stub happens behind the reader, and the
+//! recall is paced to run at most a few chunks ahead of the furthest read so
+//! that what it fetches is still in memory when the reader gets there. A chunk
+//! no longer in memory is read back from the stub and verified again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
@@ -24,6 +31,48 @@ use super::{StubSource, Tier, TierError};
 
 /// Chunks sharing one fetch lock (a lock per chunk would cost memory on huge files).
 const STRIPES: usize = 64;
+
+/// Verified chunks kept in memory per fill while it has readers (each
+/// [`hash::CHUNK_SIZE`]: 20 MiB). The recall runs at most `MEMORY_CHUNKS - 2`
+/// chunks ahead of the furthest read, so a sequential reader finds them here.
+/// Writes into the stub in flight are bounded by the same number.
+const MEMORY_CHUNKS: usize = 5;
+
+/// How long the recall waits for a reader to move on before it stops pacing
+/// itself to the readers and fills the rest at full speed.
+const READER_IDLE: Duration = Duration::from_millis(500);
+
+/// Where the bytes of one chunk are.
+#[derive(Debug, Default)]
+struct Memory {
+    /// Fetched and verified, being written into the stub: they stay here
+    /// until the write ends, so nobody fetches them again meanwhile.
+    writing: HashMap<u64, Bytes>,
+    /// Recently fetched chunks, oldest first (only while there are readers).
+    recent: VecDeque<(u64, Bytes)>,
+}
+
+impl Memory {
+    fn get(&self, index: u64) -> Option<Bytes> {
+        if let Some(data) = self.writing.get(&index) {
+            return Some(data.clone());
+        }
+        self.recent
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, b)| b.clone())
+    }
+
+    fn remember(&mut self, index: u64, data: Bytes) {
+        if self.recent.iter().any(|(i, _)| *i == index) {
+            return;
+        }
+        while self.recent.len() >= MEMORY_CHUNKS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((index, data));
+    }
+}
 
 /// One cold file being filled from the cloud.
 #[derive(Debug)]
@@ -38,6 +87,19 @@ pub struct StubFill {
     /// blocks); on again when the next recall starts.
     keep: AtomicBool,
     stripes: Vec<tokio::sync::Mutex<()>>,
+    /// Every write into the stub holds a read guard from before it checks
+    /// `keep` until it ends; [`StubFill::abandon`] takes the write guard to
+    /// wait them out.
+    writes: Arc<tokio::sync::RwLock<()>>,
+    memory: parking_lot::Mutex<Memory>,
+    /// Open [`StubFill::reader`] handles.
+    readers: AtomicUsize,
+    /// One past the furthest chunk handed to a reader.
+    served: AtomicU64,
+    /// Signalled when `served` or `readers` changes.
+    moved: tokio::sync::Notify,
+    /// Signalled when a write into the stub ends.
+    written: tokio::sync::Notify,
 }
 
 /// The fills in use, by file (relative path); dead entries are replaced.
@@ -72,6 +134,48 @@ impl Fills {
     }
 }
 
+/// A reader's registration with a [`StubFill`]: while any exists, verified
+/// chunks are kept in memory and the recall is paced to the reads.
+#[derive(Debug)]
+pub struct FillReader {
+    fill: Arc<StubFill>,
+}
+
+impl FillReader {
+    /// The fill this reader reads from.
+    pub fn fill(&self) -> &Arc<StubFill> {
+        &self.fill
+    }
+
+    /// Chunk `index` for this reader, verified (see [`StubFill::chunk`]).
+    pub async fn chunk(&self, tier: &Tier, index: u64) -> Result<Bytes, TierError> {
+        let data = self.fill.chunk(tier, index).await?;
+        if self.fill.served.fetch_max(index + 1, Ordering::AcqRel) < index + 1 {
+            self.fill.moved.notify_waiters();
+        }
+        Ok(data)
+    }
+
+    /// Whether chunk `index` is at hand without a fetch (memory or stub).
+    pub fn has(&self, index: u64) -> bool {
+        self.fill.memory.lock().get(index).is_some()
+            || self
+                .fill
+                .present
+                .get(index as usize)
+                .is_some_and(|p| p.load(Ordering::Acquire))
+    }
+}
+
+impl Drop for FillReader {
+    fn drop(&mut self) {
+        if self.fill.readers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.fill.memory.lock().recent.clear();
+        }
+        self.fill.moved.notify_waiters();
+    }
+}
+
 impl StubFill {
     pub(super) fn new(src: StubSource, file: File) -> StubFill {
         let n = src.chunk_count() as usize;
@@ -81,6 +185,12 @@ impl StubFill {
             stripes: (0..STRIPES.min(n.max(1)))
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
+            writes: Arc::new(tokio::sync::RwLock::new(())),
+            memory: Default::default(),
+            readers: AtomicUsize::new(0),
+            served: AtomicU64::new(0),
+            moved: tokio::sync::Notify::new(),
+            written: tokio::sync::Notify::new(),
             file: Arc::new(file),
             src,
         }
@@ -91,10 +201,23 @@ impl StubFill {
         &self.src
     }
 
+    /// Registers a reader (see [`FillReader`]).
+    pub fn reader(self: &Arc<Self>) -> FillReader {
+        self.readers.fetch_add(1, Ordering::AcqRel);
+        self.moved.notify_waiters();
+        FillReader {
+            fill: Arc::clone(self),
+        }
+    }
+
     fn span(&self, index: u64) -> (u64, usize) {
         let start = index * self.src.chunk_size;
         let end = (start + self.src.chunk_size).min(self.src.size);
         (start, (end - start) as usize)
+    }
+
+    fn in_memory(&self, index: u64) -> Option<Bytes> {
+        self.memory.lock().get(index)
     }
 
     /// Chunk `index` from the local file, if it is there and still verifies.
@@ -118,71 +241,202 @@ impl StubFill {
         None
     }
 
-    /// Fetches chunk `index` (verified) unless another caller just did, and
-    /// writes it into the stub. `Ok((data, stored))`: `stored` is the write's
-    /// outcome, which readers may ignore and the recall may not.
+    /// Chunk `index` (verified) from memory or the stub, else fetched; a
+    /// fetched chunk is written into the stub behind the caller. Returns the
+    /// write when there is one; its outcome matters to the recall, not to
+    /// readers.
     async fn fetch(
-        &self,
+        self: &Arc<Self>,
         tier: &Tier,
         index: u64,
-    ) -> Result<(Bytes, std::io::Result<()>), TierError> {
-        let _one = self.stripes[index as usize % self.stripes.len()]
+    ) -> Result<(Bytes, Option<tokio::task::JoinHandle<std::io::Result<()>>>), TierError> {
+        let one = self.stripes[index as usize % self.stripes.len()]
             .lock()
             .await;
+        if let Some(data) = self.in_memory(index) {
+            return Ok((data, None));
+        }
         if let Some(data) = self.local(index).await {
-            return Ok((data, Ok(())));
+            if self.readers.load(Ordering::Acquire) > 0 {
+                self.memory.lock().remember(index, data.clone());
+            }
+            return Ok((data, None));
+        }
+        // Back-pressure: a slow disk must not pile fetched chunks up in memory.
+        loop {
+            let written = self.written.notified();
+            if self.memory.lock().writing.len() < MEMORY_CHUNKS {
+                break;
+            }
+            written.await;
         }
         let data = tier.read_chunk(&self.src, index).await?;
-        if !self.keep.load(Ordering::Acquire) {
-            return Ok((data, Ok(())));
+        let writing = Arc::clone(&self.writes).read_owned().await;
+        {
+            let mut memory = self.memory.lock();
+            if self.readers.load(Ordering::Acquire) > 0 {
+                memory.remember(index, data.clone());
+            }
+            if !self.keep.load(Ordering::Acquire) {
+                return Ok((data, None));
+            }
+            memory.writing.insert(index, data.clone());
         }
+        drop(one);
         let (start, _) = self.span(index);
-        let file = Arc::clone(&self.file);
+        let this = Arc::clone(self);
         let block = data.clone();
-        let stored = tokio::task::spawn_blocking(move || file.write_all_at(&block, start))
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
-        if stored.is_ok() {
-            self.present[index as usize].store(true, Ordering::Release);
-        }
-        Ok((data, stored))
+        let write = tokio::spawn(async move {
+            let file = Arc::clone(&this.file);
+            let stored = tokio::task::spawn_blocking(move || file.write_all_at(&block, start))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+            if stored.is_ok() {
+                this.present[index as usize].store(true, Ordering::Release);
+            }
+            this.memory.lock().writing.remove(&index);
+            drop(writing);
+            this.written.notify_waiters();
+            stored
+        });
+        Ok((data, Some(write)))
     }
 
-    /// Chunk `index`, verified: local if present, else fetched (and kept).
-    pub async fn chunk(&self, tier: &Tier, index: u64) -> Result<Bytes, TierError> {
-        if let Some(data) = self.local(index).await {
+    /// Chunk `index`, verified: from memory, local if present, else fetched
+    /// (and kept). Concurrent wants of one chunk share one local read or
+    /// one fetch.
+    pub async fn chunk(self: &Arc<Self>, tier: &Tier, index: u64) -> Result<Bytes, TierError> {
+        if let Some(data) = self.in_memory(index) {
             return Ok(data);
         }
-        let (data, stored) = self.fetch(tier, index).await?;
-        if let Err(e) = stored {
-            tracing::debug!(path = %self.src.rel.display(), chunk = index, error = %e,
-                "chunk served but not kept locally");
+        let (data, write) = self.fetch(tier, index).await?;
+        if let Some(write) = write {
+            let rel = self.src.rel.clone();
+            tokio::spawn(async move {
+                if let Ok(Err(e)) = write.await {
+                    tracing::debug!(path = %rel.display(), chunk = index, error = %e,
+                        "chunk served but not kept locally");
+                }
+            });
         }
         Ok(data)
     }
 
+    /// Waits while chunk `index` is too far ahead of the readers (the
+    /// recall runs at most `lead` chunks past the furthest read). Returns
+    /// `false` once readers stopped moving (then the recall stops pacing).
+    async fn pace(&self, index: u64, lead: u64) -> bool {
+        loop {
+            let moved = self.moved.notified();
+            let served = self.served.load(Ordering::Acquire);
+            if self.readers.load(Ordering::Acquire) == 0 || (served > 0 && index < served + lead) {
+                return true;
+            }
+            if tokio::time::timeout(READER_IDLE, moved).await.is_err() {
+                return false;
+            }
+        }
+    }
+
     /// Makes every chunk present, `concurrency` fetches at a time. Fails on
     /// the first chunk no copy can give or the disk cannot take.
-    pub(super) async fn fill_all(&self, tier: &Tier, concurrency: usize) -> Result<(), TierError> {
+    pub(super) async fn fill_all(
+        self: &Arc<Self>,
+        tier: &Tier,
+        concurrency: usize,
+    ) -> Result<(), TierError> {
         let rel = &self.src.rel;
         self.keep.store(true, Ordering::Release);
+        let concurrency = concurrency.max(1);
+        let lead = concurrency.min(MEMORY_CHUNKS - 2) as u64;
+        let paced = AtomicBool::new(true);
+        let paced = &paced;
         futures::stream::iter(0..self.src.chunk_count())
             .map(|index| async move {
                 if self.present[index as usize].load(Ordering::Acquire) {
                     return Ok(());
                 }
-                let (_, stored) = self.fetch(tier, index).await?;
-                stored.map_err(|source| TierError::Io {
-                    path: rel.clone(),
-                    op: "write the recalled data (the file stays a stub)",
-                    source,
-                })?;
+                if paced.load(Ordering::Acquire) && !self.pace(index, lead).await {
+                    paced.store(false, Ordering::Release);
+                }
+                let (_, write) = self.fetch(tier, index).await?;
+                match write {
+                    Some(write) => write
+                        .await
+                        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+                        .map_err(|source| TierError::Io {
+                            path: rel.clone(),
+                            op: "write the recalled data (the file stays a stub)",
+                            source,
+                        })?,
+                    // From memory or the stub: another caller's write may
+                    // still be running.
+                    None => self.settled(tier, index).await?,
+                }
                 super::failpoint::pause("receiving");
                 Ok(())
             })
-            .buffer_unordered(concurrency.max(1))
+            .buffer_unordered(concurrency)
             .try_collect::<()>()
             .await
+    }
+
+    /// Waits for another caller's write of chunk `index`; if that left it
+    /// absent, writes it from memory or fetches it again.
+    async fn settled(self: &Arc<Self>, tier: &Tier, index: u64) -> Result<(), TierError> {
+        let io = |source| TierError::Io {
+            path: self.src.rel.clone(),
+            op: "write the recalled data (the file stays a stub)",
+            source,
+        };
+        loop {
+            let written = self.written.notified();
+            if self.present[index as usize].load(Ordering::Acquire) {
+                return Ok(());
+            }
+            if !self.memory.lock().writing.contains_key(&index) {
+                if self.in_memory(index).is_some() {
+                    return self.store(index).await.map_err(io);
+                }
+                return match self.fetch(tier, index).await? {
+                    (_, Some(write)) => write
+                        .await
+                        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+                        .map_err(io),
+                    (_, None) if self.present[index as usize].load(Ordering::Acquire) => Ok(()),
+                    (_, None) => Err(io(std::io::Error::other(format!(
+                        "chunk {index} could not be written into the stub"
+                    )))),
+                };
+            }
+            written.await;
+        }
+    }
+
+    /// Writes chunk `index` into the stub from memory (a reader had it in
+    /// memory but its write failed or was skipped).
+    async fn store(self: &Arc<Self>, index: u64) -> std::io::Result<()> {
+        let Some(data) = self.in_memory(index) else {
+            return Err(std::io::Error::other(format!(
+                "chunk {index} is no longer in memory"
+            )));
+        };
+        let _writing = self.writes.read().await;
+        if !self.keep.load(Ordering::Acquire) {
+            return Err(std::io::Error::other("the recall was abandoned"));
+        }
+        let (start, _) = self.span(index);
+        let file = Arc::clone(&self.file);
+        tokio::task::spawn_blocking(move || file.write_all_at(&data, start))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))?;
+        self.present[index as usize].store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// After a successful recall: the file is local, memory is not needed.
+    pub(super) fn finished(&self) {
+        self.memory.lock().recent.clear();
     }
 
     /// After a failed recall: stops keeping fetched chunks, waits for
@@ -190,9 +444,7 @@ impl StubFill {
     /// give the blocks back and nothing is written into the stub afterwards.
     pub(super) async fn abandon(&self) {
         self.keep.store(false, Ordering::Release);
-        for stripe in &self.stripes {
-            drop(stripe.lock().await);
-        }
+        drop(self.writes.write().await);
         for p in &self.present {
             p.store(false, Ordering::Release);
         }
