@@ -17,7 +17,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 
@@ -28,6 +28,8 @@ use super::{Catalog, CatalogError, FileEvent};
 
 /// How long changed paths are gathered before they are examined.
 pub(crate) const WINDOW: Duration = Duration::from_millis(300);
+/// How often the queue is looked at while a window is open.
+const POLL: Duration = Duration::from_millis(10);
 /// Examine early once this many distinct paths are pending (bounds memory).
 const MAX_PENDING: usize = 65_536;
 
@@ -123,10 +125,24 @@ impl Coalescer {
     fn run(mut self, rx: Receiver<WatchMsg>) {
         loop {
             let msg = match self.since {
-                Some(since) => match rx.recv_deadline(since + WINDOW) {
+                // Within a window, look at the queue every `POLL` rather than
+                // blocking on it: a blocking receive spins (`sched_yield`)
+                // before it parks, and during a burst of changes (several
+                // inotify events per file) that spinning was most of this
+                // thread's CPU time.
+                Some(since) => match rx.try_recv() {
                     Ok(msg) => Some(msg),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => Some(WatchMsg::Stop),
+                    Err(TryRecvError::Disconnected) => Some(WatchMsg::Stop),
+                    Err(TryRecvError::Empty) => {
+                        let deadline = since + WINDOW;
+                        let now = Instant::now();
+                        if now >= deadline {
+                            None
+                        } else {
+                            std::thread::sleep((deadline - now).min(POLL));
+                            continue;
+                        }
+                    }
                 },
                 None => Some(rx.recv().unwrap_or(WatchMsg::Stop)),
             };

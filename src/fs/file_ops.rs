@@ -289,11 +289,6 @@ impl FsShared {
         Ok(data.len() as u32)
     }
 
-    pub(super) fn do_flush(&self, fh: FileHandle) -> FsResult<()> {
-        // Nothing is buffered in userspace; only check the handle exists.
-        self.open_file(fh).map(|_| ())
-    }
-
     pub(super) fn do_release(&self, fh: FileHandle) {
         if let Some(open) = self.handles.remove_file(fh.0) {
             if (open.writable || open.dirty.load(Ordering::Relaxed))

@@ -277,6 +277,20 @@ impl InodeTable {
         Ok(inode.clone())
     }
 
+    /// Records one more kernel lookup of the inode described by `st` if it is
+    /// already known and reached through a held descriptor. A held descriptor
+    /// pins its backing inode, so `st`'s number cannot belong to another file:
+    /// the caller needs no descriptor of its own. `None`: use [`remember`](Self::remember).
+    pub fn remember_held(&self, st: &libc::stat) -> Option<Arc<Inode>> {
+        let ino = self.fuse_ino(st.st_dev, st.st_ino);
+        let inode = self.inodes.read().get(&ino).cloned()?;
+        if !matches!(*inode.access.read(), Access::Held(_)) {
+            return None;
+        }
+        inode.lookups.fetch_add(1, Ordering::Relaxed);
+        Some(inode)
+    }
+
     /// Records one more kernel lookup of an inode we already hold (after `link`).
     pub fn add_lookup(&self, inode: &Arc<Inode>) {
         let mut inodes = self.inodes.write();

@@ -25,9 +25,17 @@ impl FsShared {
         Ok((inode.clone(), attr::file_attr(inode.ino, &st)))
     }
 
+    /// A lookup stats the name first: an inode the kernel already holds (the
+    /// usual case for `stat` after the entry's TTL ran out) needs no new
+    /// descriptor, saving an `open(O_PATH)` and a `close`.
     pub(super) fn do_lookup(&self, parent: INodeNo, name: &OsStr) -> FsResult<FileAttr> {
         let parent = self.inode(parent)?;
-        let fd = sys::open_path(parent.path_fd()?.as_fd(), name).map_err(errno)?;
+        let parent_fd = parent.path_fd()?;
+        let st = sys::stat_at(parent_fd.as_fd(), name).map_err(errno)?;
+        if let Some(inode) = self.inodes.remember_held(&st) {
+            return Ok(attr::file_attr(inode.ino, &st));
+        }
+        let fd = sys::open_path(parent_fd.as_fd(), name).map_err(errno)?;
         self.remember(fd).map(|(_, attr)| attr)
     }
 
