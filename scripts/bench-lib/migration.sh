@@ -23,6 +23,10 @@
 #   rclone_copy     `rclone copy SRC weed:BUCKET/tree` + RCLONE_FLAGS
 #   rclone_move     `rclone move SRC weed:BUCKET/tree --delete-empty-src-dirs`
 #                   + RCLONE_FLAGS (consumes SRC, so it runs last)
+# Disk: at most two copies of the tree at once (plain copy + bucket). The
+# section is skipped, and says so in the log and the summary, unless the
+# scratch disk has room for them plus MIG_RESERVE_MIB (env, default 10240) left
+# free for everyone else on the machine.
 # rclone flags: its defaults (4 transfers, 8 checkers, 5 MiB chunks, 4 parts
 # in flight, multipart above 200 MiB) plus --fast-list, which rclone's S3 docs
 # recommend for buckets (fewer LIST calls).
@@ -170,6 +174,15 @@ section_migration() {
     ensure_packages attr
     rm -f "$WORK/$MIG.samples.jsonl" "$WORK/mig-cold.jsonl"
     MIG_BYTES=$((MIG_MIB * 1024 * 1024))
+    local avail_mib need_mib reserve="${MIG_RESERVE_MIB:-10240}"
+    avail_mib=$(( $(df -Pk "$WORK" | awk 'NR == 2 { print $4 }') / 1024 ))
+    need_mib=$(( 2 * MIG_MIB + reserve ))
+    if [ "$avail_mib" -lt "$need_mib" ]; then
+        local why="$avail_mib MiB free; two copies of the $MIG_MIB MiB tree plus a $reserve MiB reserve need $need_mib MiB"
+        log "error: migration SKIPPED: $why (use --mig-mib, --workdir, or MIG_RESERVE_MIB)"
+        printf '{"section":"migration","skipped":"%s"}\n' "$why" >>"$WORK/elapsed.jsonl"
+        return 0
+    fi
     local round
     for ((round = 1; round <= MIG_RUNS; round++)); do
         log "round $round/$MIG_RUNS: $MIG_FILES files, $MIG_MIB MiB"

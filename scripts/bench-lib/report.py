@@ -277,7 +277,10 @@ def rows_from(out_dir, sections):
 
 def report_summary(a):
     sections = [s for s in a.sections.split(",") if s]
-    rows = rows_from(a.out_dir, sections)
+    elapsed = load_samples(a.elapsed) if os.path.exists(a.elapsed) else []
+    # Only sections that ran to the end in this run: never a stale JSON.
+    done = {e["section"] for e in elapsed if "skipped" not in e} - {e["section"] for e in elapsed if "skipped" in e}
+    rows = rows_from(a.out_dir, [s for s in sections if s in done])
     rss = load_samples(a.rss) if os.path.exists(a.rss) else []
     peaks = {}
     for s in rss:
@@ -289,8 +292,10 @@ def report_summary(a):
                      "value": round(tierfs_peak / 1024, 1), "target": 100.0, "op": "<",
                      "met": tierfs_peak / 1024 < 100.0, "bound": None, "source": "all"})
     elapsed = load_samples(a.elapsed) if os.path.exists(a.elapsed) else []
+    skipped = {e["section"]: e["skipped"] for e in elapsed if "skipped" in e}
     doc = {"schema": 1, "command": a.command, "sections": sections, "total_seconds": a.total_seconds,
-           "section_seconds": {e["section"]: e["seconds"] for e in elapsed},
+           "section_seconds": {e["section"]: e["seconds"] for e in elapsed if "seconds" in e},
+           "skipped": skipped,
            "rows": rows,
            "peak_rss_kib": [{"section": s, "process": p, "vm_hwm_kib": v} for (s, p), v in sorted(peaks.items())]}
     res = os.path.join(a.out_dir, "bench-results")
@@ -334,6 +339,9 @@ def render_summary(doc, json_rel, svg_rel):
     w(f"Command: `{doc['command']}`; sections {', '.join(doc['sections'])}; the whole run took "
       f"{doc['total_seconds'] / 60:.1f} min (" + ", ".join(f"{k} {v} s" for k, v in doc["section_seconds"].items())
       + f"). Every figure below is a median from the section tables further down. Data: [`{json_rel}`]({json_rel}).")
+    for sec, why in doc.get("skipped", {}).items():
+        w("")
+        w(f"**Section {sec} was skipped in this run:** {why}.")
     w("")
     w("| Area | Measure | value | target | |")
     w("|---|---|---:|---|---|")
