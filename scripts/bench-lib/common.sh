@@ -93,14 +93,26 @@ wait_pid_exit() {
     ! kill -0 "$pid" 2>/dev/null
 }
 
-# stop_daemon PID: after its unmount a FUSE daemon exits by itself; if not, TERM then KILL.
+# pid_is_ours PID: PID is alive and its command line names our scratch
+# directory (every daemon we start has $WORK in its arguments). A PID we
+# recorded may have exited long ago and been reused by someone else's process
+# on a shared machine: that one must never be signalled.
+pid_is_ours() {
+    [ -n "${WORK:-}" ] && [ -r "/proc/$1/cmdline" ] && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF "$WORK"
+}
+
+# stop_daemon PID: after its unmount a FUSE daemon exits by itself; if not, TERM then KILL
+# (only if the PID is still one of ours, see pid_is_ours).
 stop_daemon() {
     local pid=$1
     [ -n "$pid" ] || return 0
+    pid_is_ours "$pid" || return 0
     wait_pid_exit "$pid" 10 && return 0
     log "warning: daemon $pid still running after unmount; SIGTERM"
+    pid_is_ours "$pid" || return 0
     kill -TERM "$pid" 2>/dev/null || true
     wait_pid_exit "$pid" 5 && return 0
+    pid_is_ours "$pid" || return 0
     kill -KILL "$pid" 2>/dev/null || true
 }
 
@@ -303,8 +315,10 @@ CONF
 # stop_weed: stop the S3 server (idempotent).
 stop_weed() {
     [ -n "${WEED_PID:-}" ] || return 0
-    kill -TERM "$WEED_PID" 2>/dev/null || true
-    wait_pid_exit "$WEED_PID" 10 || kill -KILL "$WEED_PID" 2>/dev/null || true
+    if pid_is_ours "$WEED_PID"; then
+        kill -TERM "$WEED_PID" 2>/dev/null || true
+        wait_pid_exit "$WEED_PID" 10 || { pid_is_ours "$WEED_PID" && kill -KILL "$WEED_PID" 2>/dev/null; } || true
+    fi
     rm -f /tmp/seaweedfs-*-grpc-*.sock 2>/dev/null || true
     WEED_PID=""
 }

@@ -241,7 +241,11 @@ def rows_from(out_dir, sections):
             for peer in ("bindfs", "rclone", "s3fs"):
                 v, b = hr(key, f"tierfs_vs_{peer}")
                 if v is not None:
-                    add("hot path", f"{label}: tierfs ÷ {peer}", v, 1.0, ">", "hot-path", bound=b)
+                    cap = (r.get(key, {}).get("targets", {}).get(peer) or {}).get("capped") or {}
+                    note = ""
+                    if cap.get("bound") == "partial":
+                        note = f" ({peer} stopped at {cap['cap_s']} s: {cap['done']:,} of {cap['requested']:,} files)"
+                    add("hot path", f"{label}: tierfs ÷ {peer}{note}", v, 1.0, ">", "hot-path", bound=b)
     if "cold-path" in sections and (cp := maybe(os.path.join(res, "cold-path.json"))):
         r = cp["results"]
 
