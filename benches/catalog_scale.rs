@@ -6,7 +6,10 @@
 //! rename, and `CatalogReader::status`. Prints one JSON line with the figures
 //! and the peak RSS (VmHWM), then deletes the tree.
 //!
-//! `cargo bench --bench catalog_scale -- [N]` (needs `harness = false`).
+//! `cargo bench --bench catalog_scale -- [N] [--keep-catalog PATH]` (needs
+//! `harness = false`). With `--keep-catalog` the finished catalog file is
+//! copied to PATH before the tree is deleted, so `scripts/bench` can time
+//! `tierctl status` on it.
 
 // Until the `[[bench]]` entry with `harness = false` exists, cargo builds this
 // file with the test harness and `main` is unused.
@@ -21,10 +24,20 @@ use tierfs::catalog::{Catalog, CatalogOptions, CatalogReader, FileEvent};
 const DIRS: u64 = 1000;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let n: u64 = std::env::args()
-        .skip(1)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let n: u64 = args
+        .iter()
         .find_map(|a| a.replace('_', "").parse().ok())
         .unwrap_or(1_000_000);
+    let keep_catalog = args
+        .iter()
+        .position(|a| a == "--keep-catalog")
+        .map(|i| {
+            args.get(i + 1)
+                .map(PathBuf::from)
+                .ok_or("--keep-catalog needs a path")
+        })
+        .transpose()?;
     let tree = tempfile::Builder::new()
         .prefix("tierfs-catalog-scale-")
         .tempdir_in("/tmp")?;
@@ -82,6 +95,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{line}");
 
     drop(reader);
+    if let Some(dest) = keep_catalog {
+        fs::copy(&db, &dest)?;
+    }
     let t = Instant::now();
     tree.close()?;
     eprintln!("tree deleted in {:.1}s", t.elapsed().as_secs_f64());

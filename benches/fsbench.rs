@@ -7,9 +7,12 @@
 //! steps is the caller's job (`scripts/bench` does it as root).
 //!
 //! ```text
-//! fsbench smallfiles DIR [--count N] [--size BYTES]
+//! fsbench smallfiles DIR [--count N] [--size BYTES] [--max-seconds S]
 //!     In a fresh subdirectory of DIR: create+write+close N files, then lstat
-//!     each, then unlink each; times each phase and the total.
+//!     each, then unlink each; times each phase and the total. With
+//!     --max-seconds the create and stat phases stop after S seconds each
+//!     (for slow peers); unlink then removes every file created, and the
+//!     output says `"capped":true` with the number actually done.
 //! fsbench populate DIR --count N [--size BYTES]
 //!     Create N files directly in DIR (set-up for `lsl`).
 //! fsbench lsl DIR
@@ -31,7 +34,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage:
-  fsbench smallfiles DIR [--count N] [--size BYTES]
+  fsbench smallfiles DIR [--count N] [--size BYTES] [--max-seconds S]
   fsbench populate DIR --count N [--size BYTES]
   fsbench lsl DIR";
 
@@ -40,6 +43,7 @@ struct Args {
     dir: PathBuf,
     count: usize,
     size: usize,
+    max_seconds: Option<u64>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -51,6 +55,7 @@ fn parse_args() -> Result<Args, String> {
     let mut positional = Vec::new();
     let mut count = 20_000usize;
     let mut size = 4096usize;
+    let mut max_seconds = None;
     let mut i = 0;
     while i < rest.len() {
         let a = &rest[i];
@@ -64,6 +69,7 @@ fn parse_args() -> Result<Args, String> {
         match a.as_str() {
             "--count" => count = value("--count")?,
             "--size" => size = value("--size")?,
+            "--max-seconds" => max_seconds = Some(value("--max-seconds")? as u64),
             "-h" | "--help" => return Err(String::new()),
             s if s.starts_with("--") => return Err(format!("unknown option {s}")),
             _ => positional.push(a.clone()),
@@ -79,6 +85,7 @@ fn parse_args() -> Result<Args, String> {
         dir,
         count,
         size,
+        max_seconds,
     })
 }
 
@@ -93,11 +100,24 @@ impl Phase {
     fn run(
         name: &'static str,
         n: usize,
+        op: impl FnMut(usize) -> std::io::Result<()>,
+    ) -> std::io::Result<Phase> {
+        Phase::run_for(name, n, None, op)
+    }
+
+    /// Like `run`, but stops starting operations once `limit` has passed.
+    fn run_for(
+        name: &'static str,
+        n: usize,
+        limit: Option<Duration>,
         mut op: impl FnMut(usize) -> std::io::Result<()>,
     ) -> std::io::Result<Phase> {
         let mut lat_ns = Vec::with_capacity(n);
         let start = Instant::now();
         for i in 0..n {
+            if limit.is_some_and(|l| start.elapsed() >= l) {
+                break;
+            }
             let t = Instant::now();
             op(i).map_err(|e| {
                 std::io::Error::new(
@@ -139,9 +159,14 @@ fn name(i: usize) -> String {
     format!("f{i:07}")
 }
 
-fn create_files(dir: &Path, count: usize, size: usize) -> std::io::Result<Phase> {
+fn create_files(
+    dir: &Path,
+    count: usize,
+    size: usize,
+    limit: Option<Duration>,
+) -> std::io::Result<Phase> {
     let buf = vec![0x5au8; size];
-    Phase::run("create", count, |i| {
+    Phase::run_for("create", count, limit, |i| {
         let mut f = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -184,8 +209,10 @@ fn smallfiles(args: &Args) -> std::io::Result<String> {
 
 fn smallfiles_in(args: &Args, sub: &Path) -> std::io::Result<String> {
     let total = Instant::now();
-    let mut create = create_files(sub, args.count, args.size)?;
-    let mut stat = Phase::run("stat", args.count, |i| {
+    let limit = args.max_seconds.map(Duration::from_secs);
+    let mut create = create_files(sub, args.count, args.size, limit)?;
+    let made = create.lat_ns.len();
+    let mut stat = Phase::run_for("stat", made, limit, |i| {
         let m = fs::symlink_metadata(sub.join(name(i)))?;
         if m.len() != args.size as u64 {
             return Err(std::io::Error::other(format!(
@@ -197,19 +224,25 @@ fn smallfiles_in(args: &Args, sub: &Path) -> std::io::Result<String> {
         }
         Ok(())
     })?;
-    let mut unlink = Phase::run("unlink", args.count, |i| fs::remove_file(sub.join(name(i))))?;
+    let capped = made < args.count || stat.lat_ns.len() < made;
+    let mut unlink = Phase::run("unlink", made, |i| fs::remove_file(sub.join(name(i))))?;
     let total = total.elapsed().as_secs_f64();
     fs::remove_dir(sub)?;
     let files_per_sec = if total > 0.0 {
-        args.count as f64 / total
+        made as f64 / total
     } else {
         0.0
     };
     Ok(format!(
-        "{{\"op\":\"smallfiles\",\"dir\":{dir},\"count\":{count},\"size\":{size},\
+        "{{\"op\":\"smallfiles\",\"dir\":{dir},\"count\":{count},\"requested\":{requested},\
+         \"capped\":{capped},\"max_seconds\":{max},\"size\":{size},\
          \"total_seconds\":{total:.6},\"files_per_sec\":{files_per_sec:.1},{c},{s},{u}}}",
         dir = json_str(&args.dir),
-        count = args.count,
+        count = made,
+        requested = args.count,
+        max = args
+            .max_seconds
+            .map_or_else(|| "null".to_string(), |m| m.to_string()),
         size = args.size,
         c = create.json(),
         s = stat.json(),
@@ -219,7 +252,7 @@ fn smallfiles_in(args: &Args, sub: &Path) -> std::io::Result<String> {
 
 fn populate(args: &Args) -> std::io::Result<String> {
     fs::create_dir_all(&args.dir)?;
-    let mut create = create_files(&args.dir, args.count, args.size)?;
+    let mut create = create_files(&args.dir, args.count, args.size, None)?;
     Ok(format!(
         "{{\"op\":\"populate\",\"dir\":{dir},\"count\":{count},\"size\":{size},{c}}}",
         dir = json_str(&args.dir),

