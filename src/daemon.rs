@@ -459,16 +459,24 @@ fn handler(
                 | Request::Fsck { .. }
         );
         let result: Result<Reply, String> = match request {
-            Request::Status => Ok(Reply::Status(DaemonStatus {
-                pid: std::process::id(),
-                version: env!("CARGO_PKG_VERSION").to_string(),
-                mountpoint: mountpoint.clone(),
-                hot_dir: hot_dir.clone(),
-                started_at_unix,
-                passthrough: fs_stats.passthrough.load(Ordering::Relaxed),
-                open_files: fs_stats.open_files.load(Ordering::Relaxed),
-                catalog_queue: catalog.queue_len() as u64,
-            })),
+            Request::Status => {
+                // Changes made through the mount before the command are in
+                // the counts `tierctl status` reads next (the writer batches
+                // events for up to 20 ms).
+                if let Err(e) = catalog.exec_grouped("status barrier", |_| Ok(())) {
+                    tracing::warn!(error = %e, "catalog writer did not answer the status barrier");
+                }
+                Ok(Reply::Status(DaemonStatus {
+                    pid: std::process::id(),
+                    version: env!("CARGO_PKG_VERSION").to_string(),
+                    mountpoint: mountpoint.clone(),
+                    hot_dir: hot_dir.clone(),
+                    started_at_unix,
+                    passthrough: fs_stats.passthrough.load(Ordering::Relaxed),
+                    open_files: fs_stats.open_files.load(Ordering::Relaxed),
+                    catalog_queue: catalog.queue_len() as u64,
+                }))
+            }
             Request::Migrate(req) => {
                 let dry_run = req.dry_run;
                 let result = runtime

@@ -48,7 +48,9 @@ fn s3_outage_during_migration_and_recall_loses_nothing_and_heals_without_restart
     let remote = server.remote_toml(
         "outage",
         &format!(
-            "request_timeout = \"15s\"\nrecall_timeout = \"{}s\"\n",
+            // Four files in flight for five files: the fifth starts only after
+            // the first failure, and must not be tried.
+            "request_timeout = \"15s\"\nrecall_timeout = \"{}s\"\nmax_files_in_flight = 4\n",
             RECALL_TIMEOUT.as_secs()
         ),
     );
