@@ -42,7 +42,18 @@ fn status_as(m: &TestMount, uid: u32, gid: u32, groups: &[u32]) -> String {
             Ok(())
         });
     }
-    let out: Output = cmd.output().expect("run tierctl");
+    // A test forking at the moment the copy was written holds its write
+    // descriptor until it execs: ETXTBSY for a moment. Retry briefly.
+    let mut tries = 0;
+    let out: Output = loop {
+        match cmd.output() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => break other.expect("run tierctl"),
+        }
+    };
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
