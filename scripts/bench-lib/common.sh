@@ -344,7 +344,7 @@ delete_bucket() {
 # full VFS cache, remote-control API on RC_PORT (for `vfs/forget`, the
 # equivalent of dropping its directory cache). Sets RCLONE_PID.
 mount_rclone() {
-    local src=$1 mnt=$2 cache=$3 rc=$4 n
+    local src=$1 mnt=$2 cache=$3 rc=$4
     mkdir -p "$mnt" "$cache"
     # Not through rclone_cmd: a function run in the background is a subshell,
     # and $! must be rclone itself (its CPU time and RSS are measured).
@@ -354,13 +354,20 @@ mount_rclone() {
     RCLONE_RC="http://127.0.0.1:$rc/"
     CLEANUP_MOUNTS+=("$mnt")
     CLEANUP_PIDS+=("$RCLONE_PID")
+    wait_mounted "$mnt" "$RCLONE_PID" "$WORK/rclone-mount.log" "rclone mount of $src"
+    log "rclone mount $src on $mnt (pid $RCLONE_PID, --vfs-cache-mode full)"
+}
+
+# wait_mounted MNT PID LOG WHAT: up to 30 s for MNT to become a mount point
+# while PID lives; otherwise show LOG's tail and die naming WHAT.
+wait_mounted() {
+    local mnt=$1 pid=$2 logfile=$3 what=$4 n
     for ((n = 0; n < 300; n++)); do
-        mountpoint -q "$mnt" && break
-        kill -0 "$RCLONE_PID" 2>/dev/null || break
+        mountpoint -q "$mnt" && return 0
+        kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
-    mountpoint -q "$mnt" || { tail -n 20 "$WORK/rclone-mount.log" >&2; die "rclone mount of $src did not come up"; }
-    log "rclone mount $src on $mnt (pid $RCLONE_PID, --vfs-cache-mode full)"
+    mountpoint -q "$mnt" || { tail -n 20 "$logfile" >&2; die "$what did not come up"; }
 }
 
 # rclone_forget: drop rclone's directory cache (cold listing, like drop_caches).
@@ -372,19 +379,14 @@ rclone_forget() {
 # mount_s3fs BUCKET:/PREFIX MNT: s3fs-fuse against the weed endpoint, path
 # style requests. Sets S3FS_PID.
 mount_s3fs() {
-    local src=$1 mnt=$2 n
+    local src=$1 mnt=$2
     mkdir -p "$mnt"
     s3fs "$src" "$mnt" -f -o "passwd_file=$S3FS_PASSWD,url=$S3_ENDPOINT,use_path_request_style,endpoint=us-east-1,allow_other" \
         >"$WORK/s3fs.log" 2>&1 &
     S3FS_PID=$!
     CLEANUP_MOUNTS+=("$mnt")
     CLEANUP_PIDS+=("$S3FS_PID")
-    for ((n = 0; n < 300; n++)); do
-        mountpoint -q "$mnt" && break
-        kill -0 "$S3FS_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    mountpoint -q "$mnt" || { tail -n 20 "$WORK/s3fs.log" >&2; die "s3fs mount of $src did not come up"; }
+    wait_mounted "$mnt" "$S3FS_PID" "$WORK/s3fs.log" "s3fs mount of $src"
     log "s3fs $src on $mnt (pid $S3FS_PID)"
 }
 

@@ -171,20 +171,11 @@ impl Catalog {
         job: impl FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
     ) {
         let path = self.inner.path.clone();
-        let run = GroupedJob {
-            durable: false,
-            run: Box::new(move |conn| {
-                let result = conn.map_err(copy_error).and_then(job);
-                JobStep {
-                    ok: result.is_ok(),
-                    reply: Box::new(move |committed| {
-                        if let Some(e) = result.err().or_else(|| committed.err().map(copy_error)) {
-                            tracing::warn!(catalog = %path.display(), error = %e, "{what} failed");
-                        }
-                    }),
-                }
-            }),
-        };
+        let run = grouped_job(false, job, move |answer| {
+            if let Err(e) = answer {
+                tracing::warn!(catalog = %path.display(), error = %e, "{what} failed");
+            }
+        });
         if self
             .inner
             .tx
@@ -224,23 +215,9 @@ impl Catalog {
         job: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, CatalogError> {
         let (reply, answer) = crossbeam_channel::bounded(1);
-        let run = GroupedJob {
-            durable,
-            run: Box::new(move |conn| {
-                let result = conn.map_err(copy_error).and_then(job);
-                JobStep {
-                    ok: result.is_ok(),
-                    reply: Box::new(move |committed| {
-                        let answer = match (result, committed) {
-                            (Err(e), _) => Err(e),
-                            (Ok(_), Err(e)) => Err(copy_error(e)),
-                            (Ok(v), Ok(())) => Ok(v),
-                        };
-                        let _ = reply.send(answer);
-                    }),
-                }
-            }),
-        };
+        let run = grouped_job(durable, job, move |result| {
+            let _ = reply.send(result);
+        });
         self.inner
             .tx
             .send(Msg::Control(Control::Grouped(run)))
@@ -351,6 +328,31 @@ fn lock(path: &Path) -> Result<File, CatalogError> {
 
 /// How long `open` waits for a catalog lock held by someone else.
 const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// A [`GroupedJob`] running `job` and handing `answer` its result once the
+/// group's commit is known (a failed commit fails the job).
+fn grouped_job<T: Send + 'static>(
+    durable: bool,
+    job: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    answer: impl FnOnce(rusqlite::Result<T>) + Send + 'static,
+) -> GroupedJob {
+    GroupedJob {
+        durable,
+        run: Box::new(move |conn| {
+            let result = conn.map_err(copy_error).and_then(job);
+            JobStep {
+                ok: result.is_ok(),
+                reply: Box::new(move |committed| {
+                    answer(match (result, committed) {
+                        (Err(e), _) => Err(e),
+                        (Ok(_), Err(e)) => Err(copy_error(e)),
+                        (Ok(v), Ok(())) => Ok(v),
+                    })
+                }),
+            }
+        }),
+    }
+}
 
 /// An owned copy of `e` keeping its SQLite result code (one commit error is
 /// reported to every job of its group).
