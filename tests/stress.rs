@@ -10,7 +10,7 @@
 mod common;
 mod servers;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::FromRawFd;
@@ -67,15 +67,70 @@ fn name(worker: u64, i: u64) -> String {
     format!("s/w{worker}-{i}")
 }
 
-fn check(tally: &mut Tally, what: String, got: &[u8], want: &[u8]) {
-    if got != want {
-        let first = got.iter().zip(want).position(|(a, b)| a != b);
-        tally.mismatches.push(format!(
-            "{what}: got {} bytes, want {} (first difference at {first:?})",
-            got.len(),
-            want.len()
-        ));
+/// Returns whether `got` differs from `want` (and records the mismatch).
+fn check(tally: &mut Tally, what: String, got: &[u8], want: &[u8]) -> bool {
+    if got == want {
+        return false;
     }
+    let first = got.iter().zip(want).position(|(a, b)| a != b);
+    tally.mismatches.push(format!(
+        "{what}: got {} bytes, want {} (first difference at {first:?})",
+        got.len(),
+        want.len()
+    ));
+    true
+}
+
+/// The last operations on each name, printed with a mismatch so a failure
+/// says what led up to it.
+#[derive(Default)]
+struct History(BTreeMap<u64, VecDeque<String>>);
+
+impl History {
+    fn note(&mut self, i: u64, op: String) {
+        let ops = self.0.entry(i).or_default();
+        if ops.len() == 8 {
+            ops.pop_front();
+        }
+        ops.push_back(op);
+    }
+    fn moved(&mut self, from: u64, to: u64) {
+        let ops = self.0.remove(&from).unwrap_or_default();
+        self.0.insert(to, ops);
+    }
+    fn of(&self, i: u64) -> String {
+        self.0
+            .get(&i)
+            .map(|ops| ops.iter().cloned().collect::<Vec<_>>().join("; "))
+            .unwrap_or_default()
+    }
+}
+
+/// What a second look at a mismatching file shows: its size and tiering
+/// state through the mount, and whether an immediate re-read is right.
+fn second_look(path: &Path, want: &[u8]) -> String {
+    let size = fs::metadata(path).map(|m| m.len());
+    let state = xattr_state(path);
+    let again = fs::read(path).map(|d| (d.len(), d == want));
+    format!("stat size {size:?}, state {state}, re-read (len, right) {again:?}")
+}
+
+fn xattr_state(path: &Path) -> String {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap_or_default();
+    let mut buf = [0u8; 32];
+    // SAFETY: getxattr writes at most buf.len() bytes into buf.
+    let n = unsafe {
+        libc::getxattr(
+            c.as_ptr(),
+            c"user.tierfs.state".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return format!("({})", std::io::Error::last_os_error());
+    }
+    String::from_utf8_lossy(&buf[..n as usize]).into_owned()
 }
 
 fn io_failed(tally: &mut Tally, what: String, e: std::io::Error) {
@@ -88,10 +143,13 @@ fn worker(mnt: PathBuf, worker: u64, seed: u64, until: Instant) -> Tally {
     let mut rng = Rng::new(seed ^ (worker + 1).wrapping_mul(0x1234_5678_9abc));
     let mut model: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
     let mut tally = Tally::default();
+    let mut history = History::default();
+    let started = Instant::now();
     for i in 0..NAMES / 2 {
         let len = rng.below(MAX_SIZE) as usize;
         let data = rng.bytes(len);
         fs::write(mnt.join(name(worker, i)), &data).unwrap();
+        history.note(i, format!("create {len}"));
         model.insert(i, data);
     }
     while Instant::now() < until {
@@ -104,6 +162,7 @@ fn worker(mnt: PathBuf, worker: u64, seed: u64, until: Instant) -> Tally {
             let data = rng.bytes(len);
             match fs::write(&path, &data) {
                 Ok(()) => {
+                    history.note(i, format!("{:?} create {len}", started.elapsed()));
                     model.insert(i, data);
                 }
                 Err(e) => io_failed(&mut tally, format!("create {}", name(worker, i)), e),
@@ -114,7 +173,17 @@ fn worker(mnt: PathBuf, worker: u64, seed: u64, until: Instant) -> Tally {
         match rng.below(10) {
             // Whole read.
             0..=2 => match fs::read(&path) {
-                Ok(got) => check(&mut tally, format!("read {what}"), &got, &want),
+                Ok(got) => {
+                    let when = started.elapsed();
+                    if check(&mut tally, format!("{when:?} read {what}"), &got, &want) {
+                        let context = format!(
+                            "    {}; history: {}",
+                            second_look(&path, &want),
+                            history.of(i)
+                        );
+                        tally.mismatches.push(context);
+                    }
+                }
                 Err(e) => io_failed(&mut tally, format!("read {what}"), e),
             },
             // Ranged read (often across a 4 MiB chunk boundary).
@@ -128,12 +197,15 @@ fn worker(mnt: PathBuf, worker: u64, seed: u64, until: Instant) -> Tally {
                     Ok(buf)
                 });
                 match got {
-                    Ok(got) => check(
-                        &mut tally,
-                        format!("read {what} @{off}+{len}"),
-                        &got,
-                        &want[off as usize..off as usize + len],
-                    ),
+                    Ok(got) => {
+                        let ctx = format!("{:?} read {what} @{off}+{len}", started.elapsed());
+                        let want = &want[off as usize..off as usize + len];
+                        if check(&mut tally, ctx, &got, want) {
+                            tally
+                                .mismatches
+                                .push(format!("    history: {}", history.of(i)));
+                        }
+                    }
                     Err(e) => io_failed(&mut tally, format!("read {what} @{off}+{len}"), e),
                 }
             }
@@ -157,6 +229,10 @@ fn worker(mnt: PathBuf, worker: u64, seed: u64, until: Instant) -> Tally {
                             new.resize(end, 0);
                         }
                         new[off as usize..end].copy_from_slice(&data);
+                        history.note(
+                            i,
+                            format!("{:?} write @{off}+{n} -> {}", started.elapsed(), new.len()),
+                        );
                         model.insert(i, new);
                     }
                     Err(e) => io_failed(&mut tally, format!("write {what} @{off}"), e),
@@ -173,6 +249,7 @@ fn worker(mnt: PathBuf, worker: u64, seed: u64, until: Instant) -> Tally {
                     Ok(()) => {
                         let mut new = want;
                         new.resize(len as usize, 0);
+                        history.note(i, format!("{:?} truncate {len}", started.elapsed()));
                         model.insert(i, new);
                     }
                     Err(e) => io_failed(&mut tally, format!("truncate {what} to {len}"), e),
@@ -184,6 +261,7 @@ fn worker(mnt: PathBuf, worker: u64, seed: u64, until: Instant) -> Tally {
                 let data = rng.bytes(n);
                 match fs::write(&path, &data) {
                     Ok(()) => {
+                        history.note(i, format!("{:?} rewrite {n}", started.elapsed()));
                         model.insert(i, data);
                     }
                     Err(e) => io_failed(&mut tally, format!("rewrite {what}"), e),
@@ -197,6 +275,8 @@ fn worker(mnt: PathBuf, worker: u64, seed: u64, until: Instant) -> Tally {
                         Ok(()) => {
                             model.remove(&i);
                             model.insert(j, want);
+                            history.moved(i, j);
+                            history.note(j, format!("{:?} renamed from {i}", started.elapsed()));
                         }
                         Err(e) => io_failed(&mut tally, format!("rename {what} -> {j}"), e),
                     }
@@ -206,6 +286,7 @@ fn worker(mnt: PathBuf, worker: u64, seed: u64, until: Instant) -> Tally {
             _ => match fs::remove_file(&path) {
                 Ok(()) => {
                     model.remove(&i);
+                    history.note(i, format!("{:?} unlink", started.elapsed()));
                 }
                 Err(e) => io_failed(&mut tally, format!("unlink {what}"), e),
             },
@@ -216,7 +297,14 @@ fn worker(mnt: PathBuf, worker: u64, seed: u64, until: Instant) -> Tally {
         let path = mnt.join(name(worker, i));
         match (model.get(&i), fs::read(&path)) {
             (Some(want), Ok(got)) => {
-                check(&mut tally, format!("final {}", name(worker, i)), &got, want)
+                if check(&mut tally, format!("final {}", name(worker, i)), &got, want) {
+                    let context = format!(
+                        "    {}; history: {}",
+                        second_look(&path, want),
+                        history.of(i)
+                    );
+                    tally.mismatches.push(context);
+                }
             }
             (None, Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
             (None, Ok(_)) => tally

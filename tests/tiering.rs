@@ -448,6 +448,65 @@ fn cold_files_read_before_the_recall_finishes() {
     m.kill9();
 }
 
+/// Recalls and stub fills belong to a file, not to its name. While a cold
+/// file's recall is held at its last step, the file is renamed and a new
+/// file is released under the old name: reading the new file must give its
+/// own bytes (not chunks of the renamed one), and both end local with their
+/// own content once the recalls go on.
+#[test]
+fn a_new_stub_under_the_name_of_a_file_being_recalled_reads_its_own_bytes() {
+    let pause = Pause::at("downloaded");
+    let resume = std::env::temp_dir().join(format!("tierfs-resume-{}", std::process::id()));
+    let _ = fs::remove_file(&resume);
+    let (mut m, _cloud) = tiering_mount(vec![]);
+    let old = content(41, (4 << 20) * 3 + 777);
+    let new = content(42, (1 << 20) + 5);
+    write_old(&m.m("r/x.bin"), &old, 10);
+    add_rule(&m, "* -> cloud");
+    assert_eq!(migrate(&m).released, 1);
+    let mut env = pause.env();
+    env.push((
+        "TIERFS_TEST_RESUME_FILE".into(),
+        resume.display().to_string(),
+    ));
+    remount_with_env(&mut m, env);
+
+    // Reading starts the old file's recall, which stops at its last step.
+    assert_eq!(fs::read(m.m("r/x.bin")).unwrap(), old);
+    pause.wait(&m);
+    // The old file moves away; a new one takes its name and is released.
+    fs::rename(m.m("r/x.bin"), m.m("r/y.bin")).unwrap();
+    write_old(&m.m("r/x.bin"), &new, 10);
+    let released = match ask(
+        &m,
+        Request::Migrate(tierfs::tier::MigrateRequest {
+            paths: vec!["r/x.bin".into()],
+            dry_run: false,
+        }),
+    ) {
+        Reply::Migrate(s) => s.released,
+        other => panic!("unexpected reply {other:?}"),
+    };
+    assert_eq!(released, 1, "{}", m.log_banner());
+
+    assert_eq!(state(&m.m("r/x.bin")), "cold");
+    assert!(
+        fs::read(m.m("r/x.bin")).unwrap() == new,
+        "the new file under the old name read back other bytes\n{}",
+        m.log_banner()
+    );
+    assert!(fs::read(m.m("r/y.bin")).unwrap() == old, "the renamed file");
+
+    // The recalls go on: each file ends local with its own content.
+    fs::write(&resume, "downloaded").unwrap();
+    wait_local(&m.m("r/x.bin"));
+    wait_local(&m.m("r/y.bin"));
+    assert!(fs::read(m.h("r/x.bin")).unwrap() == new, "hot copy of x");
+    assert!(fs::read(m.h("r/y.bin")).unwrap() == old, "hot copy of y");
+    assert_fsck_clean(&m);
+    let _ = fs::remove_file(&resume);
+}
+
 /// A corrupted object is never served: the read fails with EIO.
 #[test]
 fn corrupt_objects_fail_reads_with_eio() {

@@ -7,7 +7,7 @@
 
 use rusqlite::{Connection, params};
 
-use super::event::{is_at_or_below, subtree_bounds};
+use super::event::{RenameTarget, is_at_or_below, subtree_bounds};
 
 /// Inserts a file or updates its size/mtime/ino, keeping every other column.
 /// `generation` is bumped when size or mtime changed (the content changed).
@@ -88,6 +88,39 @@ pub(crate) fn rename(conn: &Connection, from: &[u8], to: &[u8]) -> rusqlite::Res
     )?
     .execute(params![to, from.len() as i64 + 1, lo, hi])?;
     Ok(true)
+}
+
+/// A rename the hot-dir watcher saw. The mount reports its own renames too,
+/// so this may be a late echo of a rename already applied, after which a new
+/// file or directory may have taken the name `from`: moving its rows would
+/// put the wrong file's row (and state) at `to`. Rows move only if they still
+/// describe what is at `to`: a file row with the inode found there, or for a
+/// directory, only if nothing is catalogued below `to` yet (a directory can
+/// only be renamed onto an empty one). Returns what [`rename`] returns.
+pub(crate) fn rename_seen_beside(
+    conn: &Connection,
+    from: &[u8],
+    to: &[u8],
+    target: RenameTarget,
+) -> rusqlite::Result<bool> {
+    let describes_target: bool = match target {
+        RenameTarget::File { ino } => conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM files WHERE path = ?1 AND ino = ?2)")?
+            .query_row(params![from, to_sql_u64(ino)], |r| r.get(0))?,
+        RenameTarget::Directory => {
+            let (lo, hi) = subtree_bounds(to);
+            let moved_already: bool = conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM files WHERE path > ?1 AND path < ?2)",
+                )?
+                .query_row(params![lo, hi], |r| r.get(0))?;
+            !moved_already
+        }
+    };
+    if !describes_target {
+        return Ok(true);
+    }
+    rename(conn, from, to)
 }
 
 /// Records an access time, only ever moving it forward.

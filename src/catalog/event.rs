@@ -40,6 +40,17 @@ pub enum FileEvent {
         /// New path.
         to: PathBuf,
     },
+    /// A rename the hot-dir watcher saw (the mount reports its own renames
+    /// as [`FileEvent::Renamed`], so this may be a late echo of one already
+    /// applied): rows move only if they still describe what is at `to`.
+    RenamedBeside {
+        /// Old path.
+        from: PathBuf,
+        /// New path.
+        to: PathBuf,
+        /// What the watcher found at `to` right after the rename.
+        target: RenameTarget,
+    },
     /// A read/open through the mount at `at_ns` (Unix nanoseconds). Coalesced
     /// in memory (latest per path) and written every `access_flush_interval`.
     Accessed {
@@ -48,6 +59,18 @@ pub enum FileEvent {
         /// When, in nanoseconds since the Unix epoch.
         at_ns: i64,
     },
+}
+
+/// What the hot-dir watcher found at the target of a rename.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenameTarget {
+    /// A file (or other non-directory) with this inode number.
+    File {
+        /// Inode number in the hot directory.
+        ino: u64,
+    },
+    /// A directory.
+    Directory,
 }
 
 /// The database key of a relative path: its bytes without leading or

@@ -245,6 +245,69 @@ fn rename_file_keeps_id_and_replaces_target() {
     assert_eq!(f.paths(), ["y"]);
 }
 
+/// The watcher's report of a rename the mount already reported arrives
+/// late, after a new file took the old name: it must not move the new file's
+/// row onto the renamed file (nor a new directory's rows).
+#[test]
+fn late_watcher_echo_of_a_rename_moves_nothing() {
+    let f = Fixture::new();
+    let file = |path: &str, size: u64, ino: u64| FileEvent::Upsert {
+        path: p(path),
+        size,
+        mtime_ns: 1_000,
+        ino,
+    };
+    f.send([file("x", 1, 10)]);
+    let renamed = f.id("x").unwrap();
+    // Through the mount: x → y, then a new file x.
+    f.send([
+        FileEvent::Renamed {
+            from: p("x"),
+            to: p("y"),
+        },
+        file("x", 2, 11),
+    ]);
+    let new = f.id("x").unwrap();
+    // The watcher's echo: inode 10 is what it found at y.
+    f.send([FileEvent::RenamedBeside {
+        from: p("x"),
+        to: p("y"),
+        target: RenameTarget::File { ino: 10 },
+    }]);
+    assert_eq!(f.id("y"), Some(renamed));
+    assert_eq!(f.id("x"), Some(new));
+    // A rename made beside the mount (the row at `from` is the file now at
+    // `to`) moves the row as usual.
+    f.send([FileEvent::RenamedBeside {
+        from: p("x"),
+        to: p("z"),
+        target: RenameTarget::File { ino: 11 },
+    }]);
+    assert_eq!(f.id("z"), Some(new));
+    assert_eq!(f.paths(), ["y", "z"]);
+    // Directories: the echo finds rows already below the target.
+    f.send([file("d/a", 1, 20)]);
+    f.send([
+        FileEvent::Renamed {
+            from: p("d"),
+            to: p("e"),
+        },
+        file("d/b", 1, 21),
+    ]);
+    f.send([FileEvent::RenamedBeside {
+        from: p("d"),
+        to: p("e"),
+        target: RenameTarget::Directory,
+    }]);
+    assert_eq!(f.paths(), ["d/b", "e/a", "y", "z"]);
+    f.send([FileEvent::RenamedBeside {
+        from: p("d"),
+        to: p("f"),
+        target: RenameTarget::Directory,
+    }]);
+    assert_eq!(f.paths(), ["e/a", "f/b", "y", "z"]);
+}
+
 #[test]
 fn rename_directory_moves_subtree_only() {
     let f = Fixture::new();

@@ -21,7 +21,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 
-use super::event::{key_to_path, path_key};
+use super::event::{RenameTarget, key_to_path, path_key};
 use super::walk::{mtime_ns, walk};
 use super::writer::Op;
 use super::{Catalog, CatalogError, FileEvent};
@@ -223,12 +223,26 @@ impl Coalescer {
                 self.mark(to.join(rest), appeared);
             }
         }
-        self.catalog.send(FileEvent::Renamed {
-            from: key_to_path(&from_key),
-            to: key_to_path(&to_key),
-        });
-        // Re-examine the target: cheap for a file, and a directory is only
-        // walked if it had itself just appeared at `from`.
+        // If `to` is gone again already, what is there now is all that matters.
+        if let Ok(meta) = std::fs::symlink_metadata(to) {
+            let target = if meta.is_dir() {
+                RenameTarget::Directory
+            } else {
+                RenameTarget::File {
+                    ino: std::os::unix::fs::MetadataExt::ino(&meta),
+                }
+            };
+            self.catalog.send(FileEvent::RenamedBeside {
+                from: key_to_path(&from_key),
+                to: key_to_path(&to_key),
+                target,
+            });
+        }
+        // Re-examine both names (the rename may be an echo of one made
+        // through the mount, and `from` may hold a new file by now): cheap
+        // for a file, and a directory is only walked if it had itself just
+        // appeared.
+        self.mark(from.to_path_buf(), false);
         self.mark(to.to_path_buf(), from_appeared.unwrap_or(false));
     }
 

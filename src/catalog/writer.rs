@@ -454,6 +454,14 @@ fn apply_op(conn: &Connection, accesses: &mut PendingAccesses, op: &Op) -> rusql
                 Ok(())
             }
         },
+        Op::Event(FileEvent::RenamedBeside { from, to, target }) => {
+            if let (Some(from_key), Some(to_key)) = (path_key(from), path_key(to))
+                && apply::rename_seen_beside(conn, &from_key, &to_key, *target)?
+            {
+                accesses.rename(&from_key, &to_key);
+            }
+            Ok(())
+        }
         Op::Event(FileEvent::Accessed { path, at_ns }) => {
             if let Some(key) = path_key(path) {
                 accesses.record(key, *at_ns);

@@ -89,7 +89,7 @@ impl Tier {
         report: &mut FsckReport,
     ) -> Result<(), TierError> {
         let path = f.path.display().to_string();
-        if self.recalls.lock().await.contains_key(&f.path) {
+        if self.recall_running(&f.path).await {
             // Being recalled right now (a reader opened it): in flux, not wrong.
             return Ok(());
         }

@@ -155,7 +155,9 @@ pub struct Tier {
     catalog: Catalog,
     remotes: BTreeMap<String, Remote>,
     gate: Arc<Gate>,
-    recalls: tokio::sync::Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+    /// One lock per file being recalled, by identity (a rename during the
+    /// recall must not let a second recall of the same file start).
+    recalls: tokio::sync::Mutex<HashMap<stub_fill::FileId, Arc<tokio::sync::Mutex<()>>>>,
     fills: stub_fill::Fills,
     uploads: tokio::sync::Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
     progress: Arc<Progress>,
@@ -811,23 +813,47 @@ impl Tier {
     /// Concurrent recalls of one file share a single download. Returns the
     /// bytes downloaded (0 if the file was not cold).
     pub async fn recall(&self, rel: &Path) -> Result<u64, TierError> {
+        let file = self.open_rel(rel, libc::O_RDWR)?;
+        let id = stub_fill::file_id(&file).map_err(io_err(rel, "stat"))?;
         let lock = {
             let mut map = self.recalls.lock().await;
-            map.entry(rel.to_path_buf()).or_default().clone()
+            map.entry(id).or_default().clone()
         };
-        let _one = lock.lock().await;
+        let one = lock.lock().await;
         let started = Instant::now();
-        let result = self.recall_locked(rel).await;
+        let result = self.recall_locked(rel, file, id).await;
         match &result {
             Ok(0) => {}
             r => crate::metrics::metrics().record_recall(r.is_ok(), started.elapsed()),
         }
-        self.recalls.lock().await.remove(rel);
+        drop(one);
+        let mut map = self.recalls.lock().await;
+        // Only the map and this call hold the lock: nobody waits for it.
+        if Arc::strong_count(&lock) <= 2 {
+            map.remove(&id);
+        }
         result
     }
 
-    async fn recall_locked(&self, rel: &Path) -> Result<u64, TierError> {
-        let file = self.open_rel(rel, libc::O_RDWR)?;
+    /// Whether a recall of the file at `rel` is running or waiting.
+    async fn recall_running(&self, rel: &Path) -> bool {
+        let Ok(file) = self.open_rel(rel, libc::O_PATH) else {
+            return false;
+        };
+        match stub_fill::file_id(&file) {
+            Ok(id) => self.recalls.lock().await.contains_key(&id),
+            Err(_) => false,
+        }
+    }
+
+    /// Recalls the file open as `file` (found at `rel`; the path is only
+    /// used to name it and find its catalog row).
+    async fn recall_locked(
+        &self,
+        rel: &Path,
+        file: File,
+        id: stub_fill::FileId,
+    ) -> Result<u64, TierError> {
         let Some(marker) =
             stub::read_marker(file.as_fd()).map_err(io_err(rel, "read stub marker"))?
         else {
@@ -856,7 +882,7 @@ impl Tier {
         let mut local_failure = None;
         // Chunk by chunk when the chunk hashes are known (shared with the
         // file's readers), else one verified stream per copy.
-        let fill = self.stub_fill(rel).unwrap_or_else(|e| {
+        let fill = self.fill_for(rel, &file, id, &marker).unwrap_or_else(|e| {
             tracing::warn!(path = %rel.display(), error = %e, "chunked recall unavailable; downloading whole");
             None
         });
@@ -975,7 +1001,7 @@ impl Tier {
                 tiering::transition(c, id, "recalling", "premigrated", None)
             })?;
         }
-        self.fills.remove(rel);
+        self.fills.remove(id);
         if let Some(fill) = &fill {
             fill.finished();
         }
@@ -1124,6 +1150,8 @@ impl Tier {
 pub struct StubSource {
     /// File, relative to the mount root.
     pub rel: PathBuf,
+    /// blake3 of the whole content.
+    pub hash: blake3::Hash,
     /// Size in bytes.
     pub size: u64,
     /// Chunk size the hashes were computed with.
@@ -1143,13 +1171,11 @@ impl StubSource {
 impl Tier {
     /// How to read the stub at `rel` piecewise, or `None` if it is not a stub
     /// or has no recorded chunk hashes (then only a full recall can serve it).
-    pub fn stub_source(&self, rel: &Path) -> Result<Option<StubSource>, TierError> {
-        let file = self.open_rel(rel, libc::O_RDONLY)?;
-        let Some(marker) =
-            stub::read_marker(file.as_fd()).map_err(io_err(rel, "read stub marker"))?
-        else {
-            return Ok(None);
-        };
+    fn stub_source(
+        &self,
+        rel: &Path,
+        marker: &StubMarker,
+    ) -> Result<Option<StubSource>, TierError> {
         let bytes = *marker.hash.as_bytes();
         let (chunks, objects) = self.catalog.exec_grouped("find chunks", move |c| {
             Ok((
@@ -1170,6 +1196,7 @@ impl Tier {
             .collect();
         Ok(Some(StubSource {
             rel: rel.to_path_buf(),
+            hash: marker.hash,
             size: marker.size,
             chunk_size,
             chunks,
@@ -1181,11 +1208,29 @@ impl Tier {
     /// [`StubFill`]), or `None` if it is not a stub or has no recorded chunk
     /// hashes (then only a full recall can serve it).
     pub fn stub_fill(&self, rel: &Path) -> Result<Option<Arc<StubFill>>, TierError> {
-        self.fills.get_or_insert(rel, || {
-            let Some(src) = self.stub_source(rel)? else {
+        let file = self.open_rel(rel, libc::O_RDWR)?;
+        let Some(marker) =
+            stub::read_marker(file.as_fd()).map_err(io_err(rel, "read stub marker"))?
+        else {
+            return Ok(None);
+        };
+        let id = stub_fill::file_id(&file).map_err(io_err(rel, "stat"))?;
+        self.fill_for(rel, &file, id, &marker)
+    }
+
+    /// The fill of the stub open as `file` (identity `id`, marker `marker`).
+    fn fill_for(
+        &self,
+        rel: &Path,
+        file: &File,
+        id: stub_fill::FileId,
+        marker: &StubMarker,
+    ) -> Result<Option<Arc<StubFill>>, TierError> {
+        self.fills.get_or_insert(id, &marker.hash, || {
+            let Some(src) = self.stub_source(rel, marker)? else {
                 return Ok(None);
             };
-            let file = self.open_rel(rel, libc::O_RDWR)?;
+            let file = file.try_clone().map_err(io_err(rel, "reopen"))?;
             Ok(Some(StubFill::new(src, file)))
         })
     }

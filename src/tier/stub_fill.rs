@@ -18,7 +18,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -102,21 +101,39 @@ pub struct StubFill {
     written: tokio::sync::Notify,
 }
 
-/// The fills in use, by file (relative path); dead entries are replaced.
+/// Identity of a file in the hot dir: (device, inode). Unlike its path it
+/// survives renames, and no two files open at once share it.
+pub(super) type FileId = (u64, u64);
+
+/// The [`FileId`] of an open file.
+pub(super) fn file_id(file: &File) -> std::io::Result<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = file.metadata()?;
+    Ok((meta.dev(), meta.ino()))
+}
+
+/// The fills in use, by file identity (not path: a stub renamed while it
+/// fills keeps its fill, and a new stub under the old name gets its own);
+/// dead entries are replaced.
 #[derive(Debug, Default)]
 pub(super) struct Fills {
-    by_path: parking_lot::Mutex<HashMap<PathBuf, Weak<StubFill>>>,
+    by_file: parking_lot::Mutex<HashMap<FileId, Weak<StubFill>>>,
 }
 
 impl Fills {
-    /// The live fill for `rel`, or the one `make` builds (then registered).
+    /// The live fill of file `id` with content `hash`, or the one `make`
+    /// builds (then registered). A live fill of older content (the file was
+    /// recalled, changed and released again) is replaced.
     pub(super) fn get_or_insert(
         &self,
-        rel: &Path,
+        id: FileId,
+        hash: &blake3::Hash,
         make: impl FnOnce() -> Result<Option<StubFill>, TierError>,
     ) -> Result<Option<Arc<StubFill>>, TierError> {
-        let mut map = self.by_path.lock();
-        if let Some(fill) = map.get(rel).and_then(Weak::upgrade) {
+        let mut map = self.by_file.lock();
+        if let Some(fill) = map.get(&id).and_then(Weak::upgrade)
+            && fill.src.hash == *hash
+        {
             return Ok(Some(fill));
         }
         let Some(fill) = make()? else {
@@ -124,13 +141,13 @@ impl Fills {
         };
         let fill = Arc::new(fill);
         map.retain(|_, w| w.strong_count() > 0);
-        map.insert(rel.to_path_buf(), Arc::downgrade(&fill));
+        map.insert(id, Arc::downgrade(&fill));
         Ok(Some(fill))
     }
 
-    /// Forgets the fill of `rel` (its recall finished: the file is local).
-    pub(super) fn remove(&self, rel: &Path) {
-        self.by_path.lock().remove(rel);
+    /// Forgets the fill of file `id` (its recall finished: the file is local).
+    pub(super) fn remove(&self, id: FileId) {
+        self.by_file.lock().remove(&id);
     }
 }
 
