@@ -37,7 +37,7 @@ use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 use futures::StreamExt;
 use object_store::{GetOptions, ObjectStoreExt, PutPayload};
 
-use super::{PutOutcome, Remote, RemoteError};
+use super::{PutOptions, PutOutcome, Remote, RemoteError};
 
 /// Plaintext chunk size (the engine's hashing chunk, `tier::hash::CHUNK_SIZE`).
 pub const CHUNK: u64 = 4 << 20;
@@ -319,12 +319,18 @@ impl Remote {
         path: &Path,
         size: u64,
         expected: &blake3::Hash,
+        opts: &PutOptions,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<PutOutcome, RemoteError> {
         let key = self.object_key(expected);
         let loc = self.location(&key, "PUT")?;
         let stored = Crypt::encrypted_size(size);
-        match self.head(&key).await {
+        let existing = if opts.assume_new {
+            Ok(None)
+        } else {
+            self.head(&key).await
+        };
+        match existing {
             Ok(Some(info)) if info.size == stored => {
                 progress(size);
                 return Ok(PutOutcome {

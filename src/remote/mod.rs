@@ -86,6 +86,10 @@ pub struct PutOptions {
     pub part_size: Option<u64>,
     /// Parts in flight at once (default: the remote's `max_concurrency`).
     pub concurrency: Option<usize>,
+    /// Skip asking whether the object already exists (one HEAD): for content
+    /// nothing has recorded before. Objects are named by their content, so
+    /// uploading over an existing one rewrites the same bytes.
+    pub assume_new: bool,
 }
 
 /// What [`Remote::put_file`] did.

@@ -67,13 +67,18 @@ impl Remote {
     ) -> Result<PutOutcome, RemoteError> {
         if let Some(crypt) = &self.inner.crypt {
             return self
-                .put_file_encrypted(crypt, path, size, expected, progress)
+                .put_file_encrypted(crypt, path, size, expected, opts, progress)
                 .await;
         }
         let key = self.object_key(expected);
         let loc = self.location(&key, "PUT")?;
 
-        match self.head(&key).await {
+        let existing = if opts.assume_new {
+            Ok(None)
+        } else {
+            self.head(&key).await
+        };
+        match existing {
             Ok(Some(info)) if info.size == size => {
                 progress(size);
                 return Ok(PutOutcome {

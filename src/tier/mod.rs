@@ -691,10 +691,14 @@ impl Tier {
                     .bytes_done
                     .fetch_add(done.saturating_sub(prev), Ordering::Relaxed);
             };
+            // Content the catalog has never recorded anywhere is new: no HEAD
+            // first (objects are named by content, so in the rare case it
+            // does exist, the PUT rewrites the same bytes).
             let opts = PutOptions {
                 storage_class: class.clone(),
                 part_size: None,
                 concurrency: None,
+                assume_new: known.is_empty(),
             };
             // Record the object before it exists, so a crash mid-upload leaves a
             // row (unverified, unreferenced) that gc cleans up, never an orphan.
@@ -707,14 +711,16 @@ impl Tier {
             let upload_started = Instant::now();
             let outcome = remote.put_file(&abs, f.size, hash, &opts, &report).await?;
             let upload_secs = upload_started.elapsed().as_secs_f64();
-            // put_file asks first whether the object exists (one HEAD).
-            self.ledger(LedgerEntry {
-                remote: target.remote.clone(),
-                op: "head",
-                requests: 1,
-                storage_class: class.clone(),
-                ..Default::default()
-            });
+            if !opts.assume_new {
+                // put_file asked first whether the object exists (one HEAD).
+                self.ledger(LedgerEntry {
+                    remote: target.remote.clone(),
+                    op: "head",
+                    requests: 1,
+                    storage_class: class.clone(),
+                    ..Default::default()
+                });
+            }
             if !outcome.already_present {
                 uploaded += f.size;
                 self.ledger(LedgerEntry {

@@ -174,6 +174,7 @@ pub async fn large_multipart(remote: &Remote, size: usize, part: u64) {
                 part_size: Some(part),
                 concurrency: Some(4),
                 storage_class: None,
+                assume_new: false,
             },
             &|n| seen.lock().unwrap().push(n),
         )
@@ -320,6 +321,7 @@ pub async fn source_changed(remote: &Remote) {
                 part_size: Some(8 << 20),
                 concurrency: Some(1),
                 storage_class: None,
+                assume_new: false,
             },
             &|n| {
                 let mut t = touched.lock().unwrap();
