@@ -222,13 +222,13 @@ def record(a):
             }
             out.write(json.dumps(s) + "\n")
             if value is None:
-                print(f"[bench]   r{a.round} {workload:<15} {a.target:<7} FAILED: {a.error}", file=sys.stderr)
+                print(f"[bench {dt.datetime.now():%H:%M:%S}]   r{a.round} {workload:<15} {a.target:<7} FAILED: {a.error}", file=sys.stderr)
                 continue
             tag = ""
             if extra.get("capped"):
                 tag = (f" [capped at {extra['cap_s']} s: " +
                        ("bound]" if extra["bound"] != "partial" else f"{extra['done']} of {extra['requested']} files]"))
-            print(f"[bench]   r{a.round} {workload:<15} {a.target:<7} {'≤ ' if extra.get('bound') == 'upper' else ''}"
+            print(f"[bench {dt.datetime.now():%H:%M:%S}]   r{a.round} {workload:<15} {a.target:<7} {'≤ ' if extra.get('bound') == 'upper' else ''}"
                   f"{fmt(value)} {unit}{tag}"
                   f"  (wall {wall_s:.2f} s, daemon cpu {s['daemon_cpu_s']:.2f} s,"
                   f" cpu stall {s['cpu_pressure_pct']:.0f}%)", file=sys.stderr)
@@ -442,6 +442,16 @@ def rerender(a):
     splice_markdown(a.md, doc["section"], md)
 
 
+def bindfs_seq_note(doc):
+    """A sentence saying bindfs's fio rows had fewer rounds than the rest, if so."""
+    n = doc.get("bindfs_seq_runs")
+    if n is None or n >= doc["runs"] or "bindfs" not in doc["targets"] \
+            or "seq" not in doc.get("workload_groups", ["seq"]):
+        return ""
+    return (f" bindfs's sequential and random-read rows: {n} round(s) (`--bindfs-seq-runs`; no summary "
+            "ratio uses them, and its 2 GiB write alone takes ~35 s a round).")
+
+
 def render_hot_path(doc, json_rel):
     m, p, d, n = doc["machine"], doc["params"], doc["daemons"], doc["noise"]
     disk = m["disk"]
@@ -456,7 +466,8 @@ def render_hot_path(doc, json_rel):
         return notes.index(err) + 1
     w(f"Command: `{doc['command']}` — {doc['runs']} round(s) per cell, median shown; "
       "(±x%) is the max–min spread of the rounds relative to the median."
-      + (" **Quick smoke-test sizes: not representative.**" if doc["quick"] else ""))
+      + (" **Quick smoke-test sizes: not representative.**" if doc["quick"] else "")
+      + bindfs_seq_note(doc))
     w("")
     w(f"Date: {m['date']}. Machine: {m['nproc']} × {m['cpu'] or 'CPU'}, {m['mem_gib']} GiB RAM, "
       f"kernel {m['kernel']} ({m['os']}). Disk: {disk.get('fstype')} on {disk.get('device')}"

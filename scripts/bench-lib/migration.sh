@@ -120,8 +120,21 @@ mig_round() {
     bucket="mig-tierfs-r$round"
     rclone_cmd mkdir "weed:$bucket" || die "cannot create bucket $bucket"
     mig_mount_tierfs "$bucket"
-    log "round $round: generating the tree into the tierfs mount"
+    # The plain copy for the raw/rclone steps is generated at the same time
+    # as the tree in the mount (set-up, 2 cores) when the disk has room for
+    # it next to the tierfs copy and its upload; it must be done before the
+    # measured migrate starts.
+    local gen_pid=""
+    rm -rf "$WORK/mig-src"
+    if [ "$MIG_PARALLEL_GEN" = 1 ]; then
+        log "round $round: generating the tree into the tierfs mount and a plain directory at once"
+        mig_gen "$WORK/mig-src" >/dev/null &
+        gen_pid=$!
+    else
+        log "round $round: generating the tree into the tierfs mount"
+    fi
     mig_gen "$WORK/mig-mnt/mig" >"$WORK/mig-gen.json" || die "gen-tree into the mount failed"
+    if [ -n "$gen_pid" ]; then wait "$gen_pid" || die "gen-tree failed"; fi
     mig_wait_idle
     drop_caches
     measure "$MIG" tierfs_migrate tierfs "$round" bytes "$MIG_PID" --count "$MIG_BYTES" -- \
@@ -136,9 +149,10 @@ mig_round() {
     delete_bucket "$bucket"
 
     # ---- raw limit and rclone, from one plain copy of the tree
-    log "round $round: generating the tree in a plain directory"
-    rm -rf "$WORK/mig-src"
-    mig_gen "$WORK/mig-src" >/dev/null || die "gen-tree failed"
+    if [ -z "$gen_pid" ]; then
+        log "round $round: generating the tree in a plain directory"
+        mig_gen "$WORK/mig-src" >/dev/null || die "gen-tree failed"
+    fi
     bucket="mig-raw-r$round"
     rclone_cmd mkdir "weed:$bucket" || die "cannot create bucket $bucket"
     drop_caches
@@ -183,6 +197,9 @@ section_migration() {
         printf '{"section":"migration","skipped":"%s"}\n' "$why" >>"$WORK/elapsed.jsonl"
         return 0
     fi
+    # Three copies (mount, plain directory, bucket) for the parallel set-up.
+    MIG_PARALLEL_GEN=0
+    [ "$avail_mib" -ge $(( 3 * MIG_MIB + reserve )) ] && MIG_PARALLEL_GEN=1
     local round
     for ((round = 1; round <= MIG_RUNS; round++)); do
         log "round $round/$MIG_RUNS: $MIG_FILES files, $MIG_MIB MiB"

@@ -43,6 +43,25 @@ fn read_all(mut call: impl FnMut(&mut [u8]) -> std::io::Result<usize>) -> FsResu
     }
 }
 
+/// One get-style syscall answering a FUSE request of `size` bytes directly:
+/// the length for size 0, else the value read into a `size`-byte buffer
+/// (ERANGE if it does not fit, as the kernel expects). [`read_all`] needs two
+/// calls; `ls -l` asks two absent attributes per entry, each answered by the
+/// first call alone either way, but every present value saves one here.
+fn get_sized(
+    mut call: impl FnMut(&mut [u8]) -> std::io::Result<usize>,
+    size: u32,
+) -> FsResult<XattrReply> {
+    if size == 0 {
+        let len = call(&mut []).map_err(errno)?;
+        return Ok(XattrReply::Size(len as u32));
+    }
+    let mut buf = vec![0u8; size as usize];
+    let n = call(&mut buf).map_err(errno)?;
+    buf.truncate(n);
+    Ok(XattrReply::Data(buf))
+}
+
 /// Read-only attribute showing a file's tier: `hot`, `premigrated` or `cold`.
 pub const STATE_XATTR: &str = "user.tierfs.state";
 
@@ -102,8 +121,7 @@ impl FsShared {
             return Err(Errno::NO_XATTR);
         }
         let fd = inode.path_fd()?;
-        let value = read_all(|buf| sys::getxattr_fd(fd.as_fd(), name, buf))?;
-        sized(value, size)
+        get_sized(|buf| sys::getxattr_fd(fd.as_fd(), name, buf), size)
     }
 
     pub(super) fn do_listxattr(&self, ino: INodeNo, size: u32) -> FsResult<XattrReply> {
