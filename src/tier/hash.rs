@@ -8,65 +8,164 @@ use std::io::{self, Read, Seek, SeekFrom};
 /// Size of the independently verified chunks of a file.
 pub const CHUNK_SIZE: u64 = 4 << 20;
 
-/// blake3 of everything in `file` from offset 0, and the number of bytes read.
+/// Size of one read of a hash pass (the last one may be shorter).
+const BLOCK: usize = 256 << 10;
+
+/// Read buffers of one hash pass: at most this many [`BLOCK`]s exist at
+/// once, whatever the file's size.
+const BLOCKS: usize = 4;
+
+/// The most memory one hash pass holds in buffers ([`BLOCKS`] × [`BLOCK`]):
+/// what a caller reserves from its transfer budget before starting one.
+pub const PASS_BUFFER: u64 = (BLOCK * BLOCKS) as u64;
+
+/// blake3 of everything in `file` from offset 0, and the number of bytes
+/// read. Reads with one fixed-size buffer.
 pub fn hash_file(file: &File) -> io::Result<(blake3::Hash, u64)> {
     let mut whole = blake3::Hasher::new();
-    let total = read_all(file, |data| {
-        whole.update(data);
-    })?;
+    let mut buf = vec![0u8; block_for(file)];
+    let mut reader = file;
+    reader.seek(SeekFrom::Start(0))?;
+    let mut total = 0u64;
+    loop {
+        let n = read_some(&mut reader, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        whole.update(&buf[..n]);
+        total += n as u64;
+    }
     Ok((whole.finalize(), total))
 }
 
-/// Feeds everything in `file` from offset 0 to `eat`, in blocks of up to
-/// 1 MiB (no bigger than the file). Returns the number of bytes read.
-fn read_all(file: &File, mut eat: impl FnMut(&[u8])) -> io::Result<u64> {
-    let mut reader = file;
-    reader.seek(SeekFrom::Start(0))?;
-    let len = file.metadata().map(|m| m.len()).unwrap_or(MAX_BLOCK);
-    let mut buf = vec![0u8; len.clamp(4096, MAX_BLOCK) as usize];
-    let mut total = 0u64;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        eat(&buf[..n]);
-        total += n as u64;
-    }
-    Ok(total)
+/// The read size for `file`: [`BLOCK`], or less for a smaller file.
+fn block_for(file: &File) -> usize {
+    let len = file.metadata().map(|m| m.len()).unwrap_or(BLOCK as u64);
+    len.clamp(4096, BLOCK as u64) as usize
 }
 
-/// Largest read of [`read_all`].
-const MAX_BLOCK: u64 = 1 << 20;
+/// One `read`, retried on `EINTR`; 0 at the end of the file.
+fn read_some(reader: &mut &File, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match reader.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// The blake3 of every [`CHUNK_SIZE`] chunk of a stream of bytes.
+struct ChunkHashes {
+    chunk: blake3::Hasher,
+    in_chunk: u64,
+    hashes: Vec<u8>,
+}
+
+impl ChunkHashes {
+    fn new() -> ChunkHashes {
+        ChunkHashes {
+            chunk: blake3::Hasher::new(),
+            in_chunk: 0,
+            hashes: Vec::new(),
+        }
+    }
+
+    /// Feeds the next bytes of the stream.
+    fn update(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let take = data.len().min((CHUNK_SIZE - self.in_chunk) as usize);
+            self.chunk.update(&data[..take]);
+            self.in_chunk += take as u64;
+            data = &data[take..];
+            if self.in_chunk == CHUNK_SIZE {
+                self.hashes
+                    .extend_from_slice(self.chunk.finalize().as_bytes());
+                self.chunk.reset();
+                self.in_chunk = 0;
+            }
+        }
+    }
+
+    /// The hashes, 32 bytes each, the last (short) chunk included.
+    fn finish(mut self) -> Vec<u8> {
+        if self.in_chunk > 0 {
+            self.hashes
+                .extend_from_slice(self.chunk.finalize().as_bytes());
+        }
+        self.hashes
+    }
+}
 
 /// Like [`hash_file`], plus the blake3 of every [`CHUNK_SIZE`] chunk,
 /// concatenated (32 bytes each).
+///
+/// Every byte is hashed twice (whole file and chunk), so a file larger than
+/// one read is hashed on two threads: this one reads and hashes the chunks,
+/// a helper hashes the whole file from the same buffers, which go back and
+/// forth (at most [`BLOCKS`] of them: [`PASS_BUFFER`] bytes).
 pub fn hash_file_with_chunks(file: &File) -> io::Result<(blake3::Hash, u64, Vec<u8>)> {
-    let mut whole = blake3::Hasher::new();
-    let mut chunk = blake3::Hasher::new();
-    let mut in_chunk = 0u64;
-    let mut chunks = Vec::new();
-    let total = read_all(file, |data| {
-        whole.update(data);
-        let mut rest = data;
-        while !rest.is_empty() {
-            let take = rest.len().min((CHUNK_SIZE - in_chunk) as usize);
-            chunk.update(&rest[..take]);
-            in_chunk += take as u64;
-            rest = &rest[take..];
-            if in_chunk == CHUNK_SIZE {
-                chunks.extend_from_slice(chunk.finalize().as_bytes());
-                chunk.reset();
-                in_chunk = 0;
+    let mut reader = file;
+    reader.seek(SeekFrom::Start(0))?;
+    let block = block_for(file);
+    if block < BLOCK {
+        // Small file: one read, one thread.
+        let mut whole = blake3::Hasher::new();
+        let mut chunks = ChunkHashes::new();
+        let mut buf = vec![0u8; block];
+        let mut total = 0u64;
+        loop {
+            let n = read_some(&mut reader, &mut buf)?;
+            if n == 0 {
+                break;
             }
+            whole.update(&buf[..n]);
+            chunks.update(&buf[..n]);
+            total += n as u64;
         }
-    })?;
-    if in_chunk > 0 {
-        chunks.extend_from_slice(chunk.finalize().as_bytes());
+        return Ok((whole.finalize(), total, chunks.finish()));
     }
-    Ok((whole.finalize(), total, chunks))
+    std::thread::scope(|s| {
+        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(BLOCKS);
+        let (free_tx, free_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(BLOCKS);
+        let helper = s.spawn(move || {
+            let mut whole = blake3::Hasher::new();
+            for (buf, n) in full_rx {
+                whole.update(&buf[..n]);
+                // Fails only once the reader stopped: then nothing needs it.
+                let _ = free_tx.send(buf);
+            }
+            whole.finalize()
+        });
+        let mut chunks = ChunkHashes::new();
+        let mut made = 0;
+        let mut total = 0u64;
+        let read = loop {
+            let mut buf = if made < BLOCKS {
+                made += 1;
+                vec![0u8; BLOCK]
+            } else {
+                match free_rx.recv() {
+                    Ok(buf) => buf,
+                    Err(_) => break Err(io::Error::other("hash helper thread stopped")),
+                }
+            };
+            let n = match read_some(&mut reader, &mut buf) {
+                Ok(0) => break Ok(()),
+                Ok(n) => n,
+                Err(e) => break Err(e),
+            };
+            chunks.update(&buf[..n]);
+            total += n as u64;
+            if full_tx.send((buf, n)).is_err() {
+                break Err(io::Error::other("hash helper thread stopped"));
+            }
+        };
+        drop(full_tx);
+        let whole = helper
+            .join()
+            .map_err(|_| io::Error::other("hash helper thread panicked"))?;
+        read.map(|()| (whole, total, chunks.finish()))
+    })
 }
 
 /// Whether `data`, the chunk at `index`, matches its recorded hash.
@@ -95,5 +194,23 @@ mod tests {
         assert!(chunk_matches(&chunks, 2, &data[2 * c..]));
         assert!(!chunk_matches(&chunks, 1, &data[..c]));
         assert!(!chunk_matches(&chunks, 3, &data[..5]));
+        let (alone, n) = hash_file(&f).unwrap();
+        assert_eq!((alone, n), (whole, data.len() as u64));
+    }
+
+    #[test]
+    fn small_files_hash_the_same_way() {
+        for len in [0usize, 1, 4095, 4097, BLOCK - 1] {
+            let mut f = tempfile::tempfile().unwrap();
+            let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+            f.write_all(&data).unwrap();
+            let (whole, n, chunks) = hash_file_with_chunks(&f).unwrap();
+            assert_eq!((whole, n), (blake3::hash(&data), len as u64));
+            let want = if len == 0 { 0 } else { 32 };
+            assert_eq!(chunks.len(), want, "{len}");
+            if len > 0 {
+                assert!(chunk_matches(&chunks, 0, &data));
+            }
+        }
     }
 }

@@ -568,10 +568,12 @@ impl Tier {
                 (hash, self.ensure_copies(&f, &hash, &targets).await?)
             }
             _ => {
+                let pass_buffer = self.reserve_hash_pass(&targets, f.size).await;
                 let hash_started = Instant::now();
                 let (hash, n, chunks) =
                     tokio::task::block_in_place(|| hash::hash_file_with_chunks(&file))
                         .map_err(io_err(&rel, "hash"))?;
+                drop(pass_buffer);
                 tracing::debug!(path = %rel.display(), bytes = n, secs = hash_started.elapsed().as_secs_f64(), "hashed");
                 if n != f.size {
                     return Ok(Outcome::Skipped("changed while hashing"));
@@ -625,13 +627,29 @@ impl Tier {
             // Verified copy, nothing freed: released at the next run.
             return Ok(Outcome::Skipped(STOPPING));
         }
+        let pass_buffer = self.reserve_hash_pass(&targets, f.size).await;
         let release_started = Instant::now();
         let released = tokio::task::block_in_place(|| self.release(&f, &hash))?;
+        drop(pass_buffer);
         tracing::debug!(path = %f.path.display(), secs = release_started.elapsed().as_secs_f64(), "release step done");
         Ok(match released {
             None => Outcome::Released { uploaded },
             Some(why) => Outcome::Skipped(why),
         })
+    }
+
+    /// Reserves the read buffers of one hash pass over a `size`-byte file
+    /// from the first target's transfer budget, so that the memory of the
+    /// files in flight stays within that budget however many there are.
+    async fn reserve_hash_pass(
+        &self,
+        targets: &[Target],
+        size: u64,
+    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let remote = targets.first().and_then(|t| self.remotes.get(&t.remote))?;
+        remote
+            .reserve_upload_buffer(size.clamp(1, hash::PASS_BUFFER))
+            .await
     }
 
     /// Makes sure every target holds a verified copy of content `hash`.
@@ -886,6 +904,7 @@ impl Tier {
         let mut done = false;
         let mut transient = !objects.is_empty();
         let mut local_failure = None;
+        let fill_started = Instant::now();
         // Chunk by chunk when the chunk hashes are known (shared with the
         // file's readers), else one verified stream per copy.
         let fill = self.fill_for(rel, &file, id, &marker).unwrap_or_else(|e| {
@@ -995,12 +1014,18 @@ impl Tier {
             tracing::error!(error = %err, "recall failed");
             return Err(err);
         }
-        file.sync_all().map_err(io_err(rel, "fsync"))?;
+        let sync_started = Instant::now();
+        // The size and times are the stub's already: the data (and the
+        // blocks holding it) must be durable before the marker goes.
+        file.sync_data().map_err(io_err(rel, "fsync"))?;
         failpoint::pause("downloaded");
         stub::remove_marker(&file).map_err(io_err(rel, "remove stub marker"))?;
         stub::restore_times(&file, &st).map_err(io_err(rel, "restore times"))?;
         file.sync_all().map_err(io_err(rel, "fsync"))?;
         self.settle(rel, &file);
+        tracing::debug!(path = %rel.display(), bytes = marker.size,
+            fill_secs = (sync_started - fill_started).as_secs_f64(),
+            sync_secs = sync_started.elapsed().as_secs_f64(), "recall phases");
         if let Some(row) = row {
             let id = row.id;
             self.catalog.exec_grouped("mark premigrated", move |c| {

@@ -27,6 +27,8 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::hash;
 use super::{StubSource, Tier, TierError};
+use crate::catalog::path_key;
+use crate::catalog::tiering::LedgerEntry;
 
 /// Chunks sharing one fetch lock (a lock per chunk would cost memory on huge files).
 const STRIPES: usize = 64;
@@ -36,6 +38,10 @@ const STRIPES: usize = 64;
 /// chunks ahead of the furthest read, so a sequential reader finds them here.
 /// Writes into the stub in flight are bounded by the same number.
 const MEMORY_CHUNKS: usize = 5;
+
+/// Chunks of a streamed recall being checked and written at once (each
+/// [`hash::CHUNK_SIZE`]); the stream waits while this many are in flight.
+const STREAM_WRITES: usize = 2;
 
 /// How long the recall waits for a reader to move on before it stops pacing
 /// itself to the readers and fills the rest at full speed.
@@ -364,6 +370,11 @@ impl StubFill {
     ) -> Result<(), TierError> {
         let rel = &self.src.rel;
         self.keep.store(true, Ordering::Release);
+        // Nobody reads: one streamed GET is the fastest way to get the rest.
+        // Whatever it leaves absent is fetched chunk by chunk below.
+        if self.readers.load(Ordering::Acquire) == 0 {
+            self.stream_rest(tier).await?;
+        }
         let concurrency = concurrency.max(1);
         let lead = concurrency.min(MEMORY_CHUNKS - 2) as u64;
         let paced = AtomicBool::new(true);
@@ -396,6 +407,162 @@ impl StubFill {
             .buffer_unordered(concurrency)
             .try_collect::<()>()
             .await
+    }
+
+    /// Fills the absent chunks from the first absent one to the end with
+    /// one streamed GET of the first copy, each chunk checked against its
+    /// hash before it is written. A local write failure is returned (another
+    /// copy cannot help); any other failure is logged and leaves the rest to
+    /// the chunk-by-chunk fill (which tries every copy), except a copy that
+    /// is unreachable or stalled when it is the only one: the chunk fill
+    /// would only wait for it again.
+    async fn stream_rest(self: &Arc<Self>, tier: &Tier) -> Result<(), TierError> {
+        let Some(first) = (0..self.src.chunk_count())
+            .find(|&i| !self.present[i as usize].load(Ordering::Acquire))
+        else {
+            return Ok(());
+        };
+        let Some((name, key, class)) = self.src.copies.first() else {
+            return Ok(());
+        };
+        let Some(remote) = tier.remotes.get(name).filter(|r| !r.is_encrypted()) else {
+            return Ok(()); // encrypted objects are read (and opened) chunk by chunk
+        };
+        let received = AtomicU64::new(0);
+        let limit = remote.recall_timeout();
+        let run = self.stream_from(remote, key, first, &received);
+        let outcome = super::watchdog::while_progressing(limit, &received, run)
+            .await
+            .unwrap_or_else(|| Err(super::watchdog::timed_out(remote, key, limit).into()));
+        let got = received.load(Ordering::Relaxed);
+        if got > 0 || outcome.is_ok() {
+            tier.ledger(LedgerEntry {
+                remote: name.clone(),
+                op: "get",
+                requests: 1,
+                bytes: got,
+                storage_class: class.clone(),
+                path: path_key(&self.src.rel),
+                ..Default::default()
+            });
+        }
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(e @ TierError::Io { .. }) => Err(e),
+            Err(e) if e.is_transient() && self.src.copies.len() == 1 => Err(e),
+            Err(e) => {
+                tracing::debug!(path = %self.src.rel.display(), remote = %name, error = %e,
+                    "streamed recall stopped; fetching the rest chunk by chunk");
+                Ok(())
+            }
+        }
+    }
+
+    /// The body of [`StubFill::stream_rest`]: streams `key` from chunk
+    /// `first` on, cuts it into chunks, and hands each absent one to
+    /// [`StubFill::check_and_store`] (at most [`STREAM_WRITES`] at once).
+    /// `received` counts the bytes that arrived.
+    async fn stream_from(
+        self: &Arc<Self>,
+        remote: &crate::remote::Remote,
+        key: &str,
+        first: u64,
+        received: &AtomicU64,
+    ) -> Result<(), TierError> {
+        let start = first * self.src.chunk_size;
+        let Some(mut stream) = remote.stream_range(key, start..self.src.size).await? else {
+            return Ok(()); // encrypted: chunk by chunk
+        };
+        let mut writes = tokio::task::JoinSet::new();
+        let mut index = first;
+        let mut buf = bytes::BytesMut::with_capacity(self.span(index).1);
+        while let Some(piece) = stream.next().await {
+            let mut piece = piece?;
+            received.fetch_add(piece.len() as u64, Ordering::Relaxed);
+            while !piece.is_empty() {
+                let want = self.span(index).1 - buf.len();
+                let take = piece.split_to(want.min(piece.len()));
+                buf.extend_from_slice(&take);
+                if buf.len() < self.span(index).1 {
+                    continue;
+                }
+                while writes.len() >= STREAM_WRITES {
+                    self.joined(writes.join_next().await)?;
+                }
+                let data = buf.split().freeze();
+                let this = Arc::clone(self);
+                writes.spawn_blocking(move || this.check_and_store(index, &data));
+                super::failpoint::pause("receiving");
+                index += 1;
+                if index < self.src.chunk_count() {
+                    buf.reserve(self.span(index).1);
+                }
+            }
+        }
+        while let Some(done) = writes.join_next().await {
+            self.joined(Some(done))?;
+        }
+        if index < self.src.chunk_count() {
+            return Err(TierError::NoCopy {
+                path: self.src.rel.clone(),
+                detail: format!("the object ended before chunk {index}"),
+                transient: false,
+            });
+        }
+        Ok(())
+    }
+
+    /// The outcome of one [`StubFill::check_and_store`] task.
+    fn joined(
+        &self,
+        done: Option<Result<Result<(), TierError>, tokio::task::JoinError>>,
+    ) -> Result<(), TierError> {
+        match done {
+            None => Ok(()),
+            Some(Ok(result)) => result,
+            Some(Err(e)) => Err(TierError::Io {
+                path: self.src.rel.clone(),
+                op: "write the recalled data (the file stays a stub)",
+                source: std::io::Error::other(e.to_string()),
+            }),
+        }
+    }
+
+    /// Checks streamed chunk `index` against its hash and writes it into the
+    /// stub (blocking; unless it is already there, or the recall was
+    /// abandoned). A mismatch is an error and writes nothing.
+    fn check_and_store(&self, index: u64, data: &Bytes) -> Result<(), TierError> {
+        if !hash::chunk_matches(&self.src.chunks, index as usize, data) {
+            tracing::error!(path = %self.src.rel.display(), chunk = index, "chunk failed verification");
+            return Err(TierError::NoCopy {
+                path: self.src.rel.clone(),
+                detail: format!("chunk {index} does not match its hash"),
+                transient: false,
+            });
+        }
+        let writing = self.writes.blocking_read();
+        if !self.keep.load(Ordering::Acquire) {
+            return Err(TierError::Io {
+                path: self.src.rel.clone(),
+                op: "write the recalled data (the file stays a stub)",
+                source: std::io::Error::other("the recall was abandoned"),
+            });
+        }
+        if self.present[index as usize].load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let (start, _) = self.span(index);
+        self.file
+            .write_all_at(data, start)
+            .map_err(|source| TierError::Io {
+                path: self.src.rel.clone(),
+                op: "write the recalled data (the file stays a stub)",
+                source,
+            })?;
+        self.present[index as usize].store(true, Ordering::Release);
+        drop(writing);
+        self.written.notify_waiters();
+        Ok(())
     }
 
     /// Waits for another caller's write of chunk `index`; if that left it
