@@ -23,19 +23,27 @@ pub const PASS_BUFFER: u64 = (BLOCK * BLOCKS) as u64;
 /// read. Reads with one fixed-size buffer.
 pub fn hash_file(file: &File) -> io::Result<(blake3::Hash, u64)> {
     let mut whole = blake3::Hasher::new();
-    let mut buf = vec![0u8; block_for(file)];
+    let total = read_blocks(file, block_for(file), |data| {
+        whole.update(data);
+    })?;
+    Ok((whole.finalize(), total))
+}
+
+/// Reads `file` from offset 0 to its end through one `block`-byte buffer,
+/// handing each read to `each`. Returns the number of bytes read.
+fn read_blocks(file: &File, block: usize, mut each: impl FnMut(&[u8])) -> io::Result<u64> {
     let mut reader = file;
     reader.seek(SeekFrom::Start(0))?;
+    let mut buf = vec![0u8; block];
     let mut total = 0u64;
     loop {
         let n = read_some(&mut reader, &mut buf)?;
         if n == 0 {
-            break;
+            return Ok(total);
         }
-        whole.update(&buf[..n]);
+        each(&buf[..n]);
         total += n as u64;
     }
-    Ok((whole.finalize(), total))
 }
 
 /// The read size for `file`: [`BLOCK`], or less for a smaller file.
@@ -104,26 +112,19 @@ impl ChunkHashes {
 /// a helper hashes the whole file from the same buffers, which go back and
 /// forth (at most [`BLOCKS`] of them: [`PASS_BUFFER`] bytes).
 pub fn hash_file_with_chunks(file: &File) -> io::Result<(blake3::Hash, u64, Vec<u8>)> {
-    let mut reader = file;
-    reader.seek(SeekFrom::Start(0))?;
     let block = block_for(file);
     if block < BLOCK {
         // Small file: one read, one thread.
         let mut whole = blake3::Hasher::new();
         let mut chunks = ChunkHashes::new();
-        let mut buf = vec![0u8; block];
-        let mut total = 0u64;
-        loop {
-            let n = read_some(&mut reader, &mut buf)?;
-            if n == 0 {
-                break;
-            }
-            whole.update(&buf[..n]);
-            chunks.update(&buf[..n]);
-            total += n as u64;
-        }
+        let total = read_blocks(file, block, |data| {
+            whole.update(data);
+            chunks.update(data);
+        })?;
         return Ok((whole.finalize(), total, chunks.finish()));
     }
+    let mut reader = file;
+    reader.seek(SeekFrom::Start(0))?;
     std::thread::scope(|s| {
         let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(BLOCKS);
         let (free_tx, free_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(BLOCKS);
