@@ -71,6 +71,22 @@ fn objects(cloud: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// Every row's path, state, size and mtime (for failure messages).
+fn catalog_rows(m: &TestMount) -> Vec<(String, String, i64, i64)> {
+    let conn = rusqlite::Connection::open_with_flags(
+        m.catalog(),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let mut stmt = conn
+        .prepare("SELECT CAST(path AS TEXT), state, size, mtime_ns FROM files ORDER BY path")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
 fn catalog_states(m: &TestMount) -> Vec<(String, String)> {
     let conn = rusqlite::Connection::open_with_flags(
         m.catalog(),
@@ -174,7 +190,13 @@ fn accounting_files_older_than_a_year_move_to_the_cloud() {
 
     // Releasing an unchanged premigrated file again uploads nothing.
     let s = migrate(&m);
-    assert_eq!((s.released, s.uploaded_bytes), (2, 0), "{s:?}");
+    assert_eq!(
+        (s.released, s.uploaded_bytes),
+        (2, 0),
+        "{s:?}\ncatalog: {:?}\n{}",
+        catalog_rows(&m),
+        m.log_banner()
+    );
     assert_eq!(
         fs::read(m.m("accounting/2020/invoice.pdf")).unwrap(),
         invoice

@@ -311,9 +311,16 @@ impl StubFill {
         let block = data.clone();
         let write = tokio::spawn(async move {
             let file = Arc::clone(&this.file);
-            let stored = tokio::task::spawn_blocking(move || file.write_all_at(&block, start))
-                .await
-                .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+            // The streamed recall may have stored this chunk meanwhile: a
+            // second write would only move the file's mtime after the recall
+            // restored it.
+            let stored = if this.present[index as usize].load(Ordering::Acquire) {
+                Ok(())
+            } else {
+                tokio::task::spawn_blocking(move || file.write_all_at(&block, start))
+                    .await
+                    .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+            };
             if stored.is_ok() {
                 this.present[index as usize].store(true, Ordering::Release);
             }
@@ -382,7 +389,7 @@ impl StubFill {
         futures::stream::iter(0..self.src.chunk_count())
             .map(|index| async move {
                 if self.present[index as usize].load(Ordering::Acquire) {
-                    return Ok(());
+                    return Ok::<(), TierError>(());
                 }
                 if paced.load(Ordering::Acquire) && !self.pace(index, lead).await {
                     paced.store(false, Ordering::Release);
@@ -406,7 +413,12 @@ impl StubFill {
             })
             .buffer_unordered(concurrency)
             .try_collect::<()>()
-            .await
+            .await?;
+        // Every chunk is present, but a reader's write of a chunk the stream
+        // also stored may still be running: it must land before the recall
+        // syncs the file and restores its times.
+        drop(self.writes.write().await);
+        Ok(())
     }
 
     /// Fills the absent chunks from the first absent one to the end with
