@@ -87,18 +87,11 @@ fn catalog_rows(m: &TestMount) -> Vec<(String, String, i64, i64)> {
         .collect()
 }
 
+/// Every row's path and state.
 fn catalog_states(m: &TestMount) -> Vec<(String, String)> {
-    let conn = rusqlite::Connection::open_with_flags(
-        m.catalog(),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    let mut stmt = conn
-        .prepare("SELECT CAST(path AS TEXT), state FROM files ORDER BY path")
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
+    catalog_rows(m)
+        .into_iter()
+        .map(|(path, state, _, _)| (path, state))
         .collect()
 }
 
