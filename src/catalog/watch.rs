@@ -331,12 +331,26 @@ impl Coalescer {
                         // It may have replaced a directory.
                         self.catalog.send_op(Op::ForgetBelow(key.clone()));
                     }
-                    self.catalog.send(FileEvent::Upsert {
+                    let upsert = |meta: &std::fs::Metadata| FileEvent::Upsert {
                         path: key_to_path(&key),
-                        size: std::os::unix::fs::MetadataExt::size(&meta),
-                        mtime_ns: mtime_ns(&meta),
-                        ino: std::os::unix::fs::MetadataExt::ino(&meta),
-                    });
+                        size: std::os::unix::fs::MetadataExt::size(meta),
+                        mtime_ns: mtime_ns(meta),
+                        ino: std::os::unix::fs::MetadataExt::ino(meta),
+                    };
+                    let first = upsert(&meta);
+                    self.catalog.send(first.clone());
+                    // The mount (or the tiering engine) may have changed the
+                    // file and reported its final state between that lstat
+                    // and the send, which would then have put an older state
+                    // after it: look once more and send what is there now.
+                    if let Ok(again) = std::fs::symlink_metadata(&path)
+                        && again.is_file()
+                    {
+                        let now = upsert(&again);
+                        if now != first {
+                            self.catalog.send(now);
+                        }
+                    }
                 }
                 Ok(meta) if meta.is_dir() => {
                     if !appeared || walked.as_ref().is_some_and(|w| path.starts_with(w)) {
