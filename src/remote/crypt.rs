@@ -346,12 +346,13 @@ impl Remote {
         }
         let name = name_of(&key).to_string();
         let file = Arc::new(File::open(path).map_err(|e| super::io_error(self, "open", path, &e))?);
-        let mut upload = self
+        let upload = self
             .inner
             .store
             .put_multipart(&loc)
             .await
             .map_err(|e| self.map_err("PUT (start multipart)", &key, e))?;
+        let mut guard = super::abort::AbortOnDrop::new(upload, &self.inner.aborts);
         let part_size = super::transfer::MIN_PART_SIZE as usize;
         let result = async {
             let mut hasher = Box::new(blake3::Hasher::new());
@@ -379,7 +380,7 @@ impl Remote {
                 index += 1;
                 if part.len() >= part_size {
                     let data = part.split().freeze();
-                    upload
+                    guard
                         .put_part(PutPayload::from(data))
                         .await
                         .map_err(|e| self.map_err("PUT (part)", &key, e))?;
@@ -391,12 +392,12 @@ impl Remote {
                 return Err(self.source_changed(path));
             }
             if !part.is_empty() {
-                upload
+                guard
                     .put_part(PutPayload::from(part.split().freeze()))
                     .await
                     .map_err(|e| self.map_err("PUT (part)", &key, e))?;
             }
-            upload
+            guard
                 .complete()
                 .await
                 .map_err(|e| self.map_err("PUT (complete multipart)", &key, e))
@@ -413,7 +414,7 @@ impl Remote {
                 })
             }
             Err(e) => {
-                let _ = upload.abort().await;
+                let _ = guard.abort().await;
                 Err(e)
             }
         }

@@ -45,6 +45,7 @@
 //! * `file://`: `LocalFileSystem` with fsync; no metadata or storage class
 //!   (the directory must exist).
 
+mod abort;
 mod backend;
 mod catalog_backup;
 pub mod crypt;
@@ -147,6 +148,8 @@ struct Inner {
     health: RemoteHealth,
     /// Client-side encryption (`encryption_key_file`), if enabled.
     crypt: Option<crypt::Crypt>,
+    /// Aborts of uploads dropped mid-way, awaited at shutdown.
+    aborts: abort::PendingAborts,
 }
 
 impl fmt::Debug for Remote {
@@ -205,6 +208,7 @@ impl Remote {
                 secrets: built.secrets,
                 health: RemoteHealth::new(&cfg.name),
                 crypt,
+                aborts: Default::default(),
             }),
         })
     }
@@ -212,6 +216,13 @@ impl Remote {
     /// The section name (`[remote.NAME]`).
     pub fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// Waits, at most `timeout`, for the aborts of uploads that were
+    /// dropped mid-way (a migration stopped at shutdown), so the store is
+    /// left without their parts.
+    pub async fn finish_aborts(&self, timeout: Duration) {
+        self.inner.aborts.finish(timeout).await;
     }
 
     /// `s3`, `gcs`, `azure` or `file`.

@@ -13,10 +13,11 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use object_store::path::Path as ObjPath;
 use object_store::{
-    Attribute, Attributes, GetOptions, MultipartUpload, ObjectStoreExt, PutMultipartOptions,
-    PutPayload,
+    Attribute, Attributes, GetOptions, ObjectStoreExt, PutMultipartOptions, PutPayload,
 };
 use tokio::task::JoinSet;
+
+use super::abort::AbortOnDrop;
 
 use super::{
     META_BLAKE3, META_SIZE, ObjectInfo, PutOptions, PutOutcome, Remote, RemoteError, io_error,
@@ -298,7 +299,7 @@ impl Remote {
             .put_multipart_opts(loc, opts)
             .await
             .map_err(|e| self.map_err("PUT (start multipart)", key, e))?;
-        let mut guard = AbortOnDrop(Some(upload));
+        let mut guard = AbortOnDrop::new(upload, &self.inner.aborts);
         let mut parts: JoinSet<Result<u64, object_store::Error>> = JoinSet::new();
 
         let result = async {
@@ -314,8 +315,7 @@ impl Remote {
                 let buffer = self.reserve_upload_buffer(len).await;
                 let (bytes, h) = self.read_part(path, file, offset, len, hasher).await?;
                 hasher = h;
-                let upload = guard.0.as_mut().expect("upload present until completed");
-                let fut = upload.put_part(PutPayload::from(bytes));
+                let fut = guard.put_part(PutPayload::from(bytes));
                 parts.spawn(async move {
                     let sent = fut.await.map(|()| len);
                     drop(buffer);
@@ -331,8 +331,7 @@ impl Remote {
                 done += self.join_part(key, path, &mut parts).await?;
                 progress(done);
             }
-            let upload = guard.0.as_mut().expect("upload present until completed");
-            upload
+            guard
                 .complete()
                 .await
                 .map_err(|e| self.map_err("PUT (complete multipart)", key, e))
@@ -340,18 +339,13 @@ impl Remote {
         .await;
 
         match result {
-            Ok(put) => {
-                guard.0 = None;
-                Ok(put.e_tag)
-            }
+            Ok(put) => Ok(put.e_tag),
             Err(e) => {
                 // Stop the parts still in flight, then abort the upload so
                 // the store frees them.
                 parts.abort_all();
                 while parts.join_next().await.is_some() {}
-                if let Some(mut upload) = guard.0.take()
-                    && let Err(abort_err) = upload.abort().await
-                {
+                if let Err(abort_err) = guard.abort().await {
                     tracing::warn!(
                         remote = %self.inner.name,
                         key,
@@ -771,20 +765,6 @@ impl Drop for StopWritesOnDrop {
     fn drop(&mut self) {
         self.stopped.store(true, Ordering::Release);
         drop(self.busy.lock().unwrap_or_else(|e| e.into_inner()));
-    }
-}
-
-struct AbortOnDrop(Option<Box<dyn MultipartUpload>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        if let Some(mut upload) = self.0.take()
-            && let Ok(handle) = tokio::runtime::Handle::try_current()
-        {
-            handle.spawn(async move {
-                let _ = upload.abort().await;
-            });
-        }
     }
 }
 

@@ -215,10 +215,12 @@ impl Tier {
     }
 
     /// Stops running migrations at their next safe point (see [`stop`]) and
-    /// waits, at most `timeout`, for the running job to end. Called at
+    /// waits, at most `timeout`, for the running job to end and for the
+    /// aborts of the uploads it abandoned. Called at
     /// shutdown; later migrations do nothing.
     pub async fn stop(&self, timeout: std::time::Duration) {
         self.stop.stop();
+        let started = Instant::now();
         if tokio::time::timeout(timeout, self.job.lock())
             .await
             .is_err()
@@ -227,6 +229,12 @@ impl Tier {
                 "a tiering job did not stop within {timeout:?}; it is abandoned and \
                  resolved at the next start"
             );
+        }
+        // Uploads abandoned by the stop are aborted, so the store keeps none
+        // of their parts.
+        let left = timeout.saturating_sub(started.elapsed());
+        for remote in self.remotes.values() {
+            remote.finish_aborts(left).await;
         }
     }
 
