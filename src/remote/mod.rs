@@ -47,6 +47,7 @@
 
 mod abort;
 mod backend;
+mod buffers;
 mod catalog_backup;
 pub mod crypt;
 mod error;
@@ -150,6 +151,9 @@ struct Inner {
     crypt: Option<crypt::Crypt>,
     /// Aborts of uploads dropped mid-way, awaited at shutdown.
     aborts: abort::PendingAborts,
+    /// Part and read-back buffers, reused (their number in use is bounded
+    /// by `upload_buffers`).
+    buffers: Arc<buffers::BufferPool>,
 }
 
 impl fmt::Debug for Remote {
@@ -209,6 +213,7 @@ impl Remote {
                 health: RemoteHealth::new(&cfg.name),
                 crypt,
                 aborts: Default::default(),
+                buffers: buffers::BufferPool::new(built.max_concurrency + 1),
             }),
         })
     }

@@ -213,11 +213,13 @@ impl Remote {
         mut hasher: Box<blake3::Hasher>,
     ) -> Result<(Bytes, Box<blake3::Hasher>), RemoteError> {
         let f = Arc::clone(file);
+        let mut buf = self.inner.buffers.take(len as usize);
+        let pool = Arc::clone(&self.inner.buffers);
         let res = tokio::task::spawn_blocking(move || {
-            let mut buf = vec![0u8; len as usize];
+            buf.resize(len as usize, 0);
             f.read_exact_at(&mut buf, offset)?;
             hasher.update(&buf);
-            Ok::<_, std::io::Error>((Bytes::from(buf), hasher))
+            Ok::<_, std::io::Error>((pool.into_bytes(buf), hasher))
         })
         .await
         .map_err(|e| self.join_error("read", path, e))?;
@@ -435,7 +437,7 @@ impl Remote {
             .map(|start| start..(start + VERIFY_RANGE).min(size));
         let mut pieces = futures::stream::iter(ranges.map(|range| async move {
             let buffer = self.reserve_upload_buffer(range.end - range.start).await;
-            self.get_range_raw(key, range)
+            self.get_range_pooled(key, range)
                 .await
                 .map(|bytes| (bytes, buffer))
         }))
@@ -446,8 +448,28 @@ impl Remote {
             let (bytes, _buffer) = piece?;
             got += bytes.len() as u64;
             hasher.update(&bytes);
+            self.inner.buffers.give(bytes);
         }
         self.check_content(key, size, expected, got, &hasher.finalize())
+    }
+
+    /// Bytes `range` of an object, streamed into a buffer from the pool
+    /// (give it back with `BufferPool::give`).
+    async fn get_range_pooled(&self, key: &str, range: Range<u64>) -> Result<Vec<u8>, RemoteError> {
+        let Some(mut stream) = self.stream_range(key, range.clone()).await? else {
+            return Ok(self.get_range_raw(key, range).await?.to_vec());
+        };
+        let want = range.end - range.start;
+        let mut buf = self.inner.buffers.take(want as usize);
+        while let Some(chunk) = stream.next().await {
+            buf.extend_from_slice(&chunk?);
+        }
+        let got = buf.len() as u64;
+        if got != want {
+            self.inner.buffers.give(buf);
+            return Err(self.short_or_long(key, &range, got));
+        }
+        Ok(buf)
     }
 
     pub(super) fn corrupt(

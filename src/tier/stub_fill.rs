@@ -487,7 +487,11 @@ impl StubFill {
         };
         let mut writes = tokio::task::JoinSet::new();
         let mut index = first;
-        let mut buf = bytes::BytesMut::with_capacity(self.span(index).1);
+        // The chunk being received and the ones being written: the same
+        // few buffers go round (fresh multi-MiB allocations per chunk left
+        // the allocator holding far more than was in use).
+        let mut spare: Vec<Vec<u8>> = Vec::with_capacity(STREAM_WRITES);
+        let mut buf = Vec::with_capacity(self.span(index).1);
         while let Some(piece) = stream.next().await {
             let mut piece = piece?;
             received.fetch_add(piece.len() as u64, Ordering::Relaxed);
@@ -499,13 +503,14 @@ impl StubFill {
                     continue;
                 }
                 while writes.len() >= STREAM_WRITES {
-                    self.joined(writes.join_next().await)?;
+                    spare.extend(self.joined(writes.join_next().await)?);
                 }
-                let data = buf.split().freeze();
+                let data = std::mem::replace(&mut buf, spare.pop().unwrap_or_default());
                 let this = Arc::clone(self);
-                writes.spawn_blocking(move || this.check_and_store(index, &data));
+                writes.spawn_blocking(move || this.check_and_store(index, &data).map(|()| data));
                 super::failpoint::pause("receiving");
                 index += 1;
+                buf.clear();
                 if index < self.src.chunk_count() {
                     buf.reserve(self.span(index).1);
                 }
@@ -524,14 +529,15 @@ impl StubFill {
         Ok(())
     }
 
-    /// The outcome of one [`StubFill::check_and_store`] task.
-    fn joined(
+    /// The outcome of one [`StubFill::check_and_store`] task (with what
+    /// the task hands back, if it succeeded).
+    fn joined<T>(
         &self,
-        done: Option<Result<Result<(), TierError>, tokio::task::JoinError>>,
-    ) -> Result<(), TierError> {
+        done: Option<Result<Result<T, TierError>, tokio::task::JoinError>>,
+    ) -> Result<Option<T>, TierError> {
         match done {
-            None => Ok(()),
-            Some(Ok(result)) => result,
+            None => Ok(None),
+            Some(Ok(result)) => result.map(Some),
             Some(Err(e)) => Err(TierError::Io {
                 path: self.src.rel.clone(),
                 op: "write the recalled data (the file stays a stub)",
@@ -543,7 +549,7 @@ impl StubFill {
     /// Checks streamed chunk `index` against its hash and writes it into the
     /// stub (blocking; unless it is already there, or the recall was
     /// abandoned). A mismatch is an error and writes nothing.
-    fn check_and_store(&self, index: u64, data: &Bytes) -> Result<(), TierError> {
+    fn check_and_store(&self, index: u64, data: &[u8]) -> Result<(), TierError> {
         if !hash::chunk_matches(&self.src.chunks, index as usize, data) {
             tracing::error!(path = %self.src.rel.display(), chunk = index, "chunk failed verification");
             return Err(TierError::NoCopy {

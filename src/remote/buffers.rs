@@ -1,0 +1,116 @@
+//! Reused transfer buffers.
+//!
+//! Parts being uploaded and ranges being read back are several MiB each.
+//! Allocated fresh every time, glibc keeps the freed ones in per-thread
+//! arenas, so the daemon's resident memory drifted well above what was in
+//! use at once. A [`BufferPool`] hands the same few buffers out again; how
+//! many are in use at once is bounded by the remote's transfer budget
+//! (`Remote::reserve_upload_buffer`), and the pool keeps at most that many.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+/// Buffers below this size come from the allocator as usual.
+const POOLED_MIN: usize = 1 << 20;
+
+/// Free transfer buffers, reused by the next part or range.
+#[derive(Debug)]
+pub(super) struct BufferPool {
+    free: Mutex<Vec<Vec<u8>>>,
+    /// At most this many buffers are kept free.
+    keep: usize,
+}
+
+impl BufferPool {
+    /// A pool keeping at most `keep` free buffers.
+    pub(super) fn new(keep: usize) -> Arc<Self> {
+        Arc::new(BufferPool {
+            free: Mutex::new(Vec::new()),
+            keep,
+        })
+    }
+
+    /// An empty buffer with room for `len` bytes: a free one when `len` is
+    /// large enough to be pooled and one is big enough, else a new one.
+    pub(super) fn take(&self, len: usize) -> Vec<u8> {
+        if len >= POOLED_MIN {
+            let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(i) = free.iter().position(|b| b.capacity() >= len) {
+                let mut buf = free.swap_remove(i);
+                buf.clear();
+                return buf;
+            }
+        }
+        Vec::with_capacity(len)
+    }
+
+    /// Gives `buf` back for reuse (dropped if small or the pool is full).
+    pub(super) fn give(&self, buf: Vec<u8>) {
+        if buf.capacity() < POOLED_MIN {
+            return;
+        }
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        if free.len() < self.keep {
+            free.push(buf);
+        }
+    }
+
+    /// `buf` as [`Bytes`] that go back to the pool when the last clone is
+    /// dropped (an upload's payload is dropped by the HTTP client).
+    pub(super) fn into_bytes(self: &Arc<Self>, buf: Vec<u8>) -> Bytes {
+        Bytes::from_owner(Pooled {
+            buf,
+            pool: Arc::clone(self),
+        })
+    }
+}
+
+/// A pooled buffer owned by [`Bytes`]; returns to its pool on drop.
+struct Pooled {
+    buf: Vec<u8>,
+    pool: Arc<BufferPool>,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        self.pool.give(std::mem::take(&mut self.buf));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_buffer_dropped_as_bytes_is_handed_out_again() {
+        let pool = BufferPool::new(2);
+        let mut buf = pool.take(4 << 20);
+        buf.resize(4 << 20, 7);
+        let addr = buf.as_ptr();
+        let bytes = pool.into_bytes(buf);
+        let clone = bytes.clone();
+        drop(bytes);
+        let other = pool.take(4 << 20);
+        assert_ne!(other.as_ptr(), addr, "reused while still in use");
+        drop(clone);
+        let again = pool.take(3 << 20);
+        assert_eq!(again.as_ptr(), addr);
+        assert!(again.is_empty());
+    }
+
+    #[test]
+    fn small_buffers_and_buffers_beyond_the_limit_are_not_kept() {
+        let pool = BufferPool::new(1);
+        pool.give(Vec::with_capacity(4096));
+        pool.give(Vec::with_capacity(2 << 20));
+        pool.give(Vec::with_capacity(2 << 20));
+        assert_eq!(pool.free.lock().unwrap().len(), 1);
+    }
+}
