@@ -5,8 +5,10 @@
 //! arenas, so the daemon's resident memory drifted well above what was in
 //! use at once. A [`BufferPool`] hands the same few buffers out again; how
 //! many are in use at once is bounded by the remote's transfer budget
-//! (`Remote::reserve_upload_buffer`), and the pool keeps at most that many.
+//! (`Remote::reserve_upload_buffer`), and the pool keeps at most that many,
+//! and none once no pooled buffer is out (between transfers).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -20,6 +22,8 @@ pub(super) struct BufferPool {
     free: Mutex<Vec<Vec<u8>>>,
     /// At most this many buffers are kept free.
     keep: usize,
+    /// Pool-sized buffers handed out and not given back yet.
+    out: AtomicUsize,
 }
 
 impl BufferPool {
@@ -28,6 +32,7 @@ impl BufferPool {
         Arc::new(BufferPool {
             free: Mutex::new(Vec::new()),
             keep,
+            out: AtomicUsize::new(0),
         })
     }
 
@@ -35,6 +40,7 @@ impl BufferPool {
     /// large enough to be pooled and one is big enough, else a new one.
     pub(super) fn take(&self, len: usize) -> Vec<u8> {
         if len >= POOLED_MIN {
+            self.out.fetch_add(1, Ordering::AcqRel);
             let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(i) = free.iter().position(|b| b.capacity() >= len) {
                 let mut buf = free.swap_remove(i);
@@ -46,12 +52,22 @@ impl BufferPool {
     }
 
     /// Gives `buf` back for reuse (dropped if small or the pool is full).
+    /// The last one given back while none is out empties the pool: memory
+    /// is held for transfers in progress, not for the next one.
     pub(super) fn give(&self, buf: Vec<u8>) {
         if buf.capacity() < POOLED_MIN {
             return;
         }
+        let was_out = self
+            .out
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                Some(n.saturating_sub(1))
+            })
+            .unwrap_or(0);
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        if free.len() < self.keep {
+        if was_out <= 1 {
+            free.clear();
+        } else if free.len() < self.keep {
             free.push(buf);
         }
     }
@@ -108,9 +124,25 @@ mod tests {
     #[test]
     fn small_buffers_and_buffers_beyond_the_limit_are_not_kept() {
         let pool = BufferPool::new(1);
+        let held = pool.take(2 << 20);
+        let (a, b) = (pool.take(2 << 20), pool.take(2 << 20));
         pool.give(Vec::with_capacity(4096));
-        pool.give(Vec::with_capacity(2 << 20));
-        pool.give(Vec::with_capacity(2 << 20));
+        pool.give(a);
+        pool.give(b);
         assert_eq!(pool.free.lock().unwrap().len(), 1);
+        drop(held);
+    }
+
+    #[test]
+    fn the_pool_empties_when_the_last_buffer_comes_back() {
+        let pool = BufferPool::new(4);
+        let (a, b) = (pool.take(2 << 20), pool.take(2 << 20));
+        pool.give(a);
+        assert_eq!(pool.free.lock().unwrap().len(), 1, "kept while one is out");
+        pool.give(b);
+        assert!(
+            pool.free.lock().unwrap().is_empty(),
+            "held after the transfer"
+        );
     }
 }
