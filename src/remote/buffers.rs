@@ -37,27 +37,30 @@ impl BufferPool {
     }
 
     /// An empty buffer with room for `len` bytes: a free one when `len` is
-    /// large enough to be pooled and one is big enough, else a new one.
-    pub(super) fn take(&self, len: usize) -> Vec<u8> {
-        if len >= POOLED_MIN {
+    /// large enough to be pooled and one is big enough, else a new one. It
+    /// goes back to the pool when dropped, on every path.
+    pub(super) fn take(self: &Arc<Self>, len: usize) -> PoolBuf {
+        let pooled = len >= POOLED_MIN;
+        let mut buf = None;
+        if pooled {
             self.out.fetch_add(1, Ordering::AcqRel);
             let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(i) = free.iter().position(|b| b.capacity() >= len) {
-                let mut buf = free.swap_remove(i);
-                buf.clear();
-                return buf;
+                let mut reused = free.swap_remove(i);
+                reused.clear();
+                buf = Some(reused);
             }
         }
-        Vec::with_capacity(len)
+        PoolBuf {
+            buf: buf.unwrap_or_else(|| Vec::with_capacity(len)),
+            pool: pooled.then(|| Arc::clone(self)),
+        }
     }
 
-    /// Gives `buf` back for reuse (dropped if small or the pool is full).
-    /// The last one given back while none is out empties the pool: memory
-    /// is held for transfers in progress, not for the next one.
-    pub(super) fn give(&self, buf: Vec<u8>) {
-        if buf.capacity() < POOLED_MIN {
-            return;
-        }
+    /// Takes back a buffer that was out (kept unless the pool is full).
+    /// The last one back empties the pool: memory is held for transfers in
+    /// progress, not for the next one.
+    fn put_back(&self, buf: Vec<u8>) {
         let was_out = self
             .out
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -71,32 +74,47 @@ impl BufferPool {
             free.push(buf);
         }
     }
+}
 
-    /// `buf` as [`Bytes`] that go back to the pool when the last clone is
-    /// dropped (an upload's payload is dropped by the HTTP client).
-    pub(super) fn into_bytes(self: &Arc<Self>, buf: Vec<u8>) -> Bytes {
-        Bytes::from_owner(Pooled {
-            buf,
-            pool: Arc::clone(self),
-        })
+/// A buffer from a [`BufferPool`]; returns to it when dropped.
+pub(super) struct PoolBuf {
+    buf: Vec<u8>,
+    /// `None` for buffers too small to pool.
+    pool: Option<Arc<BufferPool>>,
+}
+
+impl PoolBuf {
+    /// The buffer as [`Bytes`] that return it to the pool when the last
+    /// clone is dropped (an upload's payload is dropped by the HTTP client).
+    pub(super) fn into_bytes(self) -> Bytes {
+        Bytes::from_owner(self)
     }
 }
 
-/// A pooled buffer owned by [`Bytes`]; returns to its pool on drop.
-struct Pooled {
-    buf: Vec<u8>,
-    pool: Arc<BufferPool>,
+impl std::ops::Deref for PoolBuf {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.buf
+    }
 }
 
-impl AsRef<[u8]> for Pooled {
+impl std::ops::DerefMut for PoolBuf {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+}
+
+impl AsRef<[u8]> for PoolBuf {
     fn as_ref(&self) -> &[u8] {
         &self.buf
     }
 }
 
-impl Drop for Pooled {
+impl Drop for PoolBuf {
     fn drop(&mut self) {
-        self.pool.give(std::mem::take(&mut self.buf));
+        if let Some(pool) = self.pool.take() {
+            pool.put_back(std::mem::take(&mut self.buf));
+        }
     }
 }
 
@@ -110,7 +128,7 @@ mod tests {
         let mut buf = pool.take(4 << 20);
         buf.resize(4 << 20, 7);
         let addr = buf.as_ptr();
-        let bytes = pool.into_bytes(buf);
+        let bytes = buf.into_bytes();
         let clone = bytes.clone();
         drop(bytes);
         let other = pool.take(4 << 20);
@@ -125,10 +143,8 @@ mod tests {
     fn small_buffers_and_buffers_beyond_the_limit_are_not_kept() {
         let pool = BufferPool::new(1);
         let held = pool.take(2 << 20);
-        let (a, b) = (pool.take(2 << 20), pool.take(2 << 20));
-        pool.give(Vec::with_capacity(4096));
-        pool.give(a);
-        pool.give(b);
+        let (a, b, small) = (pool.take(2 << 20), pool.take(2 << 20), pool.take(4096));
+        drop((small, a, b));
         assert_eq!(pool.free.lock().unwrap().len(), 1);
         drop(held);
     }
@@ -137,9 +153,9 @@ mod tests {
     fn the_pool_empties_when_the_last_buffer_comes_back() {
         let pool = BufferPool::new(4);
         let (a, b) = (pool.take(2 << 20), pool.take(2 << 20));
-        pool.give(a);
+        drop(a);
         assert_eq!(pool.free.lock().unwrap().len(), 1, "kept while one is out");
-        pool.give(b);
+        drop(b);
         assert!(
             pool.free.lock().unwrap().is_empty(),
             "held after the transfer"

@@ -18,6 +18,7 @@ use object_store::{
 use tokio::task::JoinSet;
 
 use super::abort::AbortOnDrop;
+use super::buffers::PoolBuf;
 
 use super::{
     META_BLAKE3, META_SIZE, ObjectInfo, PutOptions, PutOutcome, Remote, RemoteError, io_error,
@@ -214,12 +215,11 @@ impl Remote {
     ) -> Result<(Bytes, Box<blake3::Hasher>), RemoteError> {
         let f = Arc::clone(file);
         let mut buf = self.inner.buffers.take(len as usize);
-        let pool = Arc::clone(&self.inner.buffers);
         let res = tokio::task::spawn_blocking(move || {
             buf.resize(len as usize, 0);
             f.read_exact_at(&mut buf, offset)?;
             hasher.update(&buf);
-            Ok::<_, std::io::Error>((pool.into_bytes(buf), hasher))
+            Ok::<_, std::io::Error>((buf.into_bytes(), hasher))
         })
         .await
         .map_err(|e| self.join_error("read", path, e))?;
@@ -448,16 +448,17 @@ impl Remote {
             let (bytes, _buffer) = piece?;
             got += bytes.len() as u64;
             hasher.update(&bytes);
-            self.inner.buffers.give(bytes);
         }
         self.check_content(key, size, expected, got, &hasher.finalize())
     }
 
-    /// Bytes `range` of an object, streamed into a buffer from the pool
-    /// (give it back with `BufferPool::give`).
-    async fn get_range_pooled(&self, key: &str, range: Range<u64>) -> Result<Vec<u8>, RemoteError> {
+    /// Bytes `range` of an object, streamed into a buffer from the pool.
+    async fn get_range_pooled(&self, key: &str, range: Range<u64>) -> Result<PoolBuf, RemoteError> {
         let Some(mut stream) = self.stream_range(key, range.clone()).await? else {
-            return Ok(self.get_range_raw(key, range).await?.to_vec());
+            let bytes = self.get_range_raw(key, range).await?;
+            let mut buf = self.inner.buffers.take(bytes.len());
+            buf.extend_from_slice(&bytes);
+            return Ok(buf);
         };
         let want = range.end - range.start;
         let mut buf = self.inner.buffers.take(want as usize);
@@ -466,7 +467,6 @@ impl Remote {
         }
         let got = buf.len() as u64;
         if got != want {
-            self.inner.buffers.give(buf);
             return Err(self.short_or_long(key, &range, got));
         }
         Ok(buf)
