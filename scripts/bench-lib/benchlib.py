@@ -452,6 +452,16 @@ def bindfs_seq_note(doc):
             "ratio uses them, and its 2 GiB write alone takes ~35 s a round).")
 
 
+def seq_runs_note(doc):
+    """A sentence saying the fio rows had more (or fewer) rounds than the rest, if so."""
+    n = doc.get("seq_runs")
+    if n is None or n == doc["runs"] or "seq" not in doc.get("workload_groups", ["seq"]):
+        return ""
+    who = " and ".join(t for t in ("direct", "tierfs") if t in doc["targets"])
+    return (f" Sequential and random-read rows of {who}: {n} round(s) (`--seq-runs`: the disk's "
+            "speed varies from one 2 GiB run to the next, and more rounds steady the median).")
+
+
 def render_hot_path(doc, json_rel):
     m, p, d, n = doc["machine"], doc["params"], doc["daemons"], doc["noise"]
     disk = m["disk"]
@@ -467,7 +477,7 @@ def render_hot_path(doc, json_rel):
     w(f"Command: `{doc['command']}` — {doc['runs']} round(s) per cell, median shown; "
       "(±x%) is the max–min spread of the rounds relative to the median."
       + (" **Quick smoke-test sizes: not representative.**" if doc["quick"] else "")
-      + bindfs_seq_note(doc))
+      + seq_runs_note(doc) + bindfs_seq_note(doc))
     w("")
     w(f"Date: {m['date']}. Machine: {m['nproc']} × {m['cpu'] or 'CPU'}, {m['mem_gib']} GiB RAM, "
       f"kernel {m['kernel']} ({m['os']}). Disk: {disk.get('fstype')} on {disk.get('device')}"

@@ -326,9 +326,12 @@ section_hot_path() {
     # in an order rotated per round, so slow drift hits all targets alike.
     # The peers run only in the first PEER_RUNS rounds, bindfs's fio group
     # only in the first BINDFS_SEQ_RUNS.
-    local group round
+    # The fio group runs SEQ_RUNS rounds (rounds past RUNS: direct and tierfs).
+    local group round rounds
     for group in "${groups[@]}"; do
-        for ((round = 1; round <= RUNS; round++)); do
+        rounds=$RUNS
+        [ "$group" = hp_seq ] && rounds=$SEQ_RUNS
+        for ((round = 1; round <= rounds; round++)); do
             for t in $(rotate $((round - 1)) "${TARGET_LIST[@]}"); do
                 hp_is_peer "$t" && [ "$round" -gt "$PEER_RUNS" ] && continue
                 [ "$t" = bindfs ] && [ "$group" = hp_seq ] && [ "$round" -gt "$BINDFS_SEQ_RUNS" ] && continue
@@ -360,6 +363,7 @@ section_hot_path() {
   "peer_runs": $PEER_RUNS,
   "peer_cap_seconds": $PEER_CAP,
   "bindfs_seq_runs": $BINDFS_SEQ_RUNS,
+  "seq_runs": $SEQ_RUNS,
   "targets": $(BENCHLIB_PY json-list "${TARGET_LIST[@]}"),
   "workload_groups": $(BENCHLIB_PY json-list "${ONLY_LIST[@]}"),
   "params": {
