@@ -142,9 +142,10 @@ fn wait_for_signal() -> i32 {
 /// 4–8 MiB buffers from many threads (tokio workers, the blocking pool), and
 /// glibc gives threads their own arenas (up to 8 per core), each keeping
 /// freed buffers for reuse: the resident size grew to ~350 MiB over a few
-/// 1 GiB transfers. So: two arenas; buffers of 1 MiB and more mmapped (the
-/// transfer buffers are reused from a pool, so they are not mapped afresh
-/// for each part), and the heap trimmed only past 16 MiB free (trimming at
+/// 1 GiB transfers. So: two arenas; buffers of 2 MiB and more mmapped (the
+/// transfer buffers — parts, read-back ranges, cold-read chunks — are reused
+/// from a pool, so they are not mapped afresh each time; 1 MiB FUSE read
+/// buffers stay on the heap), and the heap trimmed only past 16 MiB free (trimming at
 /// glibc's 128 KiB default made the HTTP client's read buffers fault in
 /// again and again: recall CPU rose by half). Measured in `scripts/bench`:
 /// peak RSS 115 → 87 MiB over the migration section, 119 → 86 MiB over the
@@ -157,7 +158,7 @@ fn limit_allocator_retention() {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
         if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 2 << 20);
         }
         if std::env::var_os("MALLOC_TRIM_THRESHOLD_").is_none() {
             libc::mallopt(libc::M_TRIM_THRESHOLD, 16 << 20);

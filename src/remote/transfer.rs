@@ -18,6 +18,7 @@ use object_store::{
 use tokio::task::JoinSet;
 
 use super::abort::AbortOnDrop;
+use super::backend::Backend;
 use super::buffers::PoolBuf;
 
 use super::{
@@ -452,9 +453,15 @@ impl Remote {
         self.check_content(key, size, expected, got, &hasher.finalize())
     }
 
-    /// Bytes `range` of an object, streamed into a buffer from the pool.
+    /// Bytes `range` of an object, streamed into a buffer from the pool
+    /// (`file://` and encrypted remotes: read whole, then copied in).
     async fn get_range_pooled(&self, key: &str, range: Range<u64>) -> Result<PoolBuf, RemoteError> {
-        let Some(mut stream) = self.stream_range(key, range.clone()).await? else {
+        let stream = if matches!(self.inner.backend, Backend::File { .. }) {
+            None
+        } else {
+            self.stream_range(key, range.clone()).await?
+        };
+        let Some(mut stream) = stream else {
             let bytes = self.get_range_raw(key, range).await?;
             let mut buf = self.inner.buffers.take(bytes.len());
             buf.extend_from_slice(&bytes);
@@ -505,14 +512,22 @@ impl Remote {
     }
 
     /// Bytes `range` of the object. A range past the end of the object is
-    /// an error.
+    /// an error. From a network store the bytes land in a pooled buffer
+    /// (it returns to the pool once every clone of the `Bytes` is dropped),
+    /// so reading a cold file chunk by chunk does not map and fault in a
+    /// fresh 4 MiB buffer per chunk.
     pub async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, RemoteError> {
         match &self.inner.crypt {
             Some(crypt) if !range.is_empty() => {
                 self.location(key, "GET")?;
                 self.get_range_encrypted(crypt, key, range).await
             }
-            _ => self.get_range_raw(key, range).await,
+            // `file://` reads the range with one pread; its stream would come
+            // in 8 KiB pieces.
+            _ if range.is_empty() || matches!(self.inner.backend, Backend::File { .. }) => {
+                self.get_range_raw(key, range).await
+            }
+            _ => Ok(self.get_range_pooled(key, range).await?.into_bytes()),
         }
     }
 
