@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::tiering::{
-    Pause, add_rule, ask, content, migrate, migrate_in_background, remount_with_env, write_old,
+    Pause, add_rule, ask, content, migrate, migrate_in_background, migrate_releasing,
+    remount_with_env, write_old,
 };
 use common::{MountOptions, TestMount, wait_until};
 use tierfs::control::{Reply, Request};
@@ -279,8 +280,15 @@ fn deleted_cold_files_are_collected_after_the_grace_period() {
 /// for `downloaded`), restarts it, and checks every file reads back intact,
 /// no file is left in a transient state, and a new run completes the job.
 fn crash_at(step: &str) {
+    crash_at_with(step, &[]);
+}
+
+/// [`crash_at`], with `extra` in the environment of the crashed daemon only.
+fn crash_at_with(step: &str, extra: &[(&str, &str)]) {
     let pause = Pause::at(step);
-    let (mut m, _cloud) = tiering_mount(pause.env());
+    let mut env = pause.env();
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let (mut m, _cloud) = tiering_mount(env);
     let files: Vec<(String, Vec<u8>)> = (0..3)
         .map(|i| (format!("dir/f{i}.bin"), content(100 + i, 2 << 20)))
         .collect();
@@ -301,6 +309,22 @@ fn crash_at(step: &str) {
         migrate_in_background(&m)
     };
     pause.wait(&m);
+    if step == "freed" {
+        // A release never shows a user a wrong size: the file being released
+        // has no block left and still its full length.
+        let backing: Vec<_> = files
+            .iter()
+            .map(|(p, _)| fs::metadata(m.h(p)).unwrap())
+            .collect();
+        for ((p, d), md) in files.iter().zip(&backing) {
+            assert_eq!(md.len(), d.len() as u64, "{p}: size while releasing");
+        }
+        assert!(
+            backing.iter().any(|md| md.blocks() == 0),
+            "no file had its blocks freed at the pause: {:?}",
+            backing.iter().map(|md| md.blocks()).collect::<Vec<_>>()
+        );
+    }
     m.kill9();
     let _ = job.join();
     remount_with_env(&mut m, vec![]);
@@ -414,9 +438,60 @@ fn crash_after_marker_before_punch() {
     crash_at("marked");
 }
 
+/// The fallback for file systems without hole punching: truncate to zero,
+/// then extend; killed in between.
 #[test]
 fn crash_between_the_two_truncates() {
-    crash_at("emptied");
+    crash_at_with("emptied", &[("TIERFS_TEST_NO_PUNCH", "1")]);
+}
+
+#[test]
+fn crash_after_blocks_freed_before_fsync() {
+    crash_at("freed");
+}
+
+/// A release frees a file's blocks by punching a hole over the whole file, so
+/// its size never changes on the way: a `stat` while it runs never shows 0.
+/// The size-changing fallback (truncate to zero, extend; its pause step is
+/// "emptied") is for file systems that cannot punch holes, and must not be
+/// taken on ext4, for small files or large ones.
+#[test]
+fn a_release_keeps_the_size_visible_throughout() {
+    let pause = Pause::at("emptied");
+    let (m, _cloud) = tiering_mount(pause.env());
+    let files: Vec<(String, Vec<u8>)> = [(1, 4096), (2, 2 << 20), (3, 40 << 20)]
+        .into_iter()
+        .map(|(seed, len)| (format!("dir/f{seed}.bin"), content(200 + seed, len)))
+        .collect();
+    for (p, d) in &files {
+        write_old(&m.m(p), d, 30);
+    }
+    add_rule(&m, "dir -> cloud");
+    let job = migrate_in_background(&m);
+    wait_until(Duration::from_secs(120), || {
+        job.is_finished() || pause.reached()
+    });
+    assert!(
+        !pause.reached(),
+        "a release truncated a file to zero on its way to a stub\n{}",
+        m.log_banner()
+    );
+    job.join().unwrap();
+    // A file the catalog had not caught up with yet is taken by a later run.
+    migrate_releasing(&m, files.len() as u64);
+    assert!(!pause.reached(), "a later release truncated a file to zero");
+    for (path, state) in catalog_states(&m) {
+        assert_eq!(state, "cold", "{path}");
+    }
+    for (p, d) in &files {
+        let md = fs::metadata(m.h(p)).unwrap();
+        assert_eq!(
+            (md.len(), md.blocks()),
+            (d.len() as u64, 0),
+            "{p} after release"
+        );
+        assert_eq!(&fs::read(m.m(p)).unwrap(), d, "{p} read back");
+    }
 }
 
 #[test]

@@ -12,17 +12,26 @@
 use std::path::Path;
 use std::time::Duration;
 
-/// Steps a release or recall can be paused at, in order.
-pub const STEPS: [&str; 8] = [
+/// Steps a release or recall can be paused at, in order ("emptied" only
+/// when blocks are freed by truncating: see [`punch_disabled`]).
+pub const STEPS: [&str; 9] = [
     "uploading",
     "uploaded",
     "premigrated",
     "marked",
     "emptied",
+    "freed",
     "punched",
     "receiving",
     "downloaded",
 ];
+
+/// Whether `TIERFS_TEST_NO_PUNCH` is set: a release then frees a file's
+/// blocks by truncating it to zero and extending it again (the fallback for
+/// file systems without hole punching), so a test can crash it in between.
+pub fn punch_disabled() -> bool {
+    std::env::var_os("TIERFS_TEST_NO_PUNCH").is_some()
+}
 
 /// Stops here if the test asked to pause at `step`.
 pub fn pause(step: &str) {

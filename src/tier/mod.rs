@@ -826,7 +826,8 @@ impl Tier {
             .map_err(io_err(rel, "write stub marker"))?;
         file.sync_all().map_err(io_err(rel, "fsync"))?;
         failpoint::pause("marked");
-        stub::empty_keeping_size(&file, f.size).map_err(io_err(rel, "free blocks"))?;
+        stub::free_blocks_keeping_size(&file, f.size).map_err(io_err(rel, "free blocks"))?;
+        failpoint::pause("freed");
         stub::restore_times(&file, &st).map_err(io_err(rel, "restore times"))?;
         file.sync_all().map_err(io_err(rel, "fsync"))?;
         self.settle(rel, &file);

@@ -122,13 +122,28 @@ pub fn empty_keeping_size(file: &File, size: u64) -> io::Result<()> {
 
 /// Gives back the blocks a failed recall wrote into a stub, keeping its size
 /// visible throughout where the file system allows: nothing to do if no block
-/// was written; else a hole punched over the whole file; only if blocks
-/// remain after that (an extent index block on ext4) the size-changing
-/// [`empty_keeping_size`].
+/// was written; else [`free_blocks_keeping_size`].
 pub fn give_back_blocks(file: &File, size: u64) -> io::Result<()> {
     if sys::stat_fd(file.as_fd())?.st_blocks == 0 {
         return Ok(());
     }
+    free_blocks_keeping_size(file, size)
+}
+
+/// Frees every block of `file`, keeping its `size` visible throughout where
+/// the file system allows: a hole punched over the whole file (the size never
+/// changes, so a `stat` during a release sees the real size); only if blocks
+/// remain after that (an extent index block on ext4), or the file system
+/// cannot punch holes, the size-changing [`empty_keeping_size`].
+pub fn free_blocks_keeping_size(file: &File, size: u64) -> io::Result<()> {
+    if !super::failpoint::punch_disabled() && punch_whole(file, size)? {
+        return Ok(());
+    }
+    empty_keeping_size(file, size)
+}
+
+/// Punches a hole over `[0, size)`; whether no block is left afterwards.
+fn punch_whole(file: &File, size: u64) -> io::Result<bool> {
     let len = libc::off_t::try_from(size).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
     // SAFETY: fallocate on a descriptor we own; no memory is passed.
     let punched = unsafe {
@@ -139,10 +154,7 @@ pub fn give_back_blocks(file: &File, size: u64) -> io::Result<()> {
             len,
         )
     } == 0;
-    if punched && sys::stat_fd(file.as_fd())?.st_blocks == 0 {
-        return Ok(());
-    }
-    empty_keeping_size(file, size)
+    Ok(punched && sys::stat_fd(file.as_fd())?.st_blocks == 0)
 }
 
 /// Gives a stub the size its marker records (after a crash mid-release).

@@ -100,6 +100,11 @@ impl Pause {
         ]
     }
 
+    /// Whether the daemon has stopped at the step.
+    pub fn reached(&self) -> bool {
+        self.file.exists()
+    }
+
     /// Waits until the daemon has stopped at the step.
     pub fn wait(&self, m: &TestMount) {
         assert!(
