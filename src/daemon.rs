@@ -145,12 +145,12 @@ fn wait_for_signal() -> i32 {
 /// 1 GiB transfers. So: two arenas; buffers of 2 MiB and more mmapped (the
 /// transfer buffers — parts, read-back ranges, cold-read chunks — are reused
 /// from a pool, so they are not mapped afresh each time; 1 MiB FUSE read
-/// buffers stay on the heap), and the heap trimmed only past 16 MiB free (trimming at
-/// glibc's 128 KiB default made the HTTP client's read buffers fault in
-/// again and again: recall CPU rose by half). Measured in `scripts/bench`:
-/// peak RSS 115 → 87 MiB over the migration section, 119 → 86 MiB over the
-/// cold path, recall CPU unchanged. `MALLOC_MMAP_THRESHOLD_` and
-/// `MALLOC_TRIM_THRESHOLD_` in the environment still win.
+/// buffers stay on the heap), and the heap trimmed only past 16 MiB free
+/// (trimming at glibc's 128 KiB default made the HTTP client's read buffers
+/// fault in again and again: recall CPU rose by half). Measured in full
+/// `scripts/bench` runs: peak RSS 137 → 83 MiB over the migration section,
+/// 92 → 59 MiB over the cold path (docs/benchmarks.md). `MALLOC_MMAP_THRESHOLD_`
+/// and `MALLOC_TRIM_THRESHOLD_` in the environment still win.
 fn limit_allocator_retention() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only adjusts allocator tunables; called before the
