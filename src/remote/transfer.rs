@@ -456,7 +456,7 @@ impl Remote {
     /// Bytes `range` of an object, streamed into a buffer from the pool
     /// (`file://` and encrypted remotes: read whole, then copied in).
     async fn get_range_pooled(&self, key: &str, range: Range<u64>) -> Result<PoolBuf, RemoteError> {
-        let stream = if matches!(self.inner.backend, Backend::File { .. }) {
+        let stream = if self.reads_ranges_whole() {
             None
         } else {
             self.stream_range(key, range.clone()).await?
@@ -522,13 +522,18 @@ impl Remote {
                 self.location(key, "GET")?;
                 self.get_range_encrypted(crypt, key, range).await
             }
-            // `file://` reads the range with one pread; its stream would come
-            // in 8 KiB pieces.
-            _ if range.is_empty() || matches!(self.inner.backend, Backend::File { .. }) => {
+            _ if range.is_empty() || self.reads_ranges_whole() => {
                 self.get_range_raw(key, range).await
             }
             _ => Ok(self.get_range_pooled(key, range).await?.into_bytes()),
         }
+    }
+
+    /// Whether a ranged read is better made in one call than streamed:
+    /// `file://` reads a range with one pread, while its stream comes in
+    /// 8 KiB pieces.
+    fn reads_ranges_whole(&self) -> bool {
+        matches!(self.inner.backend, Backend::File { .. })
     }
 
     /// Bytes `range` of a plaintext object as one streamed GET: the stream
