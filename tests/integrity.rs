@@ -124,12 +124,15 @@ fn a_corrupt_object_fails_reads_with_eio_and_verify_names_the_file() {
     assert_eq!(failing, [1], "only chunk 1 was corrupted");
     let err = fs::read(m.m("archive/bad.bin")).expect_err("read a corrupt file whole");
     assert_eq!(errname(&err), "EIO");
-    // A write open needs a full, verified recall: EIO too.
-    let err = fs::OpenOptions::new()
+    // A write needs a full, verified recall first: EIO too (the open
+    // itself downloads nothing and succeeds).
+    let mut twin = fs::OpenOptions::new()
         .append(true)
         .open(m.m("archive/twin-of-bad.bin"))
-        .expect_err("opened a corrupt stub for writing");
+        .unwrap();
+    let err = std::io::Write::write_all(&mut twin, b"x").expect_err("wrote to a corrupt stub");
     assert_eq!(errname(&err), "EIO");
+    drop(twin);
     // The stubs are untouched.
     for p in ["archive/bad.bin", "archive/twin-of-bad.bin"] {
         assert_eq!(state(&m.m(p)), "cold", "{p}");

@@ -110,12 +110,16 @@ fn s3_outage_during_migration_and_recall_loses_nothing_and_heals_without_restart
             m.log_banner()
         );
     };
-    // A recall: opening the large cold file for writing downloads it whole.
+    // A recall: the first write to the large cold file downloads it whole
+    // (the open alone downloads nothing).
     let recall_job = {
         let path = m.m("cold/large.bin");
         std::thread::spawn(move || {
-            let result = fs::OpenOptions::new().append(true).open(path);
-            (result.map(|_| ()), Instant::now())
+            let result = fs::OpenOptions::new()
+                .append(true)
+                .open(path)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, b"x"));
+            (result, Instant::now())
         })
     };
     wait_paused("receiving");
@@ -186,14 +190,18 @@ fn s3_outage_during_migration_and_recall_loses_nothing_and_heals_without_restart
             "cold read took {took:?} (recall_timeout {RECALL_TIMEOUT:?})"
         );
     }
-    // Opening it for writing needs a full recall: EIO too, within the timeout.
+    // Writing to it needs a full recall: EIO too, within the timeout (the
+    // open alone downloads nothing and succeeds).
     let started = Instant::now();
-    let err = fs::OpenOptions::new()
+    let mut f = fs::OpenOptions::new()
         .write(true)
         .open(m.m("cold/data.bin"))
-        .expect_err("opened a cold file for writing with the server down");
+        .unwrap();
+    let err = std::io::Write::write_all(&mut f, b"x")
+        .expect_err("wrote to a cold file with the server down");
     assert_eq!(errname(&err), "EIO", "{err}");
     assert!(started.elapsed() <= RECALL_TIMEOUT + MARGIN);
+    drop(f);
     // The stub is intact: still cold, right size, no local blocks.
     let md = fs::metadata(m.h("cold/data.bin")).unwrap();
     assert_eq!(

@@ -257,7 +257,7 @@ fn status_reports_catalog_counts_and_not_running() {
         "{text}"
     );
     assert!(
-        line_starting(&text, "schema").contains("version 4"),
+        line_starting(&text, "schema").contains("version 5"),
         "{text}"
     );
     assert!(line_starting(&text, "STATE").contains("FILES"), "{text}");
@@ -281,7 +281,7 @@ fn status_reports_catalog_counts_and_not_running() {
         catalog["path"],
         setup.config.catalog.display().to_string().as_str()
     );
-    assert_eq!(catalog["schema_version"], 4);
+    assert_eq!(catalog["schema_version"], 5);
     assert_eq!(catalog["total_files"], 1236);
     assert_eq!(catalog["total_bytes"], total);
     assert!(catalog["db_bytes"].as_u64().unwrap() > 0, "{json}");

@@ -18,8 +18,31 @@ pub(crate) fn upsert(
     mtime_ns: i64,
     ino: u64,
 ) -> rusqlite::Result<()> {
+    // The file's other names (hard links: same inode, and the same size and
+    // mtime as this name had) see the same content change.
     conn.prepare_cached(
-        "INSERT INTO files (path, size, mtime_ns, ino) VALUES (?1, ?2, ?3, ?4)
+        "UPDATE files SET
+             generation = generation + 1,
+             state = CASE WHEN state = 'premigrated' THEN 'hot' ELSE state END,
+             blake3 = CASE WHEN state = 'premigrated' THEN NULL ELSE blake3 END,
+             size = ?2, mtime_ns = ?3
+         WHERE ino = ?4 AND path <> ?1 AND (size <> ?2 OR mtime_ns <> ?3)
+           AND state IN ('hot', 'premigrated')
+           AND (ino, size, mtime_ns) = (SELECT ino, size, mtime_ns FROM files WHERE path = ?1)",
+    )?
+    .execute(params![key, to_sql_u64(size), mtime_ns, to_sql_u64(ino)])?;
+    // A new name of a file already catalogued (a hard link) takes that
+    // file's tiering state and content hash: it is the same file.
+    conn.prepare_cached(
+        "INSERT INTO files (path, size, mtime_ns, ino, state, blake3)
+         SELECT ?1, ?2, ?3, ?4,
+                COALESCE(l.state, 'hot'), l.blake3
+         FROM (SELECT 1) LEFT JOIN (
+             SELECT state, blake3 FROM files
+             WHERE ino = ?4 AND size = ?2 AND mtime_ns = ?3 AND path <> ?1
+               AND state IN ('premigrated', 'cold')
+             LIMIT 1) l
+         WHERE true
          ON CONFLICT (path) DO UPDATE SET
              generation = generation + (size <> excluded.size OR mtime_ns <> excluded.mtime_ns),
              -- New content unlinks a premigrated file from its cloud copy. Files in the

@@ -164,6 +164,18 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         );
     "#,
     },
+    Migration {
+        version: 5,
+        name: "hole maps and hard links",
+        sql: r#"
+        -- Where the holes of a sparse file were when it was migrated (pairs of
+        -- little-endian u64 start/end, see src/tier/layout.rs); NULL = dense.
+        -- A stub answers SEEK_DATA/SEEK_HOLE from it and a recall skips them.
+        ALTER TABLE chunks ADD COLUMN holes BLOB;
+        -- The names of one file (hard links) share its inode number.
+        CREATE INDEX files_ino ON files (ino);
+    "#,
+    },
 ];
 
 /// The newest schema version this build knows.
@@ -360,7 +372,7 @@ mod tests {
         assert!(matches!(e, CatalogError::TooNew { found: 7, .. }), "{e}");
         let msg = e.to_string();
         assert!(
-            msg.contains("schema version 7 is newer than this tierfs (max 4)"),
+            msg.contains("schema version 7 is newer than this tierfs (max 5)"),
             "{msg}"
         );
         assert!(msg.contains("c.db"), "{msg}");

@@ -537,7 +537,7 @@ fn status_counts_files_and_bytes_per_state() {
     ]);
     f.sql("UPDATE files SET state = 'cold' WHERE size >= 30");
     let s = f.reader().status().unwrap();
-    assert_eq!(s.schema_version, 4);
+    assert_eq!(s.schema_version, 5);
     assert_eq!((s.total_files, s.total_bytes), (4, 100));
     let by: Vec<(&str, u64, u64)> = s
         .by_state
@@ -656,7 +656,7 @@ fn open_rejects_foreign_newer_and_locked_catalogs() {
     let e = Catalog::open(&db, CatalogOptions::default()).unwrap_err();
     assert!(
         e.to_string()
-            .contains("schema version 7 is newer than this tierfs (max 4)"),
+            .contains("schema version 7 is newer than this tierfs (max 5)"),
         "{e}"
     );
     let e = CatalogReader::open(&db).unwrap_err();
@@ -665,7 +665,7 @@ fn open_rejects_foreign_newer_and_locked_catalogs() {
             e,
             CatalogError::TooNew {
                 found: 7,
-                max: 4,
+                max: 5,
                 ..
             }
         ),

@@ -35,6 +35,8 @@ pub struct TierFile {
     pub generation: i64,
     /// Content hash (hex) while a cloud copy exists.
     pub blake3: Option<String>,
+    /// Backing inode number: the rows of a file's hard links share it.
+    pub ino: u64,
 }
 
 /// An object on a remote.
@@ -74,7 +76,7 @@ fn hex(bytes: Vec<u8>) -> String {
 }
 
 const FILE_COLUMNS: &str =
-    "id, path, size, mtime_ns, last_access_ns, state, pinned, generation, blake3";
+    "id, path, size, mtime_ns, last_access_ns, state, pinned, generation, blake3, ino";
 
 fn file_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TierFile> {
     Ok(TierFile {
@@ -87,6 +89,7 @@ fn file_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TierFile> {
         pinned: r.get::<_, i64>(6)? != 0,
         generation: r.get(7)?,
         blake3: r.get::<_, Option<Vec<u8>>>(8)?.map(hex),
+        ino: from_sql_u64(r.get(9)?),
     })
 }
 
@@ -128,8 +131,17 @@ pub fn files_under(conn: &Connection, path: &[u8]) -> rusqlite::Result<Vec<TierF
     stmt.query_map(params![path, lo, hi], file_row)?.collect()
 }
 
+/// The other names of file `id`: rows with its inode number, size and
+/// modification time (hard links of one file). Used with `?1` = the id.
+const LINKS_OF: &str = "ino = (SELECT ino FROM files WHERE id = ?1)
+     AND size = (SELECT size FROM files WHERE id = ?1)
+     AND mtime_ns = (SELECT mtime_ns FROM files WHERE id = ?1)
+     AND id <> ?1";
+
 /// Moves file `id` from state `from` to `to` if it is still in `from` and
-/// (when given) still at content generation `generation`. Returns whether it moved.
+/// (when given) still at content generation `generation`. Returns whether it
+/// moved. The file's other names (hard links) in state `from` move with it:
+/// one file, one state, under every name.
 pub fn transition(
     conn: &Connection,
     id: i64,
@@ -143,11 +155,17 @@ pub fn transition(
              AND (?4 IS NULL OR generation = ?4)",
         )?
         .execute(params![id, from, to, generation])?;
+    if n == 1 {
+        conn.prepare_cached(&format!(
+            "UPDATE files SET state = ?3 WHERE state = ?2 AND {LINKS_OF}"
+        ))?
+        .execute(params![id, from, to])?;
+    }
     Ok(n == 1)
 }
 
 /// `uploading` → `premigrated` with its content hash, if the content is
-/// unchanged since the upload began.
+/// unchanged since the upload began. Its other names follow.
 pub fn mark_premigrated(
     conn: &Connection,
     id: i64,
@@ -160,13 +178,23 @@ pub fn mark_premigrated(
              WHERE id = ?1 AND generation = ?2 AND state = 'uploading'",
         )?
         .execute(params![id, generation, &blake3[..]])?;
+    if n == 1 {
+        conn.prepare_cached(&format!(
+            "UPDATE files SET state = 'premigrated', blake3 = ?2
+             WHERE state IN ('hot', 'uploading') AND {LINKS_OF}"
+        ))?
+        .execute(params![id, &blake3[..]])?;
+    }
     Ok(n == 1)
 }
 
-/// Unlinks file `id` from any cloud copy: state `hot`, no hash.
+/// Unlinks file `id` (and its other names) from any cloud copy: state
+/// `hot`, no hash.
 pub fn mark_hot(conn: &Connection, id: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached("UPDATE files SET state = 'hot', blake3 = NULL WHERE id = ?1")?
-        .execute([id])?;
+    conn.prepare_cached(&format!(
+        "UPDATE files SET state = 'hot', blake3 = NULL WHERE id = ?1 OR {LINKS_OF}"
+    ))?
+    .execute([id])?;
     Ok(())
 }
 
@@ -263,28 +291,44 @@ pub fn unreferenced_objects(
         .collect()
 }
 
-/// Records the chunk hashes of content `blake3` (kept if already known).
+/// Records the chunk hashes and hole map (see `tier::layout`) of content
+/// `blake3` (kept if already known).
 pub fn record_chunks(
     conn: &Connection,
     blake3: &[u8; 32],
     chunk_size: u64,
     hashes: &[u8],
+    holes: Option<&[u8]>,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO chunks (blake3, chunk_size, hashes) VALUES (?1, ?2, ?3)
+        "INSERT INTO chunks (blake3, chunk_size, hashes, holes) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (blake3) DO NOTHING",
     )?
-    .execute(params![&blake3[..], to_sql_u64(chunk_size), hashes])?;
+    .execute(params![&blake3[..], to_sql_u64(chunk_size), hashes, holes])?;
     Ok(())
 }
 
-/// The chunk size and concatenated chunk hashes of content `blake3`, if recorded.
-pub fn chunks_for(
-    conn: &Connection,
-    blake3: &[u8; 32],
-) -> rusqlite::Result<Option<(u64, Vec<u8>)>> {
-    conn.prepare_cached("SELECT chunk_size, hashes FROM chunks WHERE blake3 = ?1")?
-        .query_row([&blake3[..]], |r| Ok((from_sql_u64(r.get(0)?), r.get(1)?)))
+/// What the catalog records about the chunks of one content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkRow {
+    /// Chunk size the hashes were computed with.
+    pub chunk_size: u64,
+    /// blake3 of every chunk, concatenated (32 bytes each).
+    pub hashes: Vec<u8>,
+    /// Encoded hole map, `None` for a dense file.
+    pub holes: Option<Vec<u8>>,
+}
+
+/// The chunk hashes and hole map of content `blake3`, if recorded.
+pub fn chunks_for(conn: &Connection, blake3: &[u8; 32]) -> rusqlite::Result<Option<ChunkRow>> {
+    conn.prepare_cached("SELECT chunk_size, hashes, holes FROM chunks WHERE blake3 = ?1")?
+        .query_row([&blake3[..]], |r| {
+            Ok(ChunkRow {
+                chunk_size: from_sql_u64(r.get(0)?),
+                hashes: r.get(1)?,
+                holes: r.get(2)?,
+            })
+        })
         .optional()
 }
 

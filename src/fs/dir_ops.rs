@@ -115,7 +115,7 @@ impl FsShared {
                 Err(e) => return reply.error(errno(e)),
             };
             let st = match sys::stat_fd(fd.as_fd()) {
-                Ok(st) => st,
+                Ok(st) => self.shown(fd.as_fd(), st),
                 Err(e) => return reply.error(errno(e)),
             };
             let inode = match self.inodes.remember(&st, || Ok(fd)) {

@@ -30,7 +30,7 @@ pub struct AttrChange {
 /// reopening through `/proc/self/fd`.
 const STRIP_ON_REOPEN: i32 = libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_NOFOLLOW;
 
-fn now_ns() -> i64 {
+pub(super) fn now_ns() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
@@ -41,10 +41,13 @@ impl FsShared {
     pub(super) fn do_getattr(&self, ino: INodeNo, fh: Option<FileHandle>) -> FsResult<FileAttr> {
         if let Some(open) = fh.and_then(|fh| self.handles.file(fh.0)) {
             let st = sys::stat_fd(open.file.as_fd()).map_err(errno)?;
+            let st = self.shown(open.file.as_fd(), st);
             return Ok(attr::file_attr(open.inode.ino, &st));
         }
         let inode = self.inode(ino)?;
-        let st = sys::stat_fd(inode.path_fd()?.as_fd()).map_err(errno)?;
+        let fd = inode.path_fd()?;
+        let st = sys::stat_fd(fd.as_fd()).map_err(errno)?;
+        let st = self.shown(fd.as_fd(), st);
         Ok(attr::file_attr(inode.ino, &st))
     }
 
@@ -87,7 +90,11 @@ impl FsShared {
             let times = [attr::timespec(change.atime), attr::timespec(change.mtime)];
             sys::utimens_fd(inode.path_fd()?.as_fd(), &times).map_err(errno)?;
         }
-        let st = sys::stat_fd(inode.path_fd()?.as_fd()).map_err(errno)?;
+        let fd = inode.path_fd()?;
+        let st = sys::stat_fd(fd.as_fd()).map_err(errno)?;
+        self.user_changed(fd.as_fd(), &st, change.mtime.is_some());
+        let st = self.shown(fd.as_fd(), st);
+        drop(fd);
         if change.size.is_some() || change.mtime.is_some() {
             self.report_file(self.rel_path(&inode), &st);
         }
@@ -146,6 +153,45 @@ impl FsShared {
                 Err(e)
             }
         }
+    }
+
+    /// Opens a cold file for writing without downloading it: the handle
+    /// does its I/O in userspace, and the first operation that needs the
+    /// content ([`FsShared::pending_recall`]) recalls the file first. So
+    /// `touch`, an `O_TRUNC` open (the kernel truncates with a separate
+    /// `setattr`) and an open that writes nothing download nothing.
+    /// `None` if the file is no longer a stub (open it normally).
+    pub(super) fn open_stub_for_writing(
+        &self,
+        inode: &Arc<Inode>,
+        flags: i32,
+    ) -> FsResult<Option<u64>> {
+        let file =
+            sys::reopen(inode.path_fd()?.as_fd(), flags & !STRIP_ON_REOPEN).map_err(errno)?;
+        self.gate.enter(inode.ino);
+        if !inode.is_stub() {
+            self.gate.leave(inode.ino);
+            return Ok(None);
+        }
+        inode.cached_opens.fetch_add(1, Ordering::Relaxed);
+        let fh = self.handles.insert_file(OpenFile {
+            inode: inode.clone(),
+            file,
+            writable: flags & libc::O_ACCMODE != libc::O_RDONLY,
+            dirty: Default::default(),
+            passthrough: None,
+            stub: None,
+        });
+        self.update_stats();
+        Ok(Some(fh))
+    }
+
+    /// The inode behind handle `fh` if its content must be recalled before
+    /// the handle's next data operation (opened on a stub for writing).
+    pub(super) fn pending_recall(&self, fh: FileHandle) -> Option<Arc<Inode>> {
+        let open = self.handles.file(fh.0)?;
+        (open.stub.is_none() && open.passthrough.is_none() && open.inode.is_stub())
+            .then(|| open.inode.clone())
     }
 
     /// Recalls a stub on the tiering runtime, then calls `then` with the
@@ -294,12 +340,20 @@ impl FsShared {
             if (open.writable || open.dirty.load(Ordering::Relaxed))
                 && let Ok(st) = sys::stat_fd(open.file.as_fd())
             {
+                if !open.inode.is_stub() {
+                    // Written: a recalled file's kept change time no longer applies.
+                    self.user_changed(open.file.as_fd(), &st, false);
+                }
+                let st = self.shown(open.file.as_fd(), st);
                 self.report_file(self.rel_path(&open.inode), &st);
             }
             if open.passthrough.is_none() {
                 open.inode.cached_opens.fetch_sub(1, Ordering::Relaxed);
             }
             self.gate.leave(open.inode.ino);
+            if let Some(reader) = open.stub.clone() {
+                self.stub_handle_closed(&open, reader);
+            }
         }
         self.update_stats();
     }
@@ -327,8 +381,24 @@ impl FsShared {
         Ok(())
     }
 
+    /// `SEEK_DATA`/`SEEK_HOLE` (the kernel answers the other whences). A
+    /// cold file answers from the layout the original had (its backing stub
+    /// has no blocks and would say "all hole": `cp` and `tar --sparse` would
+    /// copy zeros); a local file from its backing file.
     pub(super) fn do_lseek(&self, fh: FileHandle, offset: i64, whence: i32) -> FsResult<i64> {
         let open = self.open_file(fh)?;
+        if let Some(stub) = &open.stub
+            && open.inode.is_stub()
+        {
+            let src = stub.source();
+            let from = u64::try_from(offset).map_err(|_| Errno::EINVAL)?;
+            let found = match whence {
+                libc::SEEK_DATA => src.holes.seek_data(from, src.size),
+                libc::SEEK_HOLE => src.holes.seek_hole(from, src.size),
+                _ => return Err(Errno::EINVAL),
+            };
+            return found.map(|o| o as i64).ok_or(Errno::from_i32(libc::ENXIO));
+        }
         sys::lseek(open.file.as_raw_fd(), offset, whence).map_err(errno)
     }
 
@@ -342,6 +412,11 @@ impl FsShared {
     ) -> FsResult<u32> {
         let input = self.open_file(fh_in)?;
         let output = self.open_file(fh_out)?;
+        if input.inode.is_stub() {
+            // The backing stub holds no data. EXDEV makes the kernel copy
+            // through `read` (splice), which serves the real bytes.
+            return Err(Errno::EXDEV);
+        }
         let len = len.min(u32::MAX as u64 & !0xfff);
         let n = sys::copy_file_range(
             input.file.as_raw_fd(),

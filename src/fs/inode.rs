@@ -110,6 +110,9 @@ pub struct Inode {
     /// Handles open without passthrough. The kernel refuses a passthrough open
     /// while any exist, so further opens also go through userspace until they close.
     pub cached_opens: std::sync::atomic::AtomicU32,
+    /// A read-only handle read from this inode while it was cold: a later
+    /// read-only open that reads again recalls it in full.
+    pub streamed: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for Inode {
@@ -199,6 +202,7 @@ impl InodeTable {
             lookups: AtomicU64::new(1),
             backing: Mutex::new(Weak::new()),
             cached_opens: Default::default(),
+            streamed: Default::default(),
         });
         let mut inodes = HashMap::new();
         inodes.insert(INodeNo::ROOT.0, root);
@@ -271,6 +275,7 @@ impl InodeTable {
                 lookups: AtomicU64::new(0),
                 backing: Mutex::new(Weak::new()),
                 cached_opens: Default::default(),
+                streamed: Default::default(),
             })
         });
         inode.lookups.fetch_add(1, Ordering::Relaxed);

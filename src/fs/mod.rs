@@ -27,6 +27,7 @@ mod xattr;
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::AsFd;
+use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -214,6 +215,36 @@ impl FsShared {
     /// Relative path of `name` inside directory `parent`.
     fn child_path(&self, parent: &Inode, name: &OsStr) -> Option<PathBuf> {
         self.rel_path(parent).map(|p| p.join(name))
+    }
+
+    /// `st` (the backing inode behind `fd`) with the times the file shows
+    /// through the mount: a stub's are its marker's, a recalled file keeps
+    /// its change time (see [`crate::tier::stub::show_times`]). Without
+    /// tiering there are no stubs and nothing to look up.
+    fn shown(&self, fd: BorrowedFd<'_>, mut st: libc::stat) -> libc::stat {
+        if self.tiering.is_some() {
+            crate::tier::stub::show_times(fd, &mut st);
+        }
+        st
+    }
+
+    /// FUSE attributes of `inode` from its backing `st`, with shown times.
+    fn attr_of(&self, inode: &Inode, st: libc::stat) -> fuser::FileAttr {
+        let st = match inode.fd() {
+            Ok(fd) => self.shown(fd.as_fd(), st),
+            Err(_) => st,
+        };
+        attr::file_attr(inode.ino, &st)
+    }
+
+    /// After a change a user made through the mount to the file behind `fd`
+    /// (now `st`): the file shows it (see [`crate::tier::stub::user_changed`]).
+    fn user_changed(&self, fd: BorrowedFd<'_>, st: &libc::stat, mtime_set: bool) {
+        if self.tiering.is_some()
+            && let Err(e) = crate::tier::stub::user_changed(fd, st, mtime_set)
+        {
+            tracing::warn!(error = %e, "cannot record a change to a tiered file's shown times");
+        }
     }
 
     /// Reports the current size and mtime of a regular file to the catalog.
@@ -461,8 +492,17 @@ impl Filesystem for TierFs {
         match self.open_hot(&inode, flags.0, |file| reply.open_backing(file)) {
             Ok(Some((fh, id))) => reply_opened(reply, fh, id),
             Ok(None) => {
-                if let Some(reply) = self.open_stub_for_reading(&inode, flags.0, reply) {
-                    self.open_after_recall(inode, flags.0, reply);
+                let Some(reply) = self.open_stub_for_reading(&inode, flags.0, reply) else {
+                    return;
+                };
+                if flags.0 & libc::O_ACCMODE == libc::O_RDONLY {
+                    // No chunk hashes to stream from: the whole file first.
+                    return self.open_after_recall(inode, flags.0, reply);
+                }
+                match self.open_stub_for_writing(&inode, flags.0) {
+                    Ok(Some(fh)) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+                    Ok(None) => self.open_after_recall(inode, flags.0, reply),
+                    Err(e) => reply.error(e),
                 }
             }
             Err(e) => reply.error(e),
@@ -487,6 +527,15 @@ impl Filesystem for TierFs {
             },
             _ => reply,
         };
+        if let Some(inode) = self.pending_recall(fh) {
+            let fs = self.clone();
+            return self.after_recall(inode, move |r| {
+                match r.and_then(|()| fs.do_read(fh, offset, size)) {
+                    Ok(data) => reply.data(&data),
+                    Err(e) => reply.error(e),
+                }
+            });
+        }
         match self.do_read(fh, offset, size) {
             Ok(data) => reply.data(&data),
             Err(e) => reply.error(e),
@@ -505,6 +554,18 @@ impl Filesystem for TierFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        if let Some(inode) = self.pending_recall(fh) {
+            // The first write to a cold file opened for writing: its old
+            // content comes back first, then the write lands on it.
+            let fs = self.clone();
+            let data = data.to_vec();
+            return self.after_recall(inode, move |r| {
+                match r.and_then(|()| fs.do_write(fh, offset, &data)) {
+                    Ok(n) => reply.written(n),
+                    Err(e) => reply.error(e),
+                }
+            });
+        }
         match self.do_write(fh, offset, data) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(e),
@@ -716,6 +777,15 @@ impl Filesystem for TierFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
+        if let Some(inode) = self.pending_recall(fh) {
+            let fs = self.clone();
+            return self.after_recall(inode, move |r| {
+                match r.and_then(|()| fs.do_fallocate(fh, offset, length, mode)) {
+                    Ok(()) => reply.ok(),
+                    Err(e) => reply.error(e),
+                }
+            });
+        }
         match self.do_fallocate(fh, offset, length, mode) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
@@ -731,6 +801,15 @@ impl Filesystem for TierFs {
         whence: i32,
         reply: ReplyLseek,
     ) {
+        if let Some(inode) = self.pending_recall(fh) {
+            let fs = self.clone();
+            return self.after_recall(inode, move |r| {
+                match r.and_then(|()| fs.do_lseek(fh, offset, whence)) {
+                    Ok(off) => reply.offset(off),
+                    Err(e) => reply.error(e),
+                }
+            });
+        }
         match self.do_lseek(fh, offset, whence) {
             Ok(off) => reply.offset(off),
             Err(e) => reply.error(e),
@@ -750,6 +829,17 @@ impl Filesystem for TierFs {
         _flags: CopyFileRangeFlags,
         reply: ReplyWrite,
     ) {
+        if let Some(inode) = self.pending_recall(fh_out) {
+            let fs = self.clone();
+            return self.after_recall(inode, move |r| {
+                match r
+                    .and_then(|()| fs.do_copy_file_range(fh_in, offset_in, fh_out, offset_out, len))
+                {
+                    Ok(n) => reply.written(n),
+                    Err(e) => reply.error(e),
+                }
+            });
+        }
         match self.do_copy_file_range(fh_in, offset_in, fh_out, offset_out, len) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(e),

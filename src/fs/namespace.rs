@@ -21,6 +21,7 @@ impl FsShared {
     /// Registers one kernel lookup of the inode behind `fd` and returns its attributes.
     fn remember(&self, fd: OwnedFd) -> FsResult<(Arc<Inode>, FileAttr)> {
         let st = sys::stat_fd(fd.as_fd()).map_err(errno)?;
+        let st = self.shown(fd.as_fd(), st);
         let inode = self.inodes.remember(&st, || Ok(fd)).map_err(errno)?;
         Ok((inode.clone(), attr::file_attr(inode.ino, &st)))
     }
@@ -33,7 +34,7 @@ impl FsShared {
         let parent_fd = parent.path_fd()?;
         let st = sys::stat_at(parent_fd.as_fd(), name).map_err(errno)?;
         if let Some(inode) = self.inodes.remember_held(&st) {
-            return Ok(attr::file_attr(inode.ino, &st));
+            return Ok(self.attr_of(&inode, st));
         }
         let fd = sys::open_path(parent_fd.as_fd(), name).map_err(errno)?;
         self.remember(fd).map(|(_, attr)| attr)
@@ -196,7 +197,11 @@ impl FsShared {
             new_name,
         )
         .map_err(errno)?;
-        let st = sys::stat_fd(inode.path_fd()?.as_fd()).map_err(errno)?;
+        let fd = inode.path_fd()?;
+        let st = sys::stat_fd(fd.as_fd()).map_err(errno)?;
+        self.user_changed(fd.as_fd(), &st, false);
+        let st = self.shown(fd.as_fd(), st);
+        drop(fd);
         self.report_file(self.child_path(&new_parent, new_name), &st);
         self.inodes.add_lookup(&inode);
         Ok(attr::file_attr(inode.ino, &st))

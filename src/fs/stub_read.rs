@@ -24,6 +24,15 @@ use crate::tier::FillReader;
 #[derive(Debug)]
 pub struct StubReader {
     fill: FillReader,
+    /// Set once this handle served a read.
+    read_any: std::sync::atomic::AtomicBool,
+}
+
+impl StubReader {
+    /// What the cold file is: size, chunks, holes, copies.
+    pub fn source(&self) -> &crate::tier::StubSource {
+        self.fill.fill().source()
+    }
 }
 
 /// Chunk `index`, verified: from the file's shared fill (in memory while it
@@ -108,8 +117,15 @@ fn read_local(file: &File, offset: u64, size: u32) -> FsResult<Vec<u8>> {
 }
 
 impl TierFs {
-    /// Opens a cold file read-only without waiting for its recall, if its
-    /// chunk hashes are known. Returns the reply back when it cannot.
+    /// Opens a cold file read-only without downloading anything, if its
+    /// chunk hashes are known; reads then stream verified chunks. Returns
+    /// the reply back when it cannot (the caller recalls the file first).
+    ///
+    /// What a read-only use brings back: nothing at open; the chunks read
+    /// (plus one chunk of read-ahead) while reading; the whole file once it
+    /// has been read in full, or when a handle reads it again after an
+    /// earlier one did. A stream that ends short of that gives the chunks
+    /// it kept back (see `Tier::stream_closed`).
     pub(super) fn open_stub_for_reading(
         &self,
         inode: &Arc<Inode>,
@@ -143,27 +159,47 @@ impl TierFs {
             return Some(reply);
         }
         inode.cached_opens.fetch_add(1, Ordering::Relaxed);
+        let reader = Arc::new(StubReader {
+            fill: fill.reader(),
+            read_any: Default::default(),
+        });
         let fh = self.handles.insert_file(OpenFile {
             inode: inode.clone(),
             file,
             writable: false,
             dirty: Default::default(),
             passthrough: None,
-            stub: Some(Arc::new(StubReader {
-                fill: fill.reader(),
-            })),
+            stub: Some(reader.clone()),
         });
         self.update_stats();
+        // A read of a cold file is an access like any other (`unaccessed`
+        // rules must not send a file just read back to the cloud).
+        self.feed.send(super::FileEvent::Accessed {
+            path: rel,
+            at_ns: super::file_ops::now_ns(),
+        });
         reply.opened(fuser::FileHandle(fh), fuser::FopenFlags::empty());
-        // The full recall runs meanwhile; concurrent opens share it.
+        None
+    }
+
+    /// Starts the full recall of the cold file `reader` streams from (once).
+    fn promote(&self, tiering: &Tiering, reader: &StubReader) {
+        if !reader.fill.fill().promote() {
+            return;
+        }
         let tier = tiering.tier.clone();
+        let rel = reader.source().rel.clone();
+        // Held until the recall has taken it over: the recall then finds the
+        // chunks the reads already brought (a new fill would know none).
+        let fill = reader.fill.fill().clone();
         tiering.runtime.spawn(async move {
-            if let Err(e) = tier.recall(&rel).await {
+            let recalled = tier.recall(&rel).await;
+            drop(fill);
+            if let Err(e) = recalled {
                 // The engine logged why; reads go on from verified chunks.
-                tracing::debug!(path = %rel.display(), error = %e, "background recall failed; reads stay on the cloud copy");
+                tracing::debug!(path = %rel.display(), error = %e, "recall failed; reads stay on the cloud copy");
             }
         });
-        None
     }
 
     /// Serves a read on a handle opened by [`open_stub_for_reading`]. Returns
@@ -181,8 +217,15 @@ impl TierFs {
         if !open.inode.is_stub() {
             return Some(reply);
         }
+        if !reader.read_any.swap(true, Ordering::AcqRel)
+            && open.inode.streamed.load(Ordering::Acquire)
+        {
+            // Read again after an earlier handle read it: bring it back.
+            self.promote(&tiering, &reader);
+        }
         let open = open.clone();
         let runtime = tiering.runtime.clone();
+        let fs = self.clone();
         runtime.spawn(async move {
             let result = read_range(&tiering, &reader, offset, size).await;
             let result = match result {
@@ -195,12 +238,21 @@ impl TierFs {
                 Err(e) => Err(e),
             };
             let failed = result.is_err();
+            // Promoted before the reply: the reader's close (which may come
+            // right after) must find the stream promoted, not give its
+            // chunks back.
+            if !failed && reader.fill.fill().read_in_full() {
+                fs.promote(&tiering, &reader);
+            }
             match result {
                 Ok(data) => reply.data(data.bytes()),
                 Err(e) => reply.error(e),
             }
             if failed {
                 // No read-ahead from a remote that just failed.
+                return;
+            }
+            if reader.fill.fill().is_promoted() {
                 return;
             }
             // Read ahead: the next chunk is likely wanted soon (the recall,
@@ -212,5 +264,26 @@ impl TierFs {
             }
         });
         None
+    }
+}
+
+impl super::FsShared {
+    /// A read-only handle on a cold file closed: remembers that the file was
+    /// read, and lets the engine give back what the stream kept if this was
+    /// its last reader and no recall followed.
+    pub(super) fn stub_handle_closed(&self, open: &OpenFile, reader: Arc<StubReader>) {
+        if reader.read_any.load(Ordering::Acquire) {
+            open.inode.streamed.store(true, Ordering::Release);
+        }
+        let Some(tiering) = self.tiering.clone() else {
+            return;
+        };
+        let fill = reader.fill.fill().clone();
+        // The reader's registration ends with the handle: drop it before
+        // the engine counts readers.
+        drop(reader);
+        tiering
+            .runtime
+            .spawn(async move { tiering.tier.stream_closed(fill).await });
     }
 }

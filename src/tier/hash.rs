@@ -5,6 +5,8 @@
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 
+use super::layout::{HoleCheck, Holes};
+
 /// Size of the independently verified chunks of a file.
 pub const CHUNK_SIZE: u64 = 4 << 20;
 
@@ -105,14 +107,20 @@ impl ChunkHashes {
 }
 
 /// Like [`hash_file`], plus the blake3 of every [`CHUNK_SIZE`] chunk,
-/// concatenated (32 bytes each).
+/// concatenated (32 bytes each), and the file's `holes` (reported by the
+/// file system before the pass) if every one of them read as zeros in this
+/// same pass (else dense: see [`HoleCheck`]).
 ///
 /// Every byte is hashed twice (whole file and chunk), so a file larger than
 /// one read is hashed on two threads: this one reads and hashes the chunks,
 /// a helper hashes the whole file from the same buffers, which go back and
 /// forth (at most [`BLOCKS`] of them: [`PASS_BUFFER`] bytes).
-pub fn hash_file_with_chunks(file: &File) -> io::Result<(blake3::Hash, u64, Vec<u8>)> {
+pub fn hash_file_with_chunks(
+    file: &File,
+    holes: Holes,
+) -> io::Result<(blake3::Hash, u64, Vec<u8>, Holes)> {
     let block = block_for(file);
+    let mut check = HoleCheck::new(holes);
     if block < BLOCK {
         // Small file: one read, one thread.
         let mut whole = blake3::Hasher::new();
@@ -120,8 +128,14 @@ pub fn hash_file_with_chunks(file: &File) -> io::Result<(blake3::Hash, u64, Vec<
         let total = read_blocks(file, block, |data| {
             whole.update(data);
             chunks.update(data);
+            check.update(data);
         })?;
-        return Ok((whole.finalize(), total, chunks.finish()));
+        return Ok((
+            whole.finalize(),
+            total,
+            chunks.finish(),
+            check.finish(total),
+        ));
     }
     let mut reader = file;
     reader.seek(SeekFrom::Start(0))?;
@@ -156,6 +170,7 @@ pub fn hash_file_with_chunks(file: &File) -> io::Result<(blake3::Hash, u64, Vec<
                 Err(e) => break Err(e),
             };
             chunks.update(&buf[..n]);
+            check.update(&buf[..n]);
             total += n as u64;
             if full_tx.send((buf, n)).is_err() {
                 break Err(io::Error::other("hash helper thread stopped"));
@@ -165,7 +180,7 @@ pub fn hash_file_with_chunks(file: &File) -> io::Result<(blake3::Hash, u64, Vec<
         let whole = helper
             .join()
             .map_err(|_| io::Error::other("hash helper thread panicked"))?;
-        read.map(|()| (whole, total, chunks.finish()))
+        read.map(|()| (whole, total, chunks.finish(), check.finish(total)))
     })
 }
 
@@ -186,7 +201,7 @@ mod tests {
         let mut f = tempfile::tempfile().unwrap();
         let data: Vec<u8> = (0..(CHUNK_SIZE * 2 + 5)).map(|i| (i % 251) as u8).collect();
         f.write_all(&data).unwrap();
-        let (whole, n, chunks) = hash_file_with_chunks(&f).unwrap();
+        let (whole, n, chunks, _) = hash_file_with_chunks(&f, Holes::dense()).unwrap();
         assert_eq!(whole, blake3::hash(&data));
         assert_eq!(n, data.len() as u64);
         assert_eq!(chunks.len(), 3 * 32);
@@ -205,7 +220,7 @@ mod tests {
             let mut f = tempfile::tempfile().unwrap();
             let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
             f.write_all(&data).unwrap();
-            let (whole, n, chunks) = hash_file_with_chunks(&f).unwrap();
+            let (whole, n, chunks, _) = hash_file_with_chunks(&f, Holes::dense()).unwrap();
             assert_eq!((whole, n), (blake3::hash(&data), len as u64));
             let want = if len == 0 { 0 } else { 32 };
             assert_eq!(chunks.len(), want, "{len}");

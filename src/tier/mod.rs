@@ -20,6 +20,7 @@ pub mod failpoint;
 mod fsck;
 pub mod gate;
 mod hash;
+pub mod layout;
 pub mod rebuild;
 pub mod schedule;
 pub mod stop;
@@ -372,6 +373,9 @@ impl Tier {
             })?;
         let now = SystemTime::now();
         let mut plan = Vec::new();
+        // A file with several names (hard links) is one file: it migrates
+        // once, and its names' rows follow its state.
+        let mut planned_inodes = std::collections::HashSet::new();
         for f in files {
             if f.pinned {
                 continue;
@@ -392,6 +396,9 @@ impl Tier {
                 last_access: f.last_access_ns.map(time_from_ns),
             };
             if let Decision::Migrate { targets, rule_id } = rules.decide(&facts, now) {
+                if !planned_inodes.insert(f.ino) {
+                    continue;
+                }
                 rule_of.insert(f.path.clone(), rule_id);
                 plan.push((f, targets));
             }
@@ -578,9 +585,11 @@ impl Tier {
             _ => {
                 let pass_buffer = self.reserve_hash_pass(&targets, f.size).await;
                 let hash_started = Instant::now();
-                let (hash, n, chunks) =
-                    tokio::task::block_in_place(|| hash::hash_file_with_chunks(&file))
-                        .map_err(io_err(&rel, "hash"))?;
+                let (hash, n, chunks, holes) = tokio::task::block_in_place(|| {
+                    let holes = layout::Holes::of_file(&file, f.size)?;
+                    hash::hash_file_with_chunks(&file, holes)
+                })
+                .map_err(io_err(&rel, "hash"))?;
                 drop(pass_buffer);
                 tracing::debug!(path = %rel.display(), bytes = n, secs = hash_started.elapsed().as_secs_f64(), "hashed");
                 if n != f.size {
@@ -589,7 +598,13 @@ impl Tier {
                 let key = *hash.as_bytes();
                 let (id, generation) = (f.id, f.generation);
                 let started = self.catalog.exec_grouped("mark uploading", move |c| {
-                    tiering::record_chunks(c, &key, hash::CHUNK_SIZE, &chunks)?;
+                    tiering::record_chunks(
+                        c,
+                        &key,
+                        hash::CHUNK_SIZE,
+                        &chunks,
+                        holes.encode().as_deref(),
+                    )?;
                     tiering::transition(c, id, "hot", "uploading", Some(generation))
                 })?;
                 if !started {
@@ -797,6 +812,10 @@ impl Tier {
     ) -> Result<Option<&'static str>, TierError> {
         let rel = &f.path;
         let file = self.open_rel(rel, libc::O_RDWR)?;
+        if stub::is_stub(file.as_fd()) {
+            // Released under another name (a hard link) meanwhile.
+            return Ok(Some("already a stub"));
+        }
         let before = sys::stat_fd(file.as_fd()).map_err(io_err(rel, "stat"))?;
         // The content must still be exactly what the cloud holds.
         let (now_hash, n) = hash::hash_file(&file).map_err(io_err(rel, "hash"))?;
@@ -822,8 +841,16 @@ impl Tier {
         if !started {
             return Ok(Some("catalog state changed"));
         }
-        stub::write_marker(&file, &StubMarker::new(hash, f.size))
-            .map_err(io_err(rel, "write stub marker"))?;
+        // The stub shows the file's times as they are now, whatever
+        // freeing its blocks (or a later recall) does to the inode.
+        let marker = StubMarker::new(hash, f.size).with_times(stub::StubTimes {
+            mtime_ns: stub::mtime_ns(&st),
+            ctime_ns: stub::shown_ctime_ns(file.as_fd(), &st),
+        });
+        // A kept ctime is now in the marker; without it the marker fits
+        // inside the inode (both would spill into an xattr block).
+        stub::drop_kept_ctime(&file).map_err(io_err(rel, "drop kept change time"))?;
+        stub::write_marker(&file, &marker).map_err(io_err(rel, "write stub marker"))?;
         file.sync_all().map_err(io_err(rel, "fsync"))?;
         failpoint::pause("marked");
         stub::free_blocks_keeping_size(&file, f.size).map_err(io_err(rel, "free blocks"))?;
@@ -866,6 +893,48 @@ impl Tier {
             map.remove(&id);
         }
         result
+    }
+
+    /// A reader of the cold file being filled by `fill` closed. Once the
+    /// last one has, unless the stream was promoted to a full recall, the
+    /// chunks kept in the stub while reading are given back: reading part
+    /// of a cold file leaves it using no local blocks. Runs under the
+    /// file's recall lock, so it never overlaps a recall.
+    pub async fn stream_closed(&self, fill: Arc<StubFill>) {
+        // The closed handle's registration ends when the last request still
+        // holding it is answered; another open reader may hold the file
+        // longer (its own close comes back here).
+        if !fill.readers_gone(std::time::Duration::from_secs(5)).await || fill.is_promoted() {
+            return;
+        }
+        let Ok(id) = stub_fill::file_id(fill.file()) else {
+            return;
+        };
+        let lock = {
+            let mut map = self.recalls.lock().await;
+            map.entry(id).or_default().clone()
+        };
+        let one = lock.lock().await;
+        if fill.readers() == 0 && !fill.is_promoted() {
+            let rel = fill.source().rel.clone();
+            match stub::read_marker(fill.file().as_fd()) {
+                Ok(Some(marker)) => {
+                    if let Err(e) = fill.give_back(&marker).await {
+                        tracing::warn!(path = %rel.display(), error = %e,
+                            "cannot give back the blocks a read of a cold file kept");
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(path = %rel.display(), error = %e, "cannot read stub marker");
+                }
+            }
+        }
+        drop(one);
+        let mut map = self.recalls.lock().await;
+        if Arc::strong_count(&lock) <= 2 {
+            map.remove(&id);
+        }
     }
 
     /// Whether a recall of the file at `rel` is running or waiting.
@@ -998,7 +1067,7 @@ impl Tier {
         if !done {
             // Give back whatever a failed download wrote; the stub stays a stub.
             let _ = stub::give_back_blocks(&file, marker.size);
-            let _ = stub::restore_times(&file, &st);
+            let _ = stub::restore_times_with(&file, &st, Some(&marker));
             if let Some(row) = &row {
                 let id = row.id;
                 self.catalog.exec_grouped("undo recalling", move |c| {
@@ -1028,8 +1097,25 @@ impl Tier {
         // blocks holding it) must be durable before the marker goes.
         file.sync_data().map_err(io_err(rel, "fsync"))?;
         failpoint::pause("downloaded");
+        // The file shows the same times before, during and after the recall:
+        // its modification time from the marker (what the stub showed; chunk
+        // writes moved the inode's), its change time kept in an xattr set
+        // as the engine's last change to the file.
+        stub::restore_times_with(&file, &st, Some(&marker))
+            .map_err(io_err(rel, "restore times"))?;
+        let shown_ctime = marker
+            .times
+            .map_or_else(|| stub::ctime_ns(&st), |t| t.ctime_ns);
+        // At every instant the marker or the kept ctime is there (a `stat`
+        // in between would show the recall's ctime, and tar would say the
+        // file changed as it read it). Beside the marker the kept ctime
+        // spills into an xattr block; set again once the marker is gone, it
+        // moves back inside the inode and the block is freed.
+        let kept =
+            stub::keep_ctime(&file, shown_ctime, None).map_err(io_err(rel, "keep change time"))?;
         stub::remove_marker(&file).map_err(io_err(rel, "remove stub marker"))?;
-        stub::restore_times(&file, &st).map_err(io_err(rel, "restore times"))?;
+        stub::keep_ctime(&file, shown_ctime, Some(kept))
+            .map_err(io_err(rel, "keep change time"))?;
         file.sync_all().map_err(io_err(rel, "fsync"))?;
         self.settle(rel, &file);
         tracing::debug!(path = %rel.display(), bytes = marker.size,
@@ -1197,6 +1283,8 @@ pub struct StubSource {
     /// Chunk size the hashes were computed with.
     pub chunk_size: u64,
     chunks: Vec<u8>,
+    /// Where the original file had holes (a recall leaves them holes).
+    pub holes: layout::Holes,
     /// (remote, key, storage class) of every verified copy, in preference order.
     copies: Vec<(String, String, Option<String>)>,
 }
@@ -1223,9 +1311,15 @@ impl Tier {
                 tiering::objects_for(c, &bytes)?,
             ))
         })?;
-        let Some((chunk_size, chunks)) = chunks else {
+        let Some(tiering::ChunkRow {
+            chunk_size,
+            hashes: chunks,
+            holes,
+        }) = chunks
+        else {
             return Ok(None);
         };
+        let holes = layout::Holes::decode(holes.as_deref(), marker.size);
         if chunk_size == 0 || chunks.len() as u64 != marker.size.div_ceil(chunk_size) * 32 {
             return Ok(None);
         }
@@ -1240,6 +1334,7 @@ impl Tier {
             size: marker.size,
             chunk_size,
             chunks,
+            holes,
             copies,
         }))
     }

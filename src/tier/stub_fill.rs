@@ -26,6 +26,7 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
 use super::hash;
+use super::layout::Holes;
 use super::{StubSource, Tier, TierError};
 use crate::catalog::path_key;
 use crate::catalog::tiering::LedgerEntry;
@@ -101,10 +102,40 @@ pub struct StubFill {
     readers: AtomicUsize,
     /// One past the furthest chunk handed to a reader.
     served: AtomicU64,
+    /// Chunks handed to a reader at least once, and how many.
+    handed: Vec<AtomicBool>,
+    handed_count: AtomicU64,
+    /// Set once the stream was promoted to a full recall.
+    promoted: AtomicBool,
     /// Signalled when `served` or `readers` changes.
     moved: tokio::sync::Notify,
     /// Signalled when a write into the stub ends.
     written: tokio::sync::Notify,
+}
+
+/// Writes verified chunk `data` at `start` into the stub, skipping the
+/// parts that were holes in the original file (so a sparse file stays
+/// sparse). A "hole" that is not all zeros in the verified data is written
+/// anyway: the bytes always win over the layout.
+fn write_chunk(file: &File, holes: &Holes, start: u64, data: &[u8]) -> std::io::Result<()> {
+    if holes.is_dense() {
+        return file.write_all_at(data, start);
+    }
+    let end = start + data.len() as u64;
+    let mut pos = start;
+    for (from, to) in holes.data_within(start, end) {
+        let gap = &data[(pos - start) as usize..(from - start) as usize];
+        if gap.iter().any(|&b| b != 0) {
+            file.write_all_at(gap, pos)?;
+        }
+        file.write_all_at(&data[(from - start) as usize..(to - start) as usize], from)?;
+        pos = to;
+    }
+    let tail = &data[(pos - start) as usize..];
+    if tail.iter().any(|&b| b != 0) {
+        file.write_all_at(tail, pos)?;
+    }
+    Ok(())
 }
 
 /// Identity of a file in the hot dir: (device, inode). Unlike its path it
@@ -176,6 +207,11 @@ impl FillReader {
         if self.fill.served.fetch_max(index + 1, Ordering::AcqRel) < index + 1 {
             self.fill.moved.notify_waiters();
         }
+        if let Some(h) = self.fill.handed.get(index as usize)
+            && !h.swap(true, Ordering::AcqRel)
+        {
+            self.fill.handed_count.fetch_add(1, Ordering::AcqRel);
+        }
         Ok(data)
     }
 
@@ -212,6 +248,9 @@ impl StubFill {
             memory: Default::default(),
             readers: AtomicUsize::new(0),
             served: AtomicU64::new(0),
+            handed: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            handed_count: AtomicU64::new(0),
+            promoted: AtomicBool::new(false),
             moved: tokio::sync::Notify::new(),
             written: tokio::sync::Notify::new(),
             file: Arc::new(file),
@@ -317,7 +356,8 @@ impl StubFill {
             let stored = if this.present[index as usize].load(Ordering::Acquire) {
                 Ok(())
             } else {
-                tokio::task::spawn_blocking(move || file.write_all_at(&block, start))
+                let holes = this.src.holes.clone();
+                tokio::task::spawn_blocking(move || write_chunk(&file, &holes, start, &block))
                     .await
                     .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
             };
@@ -380,6 +420,9 @@ impl StubFill {
         // Nobody reads: one streamed GET is the fastest way to get the rest.
         // Whatever it leaves absent is fetched chunk by chunk below.
         if self.readers.load(Ordering::Acquire) == 0 {
+            // Chunks a reader fetched may still be being written: once they
+            // land they count as present and are not downloaded again.
+            drop(self.writes.write().await);
             self.stream_rest(tier).await?;
         }
         let concurrency = concurrency.max(1);
@@ -429,11 +472,13 @@ impl StubFill {
     /// is unreachable or stalled when it is the only one: the chunk fill
     /// would only wait for it again.
     async fn stream_rest(self: &Arc<Self>, tier: &Tier) -> Result<(), TierError> {
-        let Some(first) = (0..self.src.chunk_count())
-            .find(|&i| !self.present[i as usize].load(Ordering::Acquire))
-        else {
+        let absent = |i: &u64| !self.present[*i as usize].load(Ordering::Acquire);
+        let Some(first) = (0..self.src.chunk_count()).find(absent) else {
             return Ok(());
         };
+        // Up to the last absent chunk only: what readers already brought
+        // is not downloaded again.
+        let last = (0..self.src.chunk_count()).rfind(absent).unwrap_or(first);
         let Some((name, key, class)) = self.src.copies.first() else {
             return Ok(());
         };
@@ -442,7 +487,7 @@ impl StubFill {
         };
         let received = AtomicU64::new(0);
         let limit = remote.recall_timeout();
-        let run = self.stream_from(remote, key, first, &received);
+        let run = self.stream_from(remote, key, first, last + 1, &received);
         let outcome = super::watchdog::while_progressing(limit, &received, run)
             .await
             .unwrap_or_else(|| Err(super::watchdog::timed_out(remote, key, limit).into()));
@@ -471,7 +516,7 @@ impl StubFill {
     }
 
     /// The body of [`StubFill::stream_rest`]: streams `key` from chunk
-    /// `first` on, cuts it into chunks, and hands each absent one to
+    /// `first` up to (not including) chunk `end`, cuts it into chunks, and hands each absent one to
     /// [`StubFill::check_and_store`] (at most [`STREAM_WRITES`] at once).
     /// `received` counts the bytes that arrived.
     async fn stream_from(
@@ -479,10 +524,12 @@ impl StubFill {
         remote: &crate::remote::Remote,
         key: &str,
         first: u64,
+        end: u64,
         received: &AtomicU64,
     ) -> Result<(), TierError> {
         let start = first * self.src.chunk_size;
-        let Some(mut stream) = remote.stream_range(key, start..self.src.size).await? else {
+        let stop = (end * self.src.chunk_size).min(self.src.size);
+        let Some(mut stream) = remote.stream_range(key, start..stop).await? else {
             return Ok(()); // encrypted: chunk by chunk
         };
         let mut writes = tokio::task::JoinSet::new();
@@ -511,7 +558,7 @@ impl StubFill {
                 super::failpoint::pause("receiving");
                 index += 1;
                 buf.clear();
-                if index < self.src.chunk_count() {
+                if index < end {
                     buf.reserve(self.span(index).1);
                 }
             }
@@ -519,7 +566,7 @@ impl StubFill {
         while let Some(done) = writes.join_next().await {
             self.joined(Some(done))?;
         }
-        if index < self.src.chunk_count() {
+        if index < end {
             return Err(TierError::NoCopy {
                 path: self.src.rel.clone(),
                 detail: format!("the object ended before chunk {index}"),
@@ -570,13 +617,11 @@ impl StubFill {
             return Ok(());
         }
         let (start, _) = self.span(index);
-        self.file
-            .write_all_at(data, start)
-            .map_err(|source| TierError::Io {
-                path: self.src.rel.clone(),
-                op: "write the recalled data (the file stays a stub)",
-                source,
-            })?;
+        write_chunk(&self.file, &self.src.holes, start, data).map_err(|source| TierError::Io {
+            path: self.src.rel.clone(),
+            op: "write the recalled data (the file stays a stub)",
+            source,
+        })?;
         self.present[index as usize].store(true, Ordering::Release);
         drop(writing);
         self.written.notify_waiters();
@@ -629,11 +674,79 @@ impl StubFill {
         }
         let (start, _) = self.span(index);
         let file = Arc::clone(&self.file);
-        tokio::task::spawn_blocking(move || file.write_all_at(&data, start))
+        let holes = self.src.holes.clone();
+        tokio::task::spawn_blocking(move || write_chunk(&file, &holes, start, &data))
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))?;
         self.present[index as usize].store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// Whether readers have been handed every chunk: the file was read in
+    /// full.
+    pub fn read_in_full(&self) -> bool {
+        self.handed_count.load(Ordering::Acquire) == self.src.chunk_count()
+    }
+
+    /// Marks the stream promoted to a full recall; `true` the first time.
+    pub fn promote(&self) -> bool {
+        !self.promoted.swap(true, Ordering::AcqRel)
+    }
+
+    /// Whether the stream was promoted to a full recall.
+    pub fn is_promoted(&self) -> bool {
+        self.promoted.load(Ordering::Acquire)
+    }
+
+    /// Open readers.
+    pub fn readers(&self) -> usize {
+        self.readers.load(Ordering::Acquire)
+    }
+
+    /// Waits up to `limit` for the last reader to go; whether none is left.
+    pub async fn readers_gone(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let moved = self.moved.notified();
+            if self.readers() == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, moved).await.is_err() {
+                return self.readers() == 0;
+            }
+        }
+    }
+
+    /// After the last reader of a stream that was not promoted closed: the
+    /// chunks written into the stub behind the reads are given back (the
+    /// stub uses no blocks again) and its times restored. Later fetches are
+    /// written into the stub again. The caller holds the file's recall lock.
+    pub(super) async fn give_back(&self, marker: &super::stub::StubMarker) -> std::io::Result<()> {
+        self.keep.store(false, Ordering::Release);
+        let writes = self.writes.write().await;
+        for p in &self.present {
+            p.store(false, Ordering::Release);
+        }
+        let file = Arc::clone(&self.file);
+        let marker = marker.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let st = crate::fs::sys::stat_fd(std::os::fd::AsFd::as_fd(&*file))?;
+            if st.st_blocks == 0 {
+                return Ok(());
+            }
+            super::stub::give_back_blocks(&file, marker.size)?;
+            super::stub::restore_times_with(&file, &st, Some(&marker))
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        self.keep.store(true, Ordering::Release);
+        drop(writes);
+        result
+    }
+
+    /// The stub this fill writes into.
+    pub(super) fn file(&self) -> &File {
+        &self.file
     }
 
     /// After a successful recall: the file is local, memory is not needed.

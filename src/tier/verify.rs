@@ -129,7 +129,7 @@ pub fn plan(conn: &Connection, prefixes: &[Vec<u8>]) -> rusqlite::Result<Vec<Ver
             hash,
             size,
             paths,
-            chunks: tiering::chunks_for(conn, &bytes)?,
+            chunks: tiering::chunks_for(conn, &bytes)?.map(|c| (c.chunk_size, c.hashes)),
             copies: tiering::objects_for(conn, &bytes)?,
         });
     }

@@ -70,7 +70,10 @@ pub struct MountOptions {
 impl MountOptions {
     /// Renders the config file text for `hot`.
     pub fn render(&self, hot: &Path) -> String {
-        let mut s = format!("hot_dir = {}\nlog_level = \"info\"\n", toml_str(hot));
+        let mut s = format!(
+            "hot_dir = {}\nlog_level = \"tierfs=debug\"\n",
+            toml_str(hot)
+        );
         if let Some(w) = self.watch_hot_dir {
             s += &format!("watch_hot_dir = {w}\n");
         }
