@@ -197,6 +197,53 @@ pub struct RestoredFile {
     pub attrs: Option<FileAttrs>,
     /// (remote, key) of every verified copy of the content.
     pub copies: Vec<(String, String)>,
+    /// Why the row's values cannot be used as they are (out of range, wrong
+    /// type); `None` for a well-formed row. The path is checked by the caller.
+    pub problem: Option<String>,
+}
+
+/// A directory row of a restored catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoredDir {
+    /// The recorded attributes (defaults where a value was unusable).
+    pub attrs: DirAttrs,
+    /// Why the row's values cannot be used, if they cannot.
+    pub problem: Option<String>,
+}
+
+/// An integer column, or `None` (noting why in `problems` unless NULL).
+fn int_column(
+    r: &rusqlite::Row<'_>,
+    i: usize,
+    name: &str,
+    problems: &mut Vec<String>,
+) -> Option<i64> {
+    match r.get_ref(i) {
+        Ok(rusqlite::types::ValueRef::Integer(n)) => Some(n),
+        Ok(rusqlite::types::ValueRef::Null) => None,
+        _ => {
+            problems.push(format!("{name} is not an integer"));
+            None
+        }
+    }
+}
+
+/// An integer column in `0..=max`, or `None` (noting why unless NULL).
+fn u32_column(
+    r: &rusqlite::Row<'_>,
+    i: usize,
+    name: &str,
+    max: u32,
+    problems: &mut Vec<String>,
+) -> Option<u32> {
+    let n = int_column(r, i, name, problems)?;
+    match u32::try_from(n) {
+        Ok(v) if v <= max => Some(v),
+        _ => {
+            problems.push(format!("{name} {n} is out of range (0..={max})"));
+            None
+        }
+    }
 }
 
 /// A catalog restored from a backup, opened for `tierctl rebuild`.
@@ -218,6 +265,23 @@ impl RestoredCatalog {
                 reason: "empty database, not a catalog backup".into(),
             });
         }
+        // tierfs never creates triggers or views; in a backup they would run
+        // SQL of the bucket's choosing on every later catalog write.
+        let foreign: Vec<String> = conn
+            .prepare(
+                "SELECT type || ' ' || name FROM sqlite_schema WHERE type IN ('trigger', 'view')",
+            )
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .map_err(|e| CatalogError::sqlite(path, "read schema", e))?;
+        if !foreign.is_empty() {
+            return Err(CatalogError::NotACatalog {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "foreign schema: tierfs catalogs have no triggers or views, this one has {}",
+                    foreign.join(", ")
+                ),
+            });
+        }
         schema::migrate(&mut conn, path)?;
         let check: String = conn
             .query_row("PRAGMA quick_check", [], |r| r.get(0))
@@ -228,6 +292,25 @@ impl RestoredCatalog {
                 reason: format!("integrity check failed: {check}"),
             });
         }
+        // A valid SQLite file that claims to be a catalog but lacks what
+        // rebuild reads (tables or columns) is a foreign schema.
+        for (table, columns) in [
+            (
+                "files",
+                "id, path, size, mtime_ns, state, blake3, mode, uid, gid, atime_ns, ino, seen",
+            ),
+            ("objects", "remote, key, blake3, verified_at_ns"),
+            ("dirs", "path, mode, uid, gid, mtime_ns, atime_ns"),
+        ] {
+            if let Err(e) = conn.prepare(&format!("SELECT {columns} FROM {table} LIMIT 0")) {
+                return Err(CatalogError::NotACatalog {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "foreign schema: table `{table}` lacks what tierfs writes ({columns}): {e}"
+                    ),
+                });
+            }
+        }
         Ok(RestoredCatalog {
             conn,
             path: path.to_path_buf(),
@@ -235,40 +318,73 @@ impl RestoredCatalog {
     }
 
     /// Every file row, in path order, with the verified copies of its content.
+    ///
+    /// The backup came from a bucket, so nothing in it is trusted: values
+    /// that do not fit (a negative size, a hash that is not 32 bytes, a mode
+    /// or owner out of range) do not fail the whole listing but are reported
+    /// in [`RestoredFile::problem`] for the caller to reject that row.
     pub fn files(&self) -> Result<Vec<RestoredFile>, CatalogError> {
         let err = |e| CatalogError::sqlite(&self.path, "list restored files", e);
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT id, path, size, mtime_ns, state, blake3, mode, uid, gid, atime_ns
+                "SELECT id, CAST(path AS BLOB), size, mtime_ns, CAST(state AS BLOB), blake3,
+                        mode, uid, gid, atime_ns
                  FROM files ORDER BY path",
             )
             .map_err(err)?;
         let mut files: Vec<RestoredFile> = stmt
             .query_map([], |r| {
-                let blake3: Option<Vec<u8>> = r.get(5)?;
-                let mode: Option<u32> = r.get(6)?;
-                let uid: Option<u32> = r.get(7)?;
-                let gid: Option<u32> = r.get(8)?;
-                let atime_ns: Option<i64> = r.get(9)?;
+                let mut problems = Vec::new();
+                let blake3: Option<Vec<u8>> = r.get(5).unwrap_or_else(|_| {
+                    problems.push("blake3 is not a blob".to_string());
+                    None
+                });
+                let blake3 = match blake3 {
+                    None => None,
+                    Some(b) => match <[u8; 32]>::try_from(b.as_slice()) {
+                        Ok(h) => Some(h),
+                        Err(_) => {
+                            problems.push(format!("blake3 has {} bytes, not 32", b.len()));
+                            None
+                        }
+                    },
+                };
+                let mtime_ns: i64 = int_column(r, 3, "mtime_ns", &mut problems).unwrap_or(0);
+                let size = match int_column(r, 2, "size", &mut problems) {
+                    Some(n) if n >= 0 => from_sql_u64(n),
+                    Some(n) => {
+                        problems.push(format!("size {n} is negative"));
+                        0
+                    }
+                    None => 0,
+                };
+                let mode = u32_column(r, 6, "mode", 0o7777, &mut problems);
+                // u32::MAX is chown's "leave unchanged", never an owner.
+                let uid = u32_column(r, 7, "uid", u32::MAX - 1, &mut problems);
+                let gid = u32_column(r, 8, "gid", u32::MAX - 1, &mut problems);
+                let atime_ns = int_column(r, 9, "atime_ns", &mut problems);
                 let attrs = match (mode, uid, gid) {
                     (Some(mode), Some(uid), Some(gid)) => Some(FileAttrs {
                         mode,
                         uid,
                         gid,
-                        atime_ns: atime_ns.unwrap_or(r.get(3)?),
+                        atime_ns: atime_ns.unwrap_or(mtime_ns),
                     }),
                     _ => None,
                 };
+                let state: Option<Vec<u8>> = r.get(4).unwrap_or(None);
+                let state = String::from_utf8_lossy(&state.unwrap_or_default()).into_owned();
                 Ok(RestoredFile {
                     id: r.get(0)?,
-                    path: key_to_path(&r.get::<_, Vec<u8>>(1)?),
-                    size: from_sql_u64(r.get(2)?),
-                    mtime_ns: r.get(3)?,
-                    state: r.get(4)?,
-                    blake3: blake3.and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok()),
+                    path: key_to_path(&r.get::<_, Option<Vec<u8>>>(1)?.unwrap_or_default()),
+                    size,
+                    mtime_ns,
+                    state,
+                    blake3,
                     attrs,
                     copies: Vec::new(),
+                    problem: (!problems.is_empty()).then(|| problems.join("; ")),
                 })
             })
             .map_err(err)?
@@ -283,9 +399,17 @@ impl RestoredCatalog {
             .map_err(err)?;
         for f in &mut files {
             if let Some(hash) = &f.blake3 {
+                // Rows whose remote or key is not text are not copies.
                 f.copies = copies
-                    .query_map([&hash[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .query_map([&hash[..]], |r| {
+                        Ok((r.get::<_, String>(0).ok(), r.get::<_, String>(1).ok()))
+                    })
                     .map_err(err)?
+                    .filter_map(|row| match row {
+                        Ok((Some(remote), Some(key))) => Some(Ok((remote, key))),
+                        Ok(_) => None,
+                        Err(e) => Some(Err(e)),
+                    })
                     .collect::<rusqlite::Result<_>>()
                     .map_err(err)?;
             }
@@ -293,29 +417,52 @@ impl RestoredCatalog {
         Ok(files)
     }
 
-    /// Every directory the backup recorded, parents before children.
-    pub fn dirs(&self) -> Result<Vec<DirAttrs>, CatalogError> {
+    /// Every directory the backup recorded, parents before children (rows
+    /// with values out of range carry a [`RestoredDir::problem`]).
+    pub fn dirs(&self) -> Result<Vec<RestoredDir>, CatalogError> {
         let err = |e| CatalogError::sqlite(&self.path, "list restored directories", e);
         let mut stmt = self
             .conn
-            .prepare("SELECT path, mode, uid, gid, mtime_ns, atime_ns FROM dirs ORDER BY path")
+            .prepare(
+                "SELECT CAST(path AS BLOB), mode, uid, gid, mtime_ns, atime_ns
+                 FROM dirs ORDER BY path",
+            )
             .map_err(err)?;
-        let mut dirs: Vec<DirAttrs> = stmt
+        let mut dirs: Vec<RestoredDir> = stmt
             .query_map([], |r| {
-                Ok(DirAttrs {
-                    path: key_to_path(&r.get::<_, Vec<u8>>(0)?),
-                    mode: r.get(1)?,
-                    uid: r.get(2)?,
-                    gid: r.get(3)?,
-                    mtime_ns: r.get(4)?,
-                    atime_ns: r.get(5)?,
+                let mut problems = Vec::new();
+                let mode = u32_column(r, 1, "mode", 0o7777, &mut problems);
+                let uid = u32_column(r, 2, "uid", u32::MAX - 1, &mut problems);
+                let gid = u32_column(r, 3, "gid", u32::MAX - 1, &mut problems);
+                let mtime_ns = int_column(r, 4, "mtime_ns", &mut problems);
+                let atime_ns = int_column(r, 5, "atime_ns", &mut problems);
+                for (v, name) in [
+                    (mode.is_none(), "mode"),
+                    (uid.is_none(), "uid"),
+                    (gid.is_none(), "gid"),
+                ] {
+                    if v && !problems.iter().any(|p| p.starts_with(name)) {
+                        problems.push(format!("{name} is missing"));
+                    }
+                }
+                Ok(RestoredDir {
+                    attrs: DirAttrs {
+                        path: key_to_path(&r.get::<_, Option<Vec<u8>>>(0)?.unwrap_or_default()),
+                        mode: mode.unwrap_or(0o700),
+                        uid: uid.unwrap_or(0),
+                        gid: gid.unwrap_or(0),
+                        mtime_ns: mtime_ns.unwrap_or(0),
+                        atime_ns: atime_ns.unwrap_or(0),
+                    },
+                    problem: (!problems.is_empty()).then(|| problems.join("; ")),
                 })
             })
             .map_err(err)?
             .collect::<rusqlite::Result<_>>()
             .map_err(err)?;
         dirs.sort_by_key(|d| {
-            d.path
+            d.attrs
+                .path
                 .as_os_str()
                 .as_bytes()
                 .iter()
@@ -438,7 +585,7 @@ mod tests {
             Some((0o640, 12, 34))
         );
         assert_eq!(files[1].attrs, None);
-        assert_eq!(restored.dirs().unwrap()[0].mode, 0o750);
+        assert_eq!(restored.dirs().unwrap()[0].attrs.mode, 0o750);
         let (x_id, b_id) = (x.id, files[1].id);
         restored.finish(&[(x_id, 77)], &[b_id]).unwrap();
         let conn = Connection::open(&snap_path).unwrap();
