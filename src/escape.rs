@@ -106,6 +106,31 @@ pub fn escape_str(s: &str) -> Cow<'_, str> {
     }
 }
 
+/// A whole message (an error chain, a report line) with control and
+/// direction characters escaped but line breaks and backslashes kept: the
+/// last line of defence for text that embeds names, where each name should
+/// already have gone through [`Escaped`] (so nothing is escaped twice).
+pub fn escape_controls(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(|c| c != '\n' && needs_escape(c)) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c == '\n' || !needs_escape(c) {
+            out.push(c);
+        } else if c == '\t' {
+            out.push_str("\\t");
+        } else if c == '\r' {
+            out.push_str("\\r");
+        } else if (c as u32) < 0x80 {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            out.push_str(&format!("\\u{{{:04x}}}", c as u32));
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// Text escaped for HTML element content and attribute values, after
 /// [`escape_str`] (so control characters are visible there too).
 pub fn html(s: &str) -> String {
@@ -204,6 +229,22 @@ pub mod path_bytes {
                 .map(|w| from_wire(w).map_err(D::Error::custom))
                 .collect()
         }
+    }
+}
+
+/// A path that serializes with [`path_bytes`]: its exact bytes in JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExactPath(pub std::path::PathBuf);
+
+impl serde::Serialize for ExactPath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        path_bytes::serialize(&self.0, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ExactPath {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ExactPath, D::Error> {
+        path_bytes::deserialize(d).map(ExactPath)
     }
 }
 

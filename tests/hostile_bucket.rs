@@ -640,3 +640,65 @@ fn an_altered_chunk_hash_row_reads_as_eio() {
     );
     assert_eq!(fs::read(m.m("archive/a.bin")).unwrap(), a);
 }
+
+// ---------------------------------------------------------------------------
+// The control protocol carries paths as bytes.
+// ---------------------------------------------------------------------------
+
+/// `tierctl recall` and `pin` on a name that is not UTF-8 (and holds a
+/// newline and an escape) reach the daemon exactly, and the JSON reports
+/// echo the exact bytes.
+#[test]
+fn recall_and_pin_work_on_names_that_are_not_utf8() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let bucket = tempfile::tempdir().unwrap();
+    let m = TestMount::with_options(MountOptions {
+        allow_other: true,
+        extra_top: "migrate_interval = \"off\"\n".into(),
+        extra_sections: format!(
+            "[remote.cloud]\nurl = \"file://{}\"\n",
+            bucket.path().display()
+        ),
+        ..Default::default()
+    });
+    let raw: &[u8] = b"archive/r\xe9sum\xe9 \x1b[1m\n.bin";
+    let rel = Path::new(OsStr::from_bytes(raw));
+    let data = content(31, 70_000);
+    write_old(&m.m(rel), &data, 30);
+    add_rule(&m, "archive -> cloud");
+    let s = migrate_releasing(&m, 1);
+    assert_eq!(s.released, 1, "{s:?}\n{}", m.log_banner());
+    assert_eq!(fs::metadata(m.h(rel)).unwrap().blocks(), 0, "not released");
+
+    let run = |args: &[&OsStr]| {
+        Command::new(TIERCTL)
+            .arg("-c")
+            .arg(m.config())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        OsStr::new("recall"),
+        OsStr::new("--json"),
+        m.m(rel).as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["recalled"], 1, "{v}");
+    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(v["paths"][0], serde_json::json!({ "hex": hex }), "{v}");
+    assert!(fs::metadata(m.h(rel)).unwrap().blocks() > 0, "not recalled");
+    assert_eq!(fs::read(m.m(rel)).unwrap(), data);
+
+    let out = run(&[OsStr::new("pin"), OsStr::new(OsStr::from_bytes(raw))]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("pinned 1 file"),
+        "{}",
+        text(&out)
+    );
+    let out = run(&[OsStr::new("unpin"), OsStr::from_bytes(raw)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

@@ -20,7 +20,7 @@ use tierfs::config::Config;
 use tierfs::control::{Reply, Request};
 use tierfs::rules::{self, Decision, Explanation, FileFacts, Rule, RuleSet};
 
-use super::daemon::{self, CHANGE_TIMEOUT, lossy, write_json};
+use super::daemon::{self, CHANGE_TIMEOUT, write_json};
 use super::table::{Align, Table, write_fields};
 use super::{Outcome, UsageError, human, paths};
 
@@ -474,7 +474,7 @@ fn require_catalog_for(config: &Config, id: i64) -> anyhow::Result<()> {
 
 #[derive(Serialize)]
 struct ListJson {
-    catalog: String,
+    catalog: tierfs::escape::ExactPath,
     catalog_exists: bool,
     rules: Vec<RuleJson>,
 }
@@ -510,7 +510,7 @@ fn list(config: &Config, json: bool, out: &mut impl Write) -> anyhow::Result<Out
         write_json(
             out,
             &ListJson {
-                catalog: lossy(&config.catalog),
+                catalog: daemon::exact(&config.catalog),
                 catalog_exists: conn.is_some(),
                 rules,
             },
@@ -735,7 +735,7 @@ struct DryRunJson<'a> {
     /// Where the rule would go (1-based) and how many rules there would be.
     position: usize,
     rules: usize,
-    catalog: String,
+    catalog: tierfs::escape::ExactPath,
     catalog_exists: bool,
     saved: bool,
     #[serde(flatten)]
@@ -759,7 +759,7 @@ fn dry_run(
                 pin: rule.is_pin(),
                 position: at + 1,
                 rules: total,
-                catalog: lossy(&config.catalog),
+                catalog: daemon::exact(&config.catalog),
                 catalog_exists: conn.is_some(),
                 saved: false,
                 impact: &impact,
@@ -854,7 +854,7 @@ struct Subject {
 
 #[derive(Serialize)]
 struct TestJson<'a> {
-    path: String,
+    path: tierfs::escape::ExactPath,
     in_catalog: bool,
     state: Option<&'a str>,
     pinned: bool,
@@ -895,7 +895,7 @@ fn test(
         write_json(
             out,
             &TestJson {
-                path: lossy(&subject.path),
+                path: daemon::exact(&subject.path),
                 in_catalog: subject.state.is_some(),
                 state: subject.state.as_deref(),
                 pinned: subject.pinned,
@@ -950,7 +950,7 @@ fn subject(config: &Config, conn: Option<&Connection>, relative: &Path) -> anyho
         let row = tiering::file_by_path(conn, &key).with_context(|| {
             format!(
                 "cannot look up {} in {}",
-                relative.display(),
+                tierfs::escape::Escaped::path(relative),
                 config.catalog.display()
             )
         })?;
@@ -984,16 +984,16 @@ fn subject(config: &Config, conn: Option<&Connection>, relative: &Path) -> anyho
         }
         Ok(meta) if meta.is_dir() => Err(UsageError(format!(
             "{} is a directory; `tierctl rule test` explains the rules for one file",
-            relative.display()
+            tierfs::escape::Escaped::path(relative)
         ))
         .into()),
         Ok(_) => Err(anyhow!(
             "{} is not a regular file; tierfs only migrates regular files",
-            relative.display()
+            tierfs::escape::Escaped::path(relative)
         )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(anyhow!(
             "{}: no such file in the catalog ({}) or in the hot dir ({})",
-            relative.display(),
+            tierfs::escape::Escaped::path(relative),
             config.catalog.display(),
             config.hot_dir.display()
         )),
