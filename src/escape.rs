@@ -111,24 +111,58 @@ pub fn escape_str(s: &str) -> Cow<'_, str> {
 /// last line of defence for text that embeds names, where each name should
 /// already have gone through [`Escaped`] (so nothing is escaped twice).
 pub fn escape_controls(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(|c| c != '\n' && needs_escape(c)) {
+    escape_controls_but(s, true)
+}
+
+fn escape_controls_but(s: &str, keep_newlines: bool) -> Cow<'_, str> {
+    let keep = |c: char| (keep_newlines && c == '\n') || !needs_escape(c);
+    if s.chars().all(keep) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
-        if c == '\n' || !needs_escape(c) {
-            out.push(c);
-        } else if c == '\t' {
-            out.push_str("\\t");
-        } else if c == '\r' {
-            out.push_str("\\r");
-        } else if (c as u32) < 0x80 {
-            out.push_str(&format!("\\x{:02x}", c as u32));
-        } else {
-            out.push_str(&format!("\\u{{{:04x}}}", c as u32));
+        match c {
+            c if keep(c) => out.push(c),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push_str(&format!("\\u{{{:04x}}}", c as u32)),
         }
     }
     Cow::Owned(out)
+}
+
+/// An [`std::io::Write`] for log output that keeps every event on one line.
+///
+/// `tracing-subscriber`'s fmt layer formats each event into a buffer and
+/// hands it over in one `write` ending in `\n`; this writer escapes every
+/// control character in it (line breaks other than the final one, CR, ESC,
+/// BEL, direction overrides) as [`escape_controls`] does, so a file name in
+/// a field can neither split an event into forged lines nor drive the
+/// terminal of whoever reads the log. Use it as
+/// `.with_writer(|| LogWriter(std::io::stderr()))`.
+#[derive(Debug)]
+pub struct LogWriter<W>(pub W);
+
+impl<W: std::io::Write> std::io::Write for LogWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let (body, newline) = match buf.strip_suffix(b"\n") {
+            Some(body) => (body, true),
+            None => (buf, false),
+        };
+        let text = String::from_utf8_lossy(body);
+        self.0
+            .write_all(escape_controls_but(&text, false).as_bytes())?;
+        if newline {
+            self.0.write_all(b"\n")?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 /// Text escaped for HTML element content and attribute values, after
@@ -305,6 +339,42 @@ mod tests {
             "d/\\x1b]0;x\\x07"
         );
         assert_eq!(format!("{:?}", Escaped::str("a\"b\n")), "\"a\"b\\n\"");
+    }
+
+    #[test]
+    fn log_events_stay_on_one_line() {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || LogWriter(writer.clone()))
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let name = "evil\n2026-01-01T00:00:00Z  INFO forged\x1b[2J\r";
+            tracing::warn!(path = %name, "released");
+            tracing::info!("second");
+        });
+        let out = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "{out}");
+        assert!(
+            lines[0].contains(r"path=evil\n2026-01-01T00:00:00Z  INFO forged\x1b[2J\r"),
+            "{out}"
+        );
+        assert!(!out.contains('\x1b') && !out.contains('\r'));
+        assert_eq!(escape_controls("a\nb\x07\\"), "a\nb\\x07\\");
     }
 
     #[test]
