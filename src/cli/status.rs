@@ -156,7 +156,8 @@ fn write_activity_text(
         ],
     )?;
     for e in &activity.recent_errors {
-        writeln!(out, "  {} ago  {}", ago(e.at_unix), e.message)?;
+        // Error messages embed file names: one escaped line each.
+        writeln!(out, "  {} ago  {}", ago(e.at_unix), escape_str(&e.message))?;
     }
     if !activity.rules.is_empty() {
         writeln!(out)?;
