@@ -423,7 +423,7 @@ fn truncated_and_foreign_sqlite_files_are_refused() {
     let raw = b.raw();
     site.put(&key, &zstd::encode_all(&raw[..raw.len() / 2], 3).unwrap());
     let out = site.rebuild(&[]);
-    assert_backup_refused(&site, &out, "refused");
+    assert_backup_refused(&site, &out, "truncated: the SQLite header counts");
 
     // A valid SQLite file of some other application.
     let dir = tempfile::tempdir().unwrap();

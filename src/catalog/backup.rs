@@ -211,6 +211,65 @@ pub struct RestoredDir {
     pub problem: Option<String>,
 }
 
+/// Checks the 100-byte SQLite header of a restored file before SQLite
+/// opens it: the magic string, and that the file holds every page the header
+/// counts (a truncated download or object says so plainly instead of "disk
+/// image is malformed").
+fn check_sqlite_header(path: &Path) -> Result<(), CatalogError> {
+    use std::io::Read;
+    let not = |reason: String| CatalogError::NotACatalog {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(not("empty database, not a catalog backup".into()));
+        }
+        Err(source) => {
+            return Err(CatalogError::Io {
+                path: path.to_path_buf(),
+                op: "open",
+                source,
+            });
+        }
+    };
+    let len = f
+        .metadata()
+        .map_err(|source| CatalogError::Io {
+            path: path.to_path_buf(),
+            op: "stat",
+            source,
+        })?
+        .len();
+    let mut h = [0u8; 100];
+    if len == 0 {
+        return Err(not("empty database, not a catalog backup".into()));
+    }
+    if len < 100 || f.read_exact(&mut h).is_err() {
+        return Err(not(format!(
+            "{len} bytes: too short to be an SQLite database (truncated?)"
+        )));
+    }
+    if &h[..16] != b"SQLite format 3\0" {
+        return Err(not("not an SQLite database (no SQLite header)".into()));
+    }
+    let page_size = match u16::from_be_bytes([h[16], h[17]]) {
+        1 => 65_536u64,
+        n => u64::from(n),
+    };
+    let pages = u64::from(u32::from_be_bytes([h[28], h[29], h[30], h[31]]));
+    // The page count is valid when the two change counters agree.
+    if h[24..28] == h[92..96] && pages > 0 && len < pages * page_size {
+        return Err(not(format!(
+            "truncated: the SQLite header counts {pages} pages of {page_size} bytes \
+             ({} bytes), the file has {len}",
+            pages * page_size
+        )));
+    }
+    Ok(())
+}
+
 /// An integer column, or `None` (noting why in `problems` unless NULL).
 fn int_column(
     r: &rusqlite::Row<'_>,
@@ -257,6 +316,7 @@ impl RestoredCatalog {
     /// Opens the restored catalog at `path` (rejecting anything that is not a
     /// tierfs catalog) and brings it to the latest schema.
     pub fn open(path: &Path) -> Result<RestoredCatalog, CatalogError> {
+        check_sqlite_header(path)?;
         let mut conn = Connection::open(path).map_err(|e| CatalogError::sqlite(path, "open", e))?;
         let version = schema::current_version(&conn, path)?;
         if version == 0 {
@@ -283,13 +343,19 @@ impl RestoredCatalog {
             });
         }
         schema::migrate(&mut conn, path)?;
-        let check: String = conn
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        // At most three problems: enough to say what is wrong, short enough
+        // for one message.
+        let problems: Vec<String> = conn
+            .prepare("PRAGMA quick_check(3)")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
             .map_err(|e| CatalogError::sqlite(path, "integrity check", e))?;
-        if check != "ok" {
+        if problems != ["ok"] {
             return Err(CatalogError::NotACatalog {
                 path: path.to_path_buf(),
-                reason: format!("integrity check failed: {check}"),
+                reason: format!(
+                    "integrity check failed: {}",
+                    problems.join("; ").replace('\n', " ")
+                ),
             });
         }
         // A valid SQLite file that claims to be a catalog but lacks what
