@@ -180,7 +180,10 @@ pub async fn rebuild(config: &Config, req: &RebuildRequest) -> Result<RebuildRep
     let max = req.max_catalog_bytes.unwrap_or(DEFAULT_MAX_CATALOG_BYTES);
     // The compressed object can be no larger than what it may decompress to.
     if let Some(info) = remote.head(&key).await?
-        && info.size > max.saturating_add(crate::remote::crypt::HEADER) * 2
+        && info.size
+            > max
+                .saturating_add(crate::remote::crypt::HEADER)
+                .saturating_mul(2)
     {
         return Err(DrError::Backup {
             remote: req.remote.clone(),
@@ -458,6 +461,7 @@ async fn restore(
     let beneath = Beneath {
         root: hot_fd.as_fd(),
         root_path: &config.hot_dir,
+        last_parent: std::cell::RefCell::new(None),
     };
 
     let mut created_dirs: HashSet<PathBuf> = HashSet::new();
@@ -622,6 +626,9 @@ fn row_or_fatal(full: &Path, op: &'static str, e: std::io::Error) -> RowError {
 struct Beneath<'a> {
     root: BorrowedFd<'a>,
     root_path: &'a Path,
+    /// The directory of the previous stub: files come in path order, so
+    /// siblings reuse it instead of walking from the root again.
+    last_parent: std::cell::RefCell<Option<(PathBuf, OwnedFd)>>,
 }
 
 impl Beneath<'_> {
@@ -637,12 +644,15 @@ impl Beneath<'_> {
             so_far.push(name);
             let full = self.root_path.join(&so_far);
             let dir = cur.as_ref().map_or(self.root, |fd| fd.as_fd());
-            match sys::mkdir_at(dir, name, 0o700) {
-                Ok(()) => {
-                    created.insert(so_far.clone());
+            // Created by this rebuild already: only open it.
+            if !created.contains(&so_far) {
+                match sys::mkdir_at(dir, name, 0o700) {
+                    Ok(()) => {
+                        created.insert(so_far.clone());
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                    Err(e) => return Err(row_or_fatal(&full, "create directory", e)),
                 }
-                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
-                Err(e) => return Err(row_or_fatal(&full, "create directory", e)),
             }
             let next = sys::open_at(
                 dir,
@@ -669,11 +679,20 @@ impl Beneath<'_> {
             .path
             .file_name()
             .ok_or_else(|| RowError::Row("the path has no file name".into()))?;
-        let parent_fd = match f.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            Some(parent) => Some(self.make_dirs(parent, created)?),
+        let parent_path = f.path.parent().filter(|p| !p.as_os_str().is_empty());
+        let mut cache = self.last_parent.borrow_mut();
+        let parent_fd: Option<&OwnedFd> = match parent_path {
             None => None,
+            Some(parent) => {
+                if cache.as_ref().is_none_or(|(p, _)| p != parent) {
+                    *cache = None;
+                    let fd = self.make_dirs(parent, created)?;
+                    *cache = Some((parent.to_path_buf(), fd));
+                }
+                cache.as_ref().map(|(_, fd)| fd)
+            }
         };
-        let parent = parent_fd.as_ref().map_or(self.root, |fd| fd.as_fd());
+        let parent = parent_fd.map_or(self.root, |fd| fd.as_fd());
         let fd: OwnedFd = sys::open_at(
             parent,
             name,
