@@ -152,11 +152,13 @@ impl<W: std::io::Write> std::io::Write for LogWriter<W> {
             None => (buf, false),
         };
         let text = String::from_utf8_lossy(body);
-        self.0
-            .write_all(escape_controls_but(&text, false).as_bytes())?;
+        // One write for the whole line, so events of concurrent threads
+        // never interleave.
+        let mut line = escape_controls_but(&text, false).into_owned();
         if newline {
-            self.0.write_all(b"\n")?;
+            line.push('\n');
         }
+        self.0.write_all(line.as_bytes())?;
         Ok(buf.len())
     }
 
