@@ -6,14 +6,22 @@
 //! empty. Then:
 //!
 //! 1. download the newest backup (or the one asked for), decompress it to a
-//!    temporary file beside the catalog and check that it is an intact
-//!    tierfs catalog;
+//!    temporary file beside the catalog, stopping at a size cap (absolute
+//!    and a ratio: a zstd bomb never reaches the disk), and check that it is
+//!    an intact tierfs catalog (header, `quick_check`, the expected tables,
+//!    no triggers or views); on an encrypted remote the object must open
+//!    with the remote's key. Then check every row, since the backup is
+//!    untrusted input: paths must be relative and made of plain names
+//!    ([`check_backup_path`]); modes, owners, sizes and hashes must be in
+//!    range; refused rows are reported and dropped. Set-ID bits are never
+//!    restored on files;
 //! 2. list the remotes' objects; a file is recoverable if it had a verified
 //!    cloud copy (`premigrated`, `releasing`, `cold`, `recalling`) and that
 //!    object is still listed with the right size. Files that were only
 //!    local (`hot`, `uploading`) or whose object is gone are reported by
 //!    path and dropped from the catalog;
-//! 3. create the directories, and every recoverable file as a stub: a sparse
+//! 3. create the directories, and every recoverable file as a stub, all
+//!    beneath the hot dir's descriptor by an `O_NOFOLLOW` walk: a sparse
 //!    file of the original size carrying the stub marker (written and
 //!    synced before anything else refers to it), then owner, mode and times;
 //! 4. give directories their owner, mode and times (deepest first);
