@@ -15,6 +15,7 @@ pub mod config;
 pub mod control;
 pub mod cost;
 pub mod daemon;
+pub mod escape;
 pub mod fs;
 pub mod metrics;
 pub mod remote;

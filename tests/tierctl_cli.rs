@@ -365,6 +365,72 @@ fn status_of_one_file() {
     assert_eq!(json["in_catalog"], false, "{json}");
 }
 
+/// Names with terminal escapes, line breaks and bytes that are not UTF-8
+/// are printed escaped (one line, no control character) and kept exact in
+/// JSON (issue 15, finding 7).
+#[test]
+fn status_of_a_hostile_name_is_escaped_for_humans_and_exact_in_json() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let setup = Setup::new();
+    let raw = b"docs/\x1b]0;owned\x07\nstate     cold\r\xff.txt";
+    let catalog = Catalog::open(&setup.config.catalog, CatalogOptions::default()).unwrap();
+    catalog.send(FileEvent::Upsert {
+        path: PathBuf::from(OsStr::from_bytes(raw)),
+        size: 7,
+        mtime_ns: MTIME_NS,
+        ino: 77,
+    });
+    catalog.flush().unwrap();
+    catalog.close().unwrap();
+    let arg = OsStr::from_bytes(raw);
+    let out = tierctl_cmd()
+        .arg("-c")
+        .arg(&setup.config_path)
+        .arg("status")
+        .arg(arg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("docs/\\x1b]0;owned\\x07\\nstate     cold\\r\\xff.txt"),
+        "{text}"
+    );
+    assert!(
+        !out.stdout.iter().any(|&b| b < 0x20 && b != b'\n'),
+        "raw control bytes: {text:?}"
+    );
+    assert!(line_starting(&text, "state").contains("hot"), "{text}");
+
+    let out = tierctl_cmd()
+        .arg("-c")
+        .arg(&setup.config_path)
+        .args(["status", "--json"])
+        .arg(arg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(json["path"], serde_json::json!({ "hex": hex }), "{json}");
+    assert_eq!(json["in_catalog"], true, "{json}");
+
+    // Not catalogued: the message quotes the name escaped, too.
+    let out = tierctl_cmd()
+        .arg("-c")
+        .arg(&setup.config_path)
+        .arg("status")
+        .arg(OsStr::from_bytes(b"docs/x\x1b[2J\nforged"))
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("docs/x\\x1b[2J\\nforged: not in catalog"),
+        "{}",
+        describe(&out)
+    );
+}
+
 #[test]
 fn status_refuses_paths_outside_the_mount() {
     let setup = Setup::new();

@@ -431,6 +431,17 @@ fn rule_test_explains_the_decision() {
     assert!(stderr(&out).contains("no such file"), "{}", describe(&out));
     let out = setup.tierctl(&["rule", "test", "../etc/passwd"]);
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+
+    // A symlinked directory in the hot dir is not followed (it would report
+    // the size and time of a file outside, e.g. in a private directory).
+    let outside = setup.dir.path().join("private");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(outside.join("secret.txt"), b"12345678901").unwrap();
+    std::os::unix::fs::symlink(&outside, setup.config.hot_dir.join("link")).unwrap();
+    let out = setup.tierctl(&["rule", "test", "link/secret.txt"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(stderr(&out).contains("symlink"), "{}", describe(&out));
+    assert!(!stdout(&out).contains("11 B"), "{}", describe(&out));
 }
 
 // ------------------------------------------------------------ daemon down

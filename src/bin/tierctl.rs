@@ -199,7 +199,10 @@ fn main() -> ExitCode {
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             let _ = out.flush();
-            eprintln!("tierctl: {err:#}");
+            // Names inside are escaped where they are formatted; this
+            // catches anything that still carries a control character.
+            let message = format!("{err:#}");
+            eprintln!("tierctl: {}", tierfs::escape::escape_controls(&message));
             ExitCode::from(exit_code(&err))
         }
     }

@@ -203,7 +203,8 @@ fn init_logging(level: &str) {
         .with(filter)
         .with(
             tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
+                // One event, one line: names in fields are escaped.
+                .with_writer(|| tierfs::escape::LogWriter(std::io::stderr()))
                 .with_ansi(false),
         )
         .with(tierfs::activity::ErrorCapture)

@@ -197,6 +197,112 @@ pub struct RestoredFile {
     pub attrs: Option<FileAttrs>,
     /// (remote, key) of every verified copy of the content.
     pub copies: Vec<(String, String)>,
+    /// Why the row's values cannot be used as they are (out of range, wrong
+    /// type); `None` for a well-formed row. The path is checked by the caller.
+    pub problem: Option<String>,
+}
+
+/// A directory row of a restored catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoredDir {
+    /// The recorded attributes (defaults where a value was unusable).
+    pub attrs: DirAttrs,
+    /// Why the row's values cannot be used, if they cannot.
+    pub problem: Option<String>,
+}
+
+/// Checks the 100-byte SQLite header of a restored file before SQLite
+/// opens it: the magic string, and that the file holds every page the header
+/// counts (a truncated download or object says so plainly instead of "disk
+/// image is malformed").
+fn check_sqlite_header(path: &Path) -> Result<(), CatalogError> {
+    use std::io::Read;
+    let not = |reason: String| CatalogError::NotACatalog {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(not("empty database, not a catalog backup".into()));
+        }
+        Err(source) => {
+            return Err(CatalogError::Io {
+                path: path.to_path_buf(),
+                op: "open",
+                source,
+            });
+        }
+    };
+    let len = f
+        .metadata()
+        .map_err(|source| CatalogError::Io {
+            path: path.to_path_buf(),
+            op: "stat",
+            source,
+        })?
+        .len();
+    let mut h = [0u8; 100];
+    if len == 0 {
+        return Err(not("empty database, not a catalog backup".into()));
+    }
+    if len < 100 || f.read_exact(&mut h).is_err() {
+        return Err(not(format!(
+            "{len} bytes: too short to be an SQLite database (truncated?)"
+        )));
+    }
+    if &h[..16] != b"SQLite format 3\0" {
+        return Err(not("not an SQLite database (no SQLite header)".into()));
+    }
+    let page_size = match u16::from_be_bytes([h[16], h[17]]) {
+        1 => 65_536u64,
+        n => u64::from(n),
+    };
+    let pages = u64::from(u32::from_be_bytes([h[28], h[29], h[30], h[31]]));
+    // The page count is valid when the two change counters agree.
+    if h[24..28] == h[92..96] && pages > 0 && len < pages * page_size {
+        return Err(not(format!(
+            "truncated: the SQLite header counts {pages} pages of {page_size} bytes \
+             ({} bytes), the file has {len}",
+            pages * page_size
+        )));
+    }
+    Ok(())
+}
+
+/// An integer column, or `None` (noting why in `problems` unless NULL).
+fn int_column(
+    r: &rusqlite::Row<'_>,
+    i: usize,
+    name: &str,
+    problems: &mut Vec<String>,
+) -> Option<i64> {
+    match r.get_ref(i) {
+        Ok(rusqlite::types::ValueRef::Integer(n)) => Some(n),
+        Ok(rusqlite::types::ValueRef::Null) => None,
+        _ => {
+            problems.push(format!("{name} is not an integer"));
+            None
+        }
+    }
+}
+
+/// An integer column in `0..=max`, or `None` (noting why unless NULL).
+fn u32_column(
+    r: &rusqlite::Row<'_>,
+    i: usize,
+    name: &str,
+    max: u32,
+    problems: &mut Vec<String>,
+) -> Option<u32> {
+    let n = int_column(r, i, name, problems)?;
+    match u32::try_from(n) {
+        Ok(v) if v <= max => Some(v),
+        _ => {
+            problems.push(format!("{name} {n} is out of range (0..={max})"));
+            None
+        }
+    }
 }
 
 /// A catalog restored from a backup, opened for `tierctl rebuild`.
@@ -210,6 +316,7 @@ impl RestoredCatalog {
     /// Opens the restored catalog at `path` (rejecting anything that is not a
     /// tierfs catalog) and brings it to the latest schema.
     pub fn open(path: &Path) -> Result<RestoredCatalog, CatalogError> {
+        check_sqlite_header(path)?;
         let mut conn = Connection::open(path).map_err(|e| CatalogError::sqlite(path, "open", e))?;
         let version = schema::current_version(&conn, path)?;
         if version == 0 {
@@ -218,15 +325,57 @@ impl RestoredCatalog {
                 reason: "empty database, not a catalog backup".into(),
             });
         }
-        schema::migrate(&mut conn, path)?;
-        let check: String = conn
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(|e| CatalogError::sqlite(path, "integrity check", e))?;
-        if check != "ok" {
+        // tierfs never creates triggers or views; in a backup they would run
+        // SQL of the bucket's choosing on every later catalog write.
+        let foreign: Vec<String> = conn
+            .prepare(
+                "SELECT type || ' ' || name FROM sqlite_schema WHERE type IN ('trigger', 'view')",
+            )
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .map_err(|e| CatalogError::sqlite(path, "read schema", e))?;
+        if !foreign.is_empty() {
             return Err(CatalogError::NotACatalog {
                 path: path.to_path_buf(),
-                reason: format!("integrity check failed: {check}"),
+                reason: format!(
+                    "foreign schema: tierfs catalogs have no triggers or views, this one has {}",
+                    foreign.join(", ")
+                ),
             });
+        }
+        schema::migrate(&mut conn, path)?;
+        // At most three problems: enough to say what is wrong, short enough
+        // for one message.
+        let problems: Vec<String> = conn
+            .prepare("PRAGMA quick_check(3)")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .map_err(|e| CatalogError::sqlite(path, "integrity check", e))?;
+        if problems != ["ok"] {
+            return Err(CatalogError::NotACatalog {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "integrity check failed: {}",
+                    problems.join("; ").replace('\n', " ")
+                ),
+            });
+        }
+        // A valid SQLite file that claims to be a catalog but lacks what
+        // rebuild reads (tables or columns) is a foreign schema.
+        for (table, columns) in [
+            (
+                "files",
+                "id, path, size, mtime_ns, state, blake3, mode, uid, gid, atime_ns, ino, seen",
+            ),
+            ("objects", "remote, key, blake3, verified_at_ns"),
+            ("dirs", "path, mode, uid, gid, mtime_ns, atime_ns"),
+        ] {
+            if let Err(e) = conn.prepare(&format!("SELECT {columns} FROM {table} LIMIT 0")) {
+                return Err(CatalogError::NotACatalog {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "foreign schema: table `{table}` lacks what tierfs writes ({columns}): {e}"
+                    ),
+                });
+            }
         }
         Ok(RestoredCatalog {
             conn,
@@ -235,40 +384,73 @@ impl RestoredCatalog {
     }
 
     /// Every file row, in path order, with the verified copies of its content.
+    ///
+    /// The backup came from a bucket, so nothing in it is trusted: values
+    /// that do not fit (a negative size, a hash that is not 32 bytes, a mode
+    /// or owner out of range) do not fail the whole listing but are reported
+    /// in [`RestoredFile::problem`] for the caller to reject that row.
     pub fn files(&self) -> Result<Vec<RestoredFile>, CatalogError> {
         let err = |e| CatalogError::sqlite(&self.path, "list restored files", e);
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT id, path, size, mtime_ns, state, blake3, mode, uid, gid, atime_ns
+                "SELECT id, CAST(path AS BLOB), size, mtime_ns, CAST(state AS BLOB), blake3,
+                        mode, uid, gid, atime_ns
                  FROM files ORDER BY path",
             )
             .map_err(err)?;
         let mut files: Vec<RestoredFile> = stmt
             .query_map([], |r| {
-                let blake3: Option<Vec<u8>> = r.get(5)?;
-                let mode: Option<u32> = r.get(6)?;
-                let uid: Option<u32> = r.get(7)?;
-                let gid: Option<u32> = r.get(8)?;
-                let atime_ns: Option<i64> = r.get(9)?;
+                let mut problems = Vec::new();
+                let blake3: Option<Vec<u8>> = r.get(5).unwrap_or_else(|_| {
+                    problems.push("blake3 is not a blob".to_string());
+                    None
+                });
+                let blake3 = match blake3 {
+                    None => None,
+                    Some(b) => match <[u8; 32]>::try_from(b.as_slice()) {
+                        Ok(h) => Some(h),
+                        Err(_) => {
+                            problems.push(format!("blake3 has {} bytes, not 32", b.len()));
+                            None
+                        }
+                    },
+                };
+                let mtime_ns: i64 = int_column(r, 3, "mtime_ns", &mut problems).unwrap_or(0);
+                let size = match int_column(r, 2, "size", &mut problems) {
+                    Some(n) if n >= 0 => from_sql_u64(n),
+                    Some(n) => {
+                        problems.push(format!("size {n} is negative"));
+                        0
+                    }
+                    None => 0,
+                };
+                let mode = u32_column(r, 6, "mode", 0o7777, &mut problems);
+                // u32::MAX is chown's "leave unchanged", never an owner.
+                let uid = u32_column(r, 7, "uid", u32::MAX - 1, &mut problems);
+                let gid = u32_column(r, 8, "gid", u32::MAX - 1, &mut problems);
+                let atime_ns = int_column(r, 9, "atime_ns", &mut problems);
                 let attrs = match (mode, uid, gid) {
                     (Some(mode), Some(uid), Some(gid)) => Some(FileAttrs {
                         mode,
                         uid,
                         gid,
-                        atime_ns: atime_ns.unwrap_or(r.get(3)?),
+                        atime_ns: atime_ns.unwrap_or(mtime_ns),
                     }),
                     _ => None,
                 };
+                let state: Option<Vec<u8>> = r.get(4).unwrap_or(None);
+                let state = String::from_utf8_lossy(&state.unwrap_or_default()).into_owned();
                 Ok(RestoredFile {
                     id: r.get(0)?,
-                    path: key_to_path(&r.get::<_, Vec<u8>>(1)?),
-                    size: from_sql_u64(r.get(2)?),
-                    mtime_ns: r.get(3)?,
-                    state: r.get(4)?,
-                    blake3: blake3.and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok()),
+                    path: key_to_path(&r.get::<_, Option<Vec<u8>>>(1)?.unwrap_or_default()),
+                    size,
+                    mtime_ns,
+                    state,
+                    blake3,
                     attrs,
                     copies: Vec::new(),
+                    problem: (!problems.is_empty()).then(|| problems.join("; ")),
                 })
             })
             .map_err(err)?
@@ -283,9 +465,17 @@ impl RestoredCatalog {
             .map_err(err)?;
         for f in &mut files {
             if let Some(hash) = &f.blake3 {
+                // Rows whose remote or key is not text are not copies.
                 f.copies = copies
-                    .query_map([&hash[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .query_map([&hash[..]], |r| {
+                        Ok((r.get::<_, String>(0).ok(), r.get::<_, String>(1).ok()))
+                    })
                     .map_err(err)?
+                    .filter_map(|row| match row {
+                        Ok((Some(remote), Some(key))) => Some(Ok((remote, key))),
+                        Ok(_) => None,
+                        Err(e) => Some(Err(e)),
+                    })
                     .collect::<rusqlite::Result<_>>()
                     .map_err(err)?;
             }
@@ -293,29 +483,52 @@ impl RestoredCatalog {
         Ok(files)
     }
 
-    /// Every directory the backup recorded, parents before children.
-    pub fn dirs(&self) -> Result<Vec<DirAttrs>, CatalogError> {
+    /// Every directory the backup recorded, parents before children (rows
+    /// with values out of range carry a [`RestoredDir::problem`]).
+    pub fn dirs(&self) -> Result<Vec<RestoredDir>, CatalogError> {
         let err = |e| CatalogError::sqlite(&self.path, "list restored directories", e);
         let mut stmt = self
             .conn
-            .prepare("SELECT path, mode, uid, gid, mtime_ns, atime_ns FROM dirs ORDER BY path")
+            .prepare(
+                "SELECT CAST(path AS BLOB), mode, uid, gid, mtime_ns, atime_ns
+                 FROM dirs ORDER BY path",
+            )
             .map_err(err)?;
-        let mut dirs: Vec<DirAttrs> = stmt
+        let mut dirs: Vec<RestoredDir> = stmt
             .query_map([], |r| {
-                Ok(DirAttrs {
-                    path: key_to_path(&r.get::<_, Vec<u8>>(0)?),
-                    mode: r.get(1)?,
-                    uid: r.get(2)?,
-                    gid: r.get(3)?,
-                    mtime_ns: r.get(4)?,
-                    atime_ns: r.get(5)?,
+                let mut problems = Vec::new();
+                let mode = u32_column(r, 1, "mode", 0o7777, &mut problems);
+                let uid = u32_column(r, 2, "uid", u32::MAX - 1, &mut problems);
+                let gid = u32_column(r, 3, "gid", u32::MAX - 1, &mut problems);
+                let mtime_ns = int_column(r, 4, "mtime_ns", &mut problems);
+                let atime_ns = int_column(r, 5, "atime_ns", &mut problems);
+                for (v, name) in [
+                    (mode.is_none(), "mode"),
+                    (uid.is_none(), "uid"),
+                    (gid.is_none(), "gid"),
+                ] {
+                    if v && !problems.iter().any(|p| p.starts_with(name)) {
+                        problems.push(format!("{name} is missing"));
+                    }
+                }
+                Ok(RestoredDir {
+                    attrs: DirAttrs {
+                        path: key_to_path(&r.get::<_, Option<Vec<u8>>>(0)?.unwrap_or_default()),
+                        mode: mode.unwrap_or(0o700),
+                        uid: uid.unwrap_or(0),
+                        gid: gid.unwrap_or(0),
+                        mtime_ns: mtime_ns.unwrap_or(0),
+                        atime_ns: atime_ns.unwrap_or(0),
+                    },
+                    problem: (!problems.is_empty()).then(|| problems.join("; ")),
                 })
             })
             .map_err(err)?
             .collect::<rusqlite::Result<_>>()
             .map_err(err)?;
         dirs.sort_by_key(|d| {
-            d.path
+            d.attrs
+                .path
                 .as_os_str()
                 .as_bytes()
                 .iter()
@@ -438,7 +651,7 @@ mod tests {
             Some((0o640, 12, 34))
         );
         assert_eq!(files[1].attrs, None);
-        assert_eq!(restored.dirs().unwrap()[0].mode, 0o750);
+        assert_eq!(restored.dirs().unwrap()[0].attrs.mode, 0o750);
         let (x_id, b_id) = (x.id, files[1].id);
         restored.finish(&[(x_id, 77)], &[b_id]).unwrap();
         let conn = Connection::open(&snap_path).unwrap();

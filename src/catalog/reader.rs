@@ -4,7 +4,6 @@
 //! daemon is writing (WAL lets readers run beside the writer) and can never
 //! modify the catalog.
 
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
@@ -52,7 +51,7 @@ pub struct StateCount {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FileRow {
     /// Path relative to the mount root (serialized lossily as UTF-8).
-    #[serde(serialize_with = "lossy_path")]
+    #[serde(serialize_with = "crate::escape::path_bytes::serialize")]
     pub path: PathBuf,
     /// Size in bytes.
     pub size: u64,
@@ -64,10 +63,6 @@ pub struct FileRow {
     pub state: String,
     /// Inode number in the hot directory.
     pub ino: u64,
-}
-
-fn lossy_path<S: serde::Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&String::from_utf8_lossy(p.as_os_str().as_bytes()))
 }
 
 impl CatalogReader {

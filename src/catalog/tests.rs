@@ -389,7 +389,12 @@ fn non_utf8_names_round_trip() {
     }]);
     let row = f.reader().file(&raw(b"e\xc3/\x80name")).unwrap().unwrap();
     assert_eq!(row.path, raw(b"e\xc3/\x80name"));
-    assert!(serde_json::to_string(&row).unwrap().contains("\u{fffd}"));
+    // JSON keeps the exact bytes (escape::path_bytes), never U+FFFD.
+    assert!(
+        serde_json::to_string(&row)
+            .unwrap()
+            .contains(r#""path":{"hex":"65c32f806e616d65"}"#)
+    );
     f.send([FileEvent::Removed {
         path: raw(b"e\xc3"),
     }]);

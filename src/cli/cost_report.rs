@@ -324,7 +324,11 @@ pub fn write_table(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         t.write(out)?;
     }
     if let Some(w) = &r.what_if {
-        writeln!(out, "\nWhat if: {}", w.input.rule)?;
+        writeln!(
+            out,
+            "\nWhat if: {}",
+            tierfs::escape::escape_str(&w.input.rule)
+        )?;
         write_fields(
             out,
             &[

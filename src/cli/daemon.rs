@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use tierfs::config::Config;
 use tierfs::control::{self, ControlError, DaemonStatus, JobProgress, Reply, Request, Response};
+use tierfs::escape::ExactPath;
 
 use super::human;
 use super::status::DAEMON_TIMEOUT;
@@ -204,14 +205,15 @@ pub fn write_json(out: &mut impl Write, value: &impl serde::Serialize) -> anyhow
     Ok(())
 }
 
-/// Paths as JSON strings; non-UTF-8 bytes become U+FFFD rather than failing.
-pub fn lossy(path: &Path) -> String {
-    path.to_string_lossy().into_owned()
+/// A path for JSON output with its exact bytes: a string when it is UTF-8,
+/// else `{"hex": "..."}` (see [`tierfs::escape::path_bytes`]).
+pub fn exact(path: &Path) -> ExactPath {
+    ExactPath(path.to_path_buf())
 }
 
-/// Lossy strings for a list of paths.
-pub fn lossy_all(paths: &[PathBuf]) -> Vec<String> {
-    paths.iter().map(|p| lossy(p)).collect()
+/// [`exact`] for a list of paths.
+pub fn exact_all(paths: &[PathBuf]) -> Vec<ExactPath> {
+    paths.iter().map(|p| exact(p)).collect()
 }
 
 #[cfg(test)]

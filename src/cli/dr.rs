@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use tierfs::config::Config;
+use tierfs::escape::{Escaped, escape_str};
 use tierfs::remote::Remote;
 use tierfs::tier::backup::{BackupReport, backup_catalog};
 use tierfs::tier::rebuild::{RebuildReport, RebuildRequest, rebuild};
@@ -50,8 +51,13 @@ pub enum DrCommand {
     /// from the cloud, verified.
     ///
     /// Files that existed only on the lost disk (never migrated, or changed
-    /// since) cannot be recovered: they are listed by path. Exits 1 if any
-    /// file was lost, 0 if everything was recreated.
+    /// since) cannot be recovered: they are listed by path. The backup is
+    /// untrusted input: rows with unsafe paths (absolute, `..`, empty
+    /// components, NUL), out-of-range modes or owners are refused and
+    /// listed; set-ID bits are never restored on files. A backup that
+    /// decompresses beyond --max-catalog-size (or 1000x its size), is not
+    /// intact SQLite, or is not a tierfs catalog is refused whole. Exits 1 if
+    /// any file was lost or any row refused, 0 if everything was recreated.
     ///
     /// Examples:
     ///   tierctl rebuild --from cloud
@@ -124,9 +130,17 @@ pub struct RebuildArgs {
     /// A backup key, or its name under <prefix>/catalog/ [default: the newest]
     #[arg(long, value_name = "KEY")]
     pub catalog_backup: Option<String>,
+    /// Refuse a backup that decompresses to more than SIZE (e.g. 8GiB)
+    /// [default: 4GiB]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    pub max_catalog_size: Option<u64>,
     /// Print one JSON object instead of text
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_size_arg(s: &str) -> Result<u64, String> {
+    tierfs::config::parse_size(s)
 }
 
 impl DrCommand {
@@ -228,6 +242,7 @@ fn run_rebuild(
     let req = RebuildRequest {
         remote: args.from.clone(),
         backup_key: args.catalog_backup.clone(),
+        max_catalog_bytes: args.max_catalog_size,
     };
     let report = rt.block_on(rebuild(config, &req)).with_context(|| {
         format!(
@@ -237,7 +252,7 @@ fn run_rebuild(
         )
     })?;
     rt.shutdown_timeout(Duration::from_secs(5));
-    let outcome = if report.lost.is_empty() {
+    let outcome = if report.lost.is_empty() && report.rejected.is_empty() {
         Outcome::Success
     } else {
         Outcome::Failure
@@ -246,6 +261,13 @@ fn run_rebuild(
         write_json(out, &report)?;
     } else {
         write_rebuild(out, config, &report)?;
+    }
+    if !report.rejected.is_empty() {
+        eprintln!(
+            "tierctl: {} row(s) of backup `{}` refused as unsafe (listed above)",
+            report.rejected.len(),
+            escape_str(&report.backup_key)
+        );
     }
     Ok(outcome)
 }
@@ -256,7 +278,11 @@ fn write_rebuild(out: &mut impl Write, config: &Config, r: &RebuildReport) -> an
         &[
             (
                 "backup",
-                format!("{} ({})", r.backup_key, human::bytes(r.backup_bytes)),
+                format!(
+                    "{} ({})",
+                    escape_str(&r.backup_key),
+                    human::bytes(r.backup_bytes)
+                ),
             ),
             (
                 "restored",
@@ -287,7 +313,28 @@ fn write_rebuild(out: &mut impl Write, config: &Config, r: &RebuildReport) -> an
     if !r.lost.is_empty() {
         writeln!(out, "not recoverable:")?;
         for l in &r.lost {
-            writeln!(out, "  {}: {}", l.path, l.reason)?;
+            writeln!(
+                out,
+                "  {}: {}",
+                Escaped::path(&l.path),
+                escape_str(&l.reason)
+            )?;
+        }
+    }
+    if !r.rejected.is_empty() {
+        writeln!(
+            out,
+            "refused {} unsafe row(s) of the backup (nothing created for them):",
+            r.rejected.len()
+        )?;
+        for n in &r.rejected {
+            writeln!(out, "  {n}")?;
+        }
+    }
+    if !r.adjusted.is_empty() {
+        writeln!(out, "restored with a safer mode:")?;
+        for n in &r.adjusted {
+            writeln!(out, "  {n}")?;
         }
     }
     writeln!(

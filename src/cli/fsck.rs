@@ -82,19 +82,20 @@ fn write_report(out: &mut impl Write, r: &FsckReport) -> anyhow::Result<()> {
         return Ok(());
     }
     writeln!(out, "{} problem(s):", r.problems.len())?;
+    let esc = |p: &dyn std::fmt::Display| tierfs::escape::escape_str(&p.to_string()).into_owned();
     for p in &r.problems {
-        writeln!(out, "  {p}")?;
+        writeln!(out, "  {}", esc(p))?;
     }
     if !r.repaired.is_empty() {
         writeln!(out, "repaired:")?;
         for p in &r.repaired {
-            writeln!(out, "  {p}")?;
+            writeln!(out, "  {}", esc(p))?;
         }
     }
     if !r.unrepairable.is_empty() {
         writeln!(out, "need attention (not repairable automatically):")?;
         for p in &r.unrepairable {
-            writeln!(out, "  {p}")?;
+            writeln!(out, "  {}", esc(p))?;
         }
     }
     Ok(())

@@ -9,7 +9,7 @@ use tierfs::config::Config;
 use tierfs::control::{Reply, Request};
 use tierfs::tier::{MigrateRequest, MigrateSummary};
 
-use super::daemon::{self, lossy_all, mib_per_sec, seconds, write_json};
+use super::daemon::{self, exact_all, mib_per_sec, seconds, write_json};
 use super::paths::{self, Mount};
 use super::table::write_fields;
 use super::{Outcome, human};
@@ -30,7 +30,7 @@ pub struct MigrateArgs {
 #[derive(Serialize)]
 struct MigrateJson<'a> {
     dry_run: bool,
-    paths: Vec<String>,
+    paths: Vec<tierfs::escape::ExactPath>,
     #[serde(flatten)]
     summary: &'a MigrateSummary,
     /// Bytes uploaded per second of wall time.
@@ -73,7 +73,7 @@ pub fn run(config: &Config, args: &MigrateArgs, out: &mut impl Write) -> anyhow:
             out,
             &MigrateJson {
                 dry_run: args.dry_run,
-                paths: lossy_all(&paths),
+                paths: exact_all(&paths),
                 summary: &summary,
                 upload_bytes_per_sec: rate,
             },
@@ -167,7 +167,8 @@ pub fn write_failures(out: &mut impl Write, failures: &[String]) -> std::io::Res
     }
     writeln!(out, "failures:")?;
     for failure in failures {
-        writeln!(out, "  {failure}")?;
+        // Failure messages embed file names: one escaped line each.
+        writeln!(out, "  {}", tierfs::escape::escape_str(failure))?;
     }
     Ok(())
 }

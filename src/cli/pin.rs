@@ -8,7 +8,7 @@ use serde::Serialize;
 use tierfs::config::Config;
 use tierfs::control::{Reply, Request};
 
-use super::daemon::{self, CHANGE_TIMEOUT, lossy_all, write_json};
+use super::daemon::{self, CHANGE_TIMEOUT, exact_all, write_json};
 use super::paths::{self, Mount};
 use super::{Outcome, human};
 
@@ -25,7 +25,7 @@ pub struct PinArgs {
 #[derive(Serialize)]
 struct PinJson {
     pinned: bool,
-    paths: Vec<String>,
+    paths: Vec<tierfs::escape::ExactPath>,
     /// Files whose pin changed.
     changed: u64,
 }
@@ -54,7 +54,7 @@ pub fn run(
             out,
             &PinJson {
                 pinned,
-                paths: lossy_all(&paths),
+                paths: exact_all(&paths),
                 changed,
             },
         )?;

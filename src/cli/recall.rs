@@ -9,7 +9,7 @@ use tierfs::config::Config;
 use tierfs::control::{Reply, Request};
 use tierfs::tier::RecallSummary;
 
-use super::daemon::{self, lossy_all, mib_per_sec, seconds, write_json};
+use super::daemon::{self, exact_all, mib_per_sec, seconds, write_json};
 use super::migrate::write_failures;
 use super::paths::{self, Mount};
 use super::table::write_fields;
@@ -27,7 +27,7 @@ pub struct RecallArgs {
 
 #[derive(Serialize)]
 struct RecallJson<'a> {
-    paths: Vec<String>,
+    paths: Vec<tierfs::escape::ExactPath>,
     #[serde(flatten)]
     summary: &'a RecallSummary,
     /// Bytes downloaded per second of wall time.
@@ -61,7 +61,7 @@ pub fn run(config: &Config, args: &RecallArgs, out: &mut impl Write) -> anyhow::
         write_json(
             out,
             &RecallJson {
-                paths: lossy_all(&paths),
+                paths: exact_all(&paths),
                 summary: &summary,
                 download_bytes_per_sec: rate,
             },

@@ -20,7 +20,7 @@ use tierfs::config::Config;
 use tierfs::control::{Reply, Request};
 use tierfs::rules::{self, Decision, Explanation, FileFacts, Rule, RuleSet};
 
-use super::daemon::{self, CHANGE_TIMEOUT, lossy, write_json};
+use super::daemon::{self, CHANGE_TIMEOUT, write_json};
 use super::table::{Align, Table, write_fields};
 use super::{Outcome, UsageError, human, paths};
 
@@ -474,7 +474,7 @@ fn require_catalog_for(config: &Config, id: i64) -> anyhow::Result<()> {
 
 #[derive(Serialize)]
 struct ListJson {
-    catalog: String,
+    catalog: tierfs::escape::ExactPath,
     catalog_exists: bool,
     rules: Vec<RuleJson>,
 }
@@ -510,7 +510,7 @@ fn list(config: &Config, json: bool, out: &mut impl Write) -> anyhow::Result<Out
         write_json(
             out,
             &ListJson {
-                catalog: lossy(&config.catalog),
+                catalog: daemon::exact(&config.catalog),
                 catalog_exists: conn.is_some(),
                 rules,
             },
@@ -735,7 +735,7 @@ struct DryRunJson<'a> {
     /// Where the rule would go (1-based) and how many rules there would be.
     position: usize,
     rules: usize,
-    catalog: String,
+    catalog: tierfs::escape::ExactPath,
     catalog_exists: bool,
     saved: bool,
     #[serde(flatten)]
@@ -759,7 +759,7 @@ fn dry_run(
                 pin: rule.is_pin(),
                 position: at + 1,
                 rules: total,
-                catalog: lossy(&config.catalog),
+                catalog: daemon::exact(&config.catalog),
                 catalog_exists: conn.is_some(),
                 saved: false,
                 impact: &impact,
@@ -854,7 +854,7 @@ struct Subject {
 
 #[derive(Serialize)]
 struct TestJson<'a> {
-    path: String,
+    path: tierfs::escape::ExactPath,
     in_catalog: bool,
     state: Option<&'a str>,
     pinned: bool,
@@ -895,7 +895,7 @@ fn test(
         write_json(
             out,
             &TestJson {
-                path: lossy(&subject.path),
+                path: daemon::exact(&subject.path),
                 in_catalog: subject.state.is_some(),
                 state: subject.state.as_deref(),
                 pinned: subject.pinned,
@@ -950,7 +950,7 @@ fn subject(config: &Config, conn: Option<&Connection>, relative: &Path) -> anyho
         let row = tiering::file_by_path(conn, &key).with_context(|| {
             format!(
                 "cannot look up {} in {}",
-                relative.display(),
+                tierfs::escape::Escaped::path(relative),
                 config.catalog.display()
             )
         })?;
@@ -966,39 +966,91 @@ fn subject(config: &Config, conn: Option<&Connection>, relative: &Path) -> anyho
         }
     }
     let on_disk = config.hot_dir.join(relative);
-    match std::fs::symlink_metadata(&on_disk) {
-        Ok(meta) if meta.is_file() => {
+    match stat_beneath(&config.hot_dir, relative) {
+        Ok(meta) if meta.st_mode & libc::S_IFMT == libc::S_IFREG => {
             let mtime_ns = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+                .st_mtime
+                .saturating_mul(1_000_000_000)
+                .saturating_add(meta.st_mtime_nsec);
             Ok(Subject {
                 path: relative.to_path_buf(),
-                size: meta.len(),
+                size: u64::try_from(meta.st_size).unwrap_or(0),
                 mtime_ns,
                 last_access_ns: None,
                 state: None,
                 pinned: false,
             })
         }
-        Ok(meta) if meta.is_dir() => Err(UsageError(format!(
+        Ok(meta) if meta.st_mode & libc::S_IFMT == libc::S_IFDIR => Err(UsageError(format!(
             "{} is a directory; `tierctl rule test` explains the rules for one file",
-            relative.display()
+            tierfs::escape::Escaped::path(relative)
         ))
         .into()),
         Ok(_) => Err(anyhow!(
             "{} is not a regular file; tierfs only migrates regular files",
-            relative.display()
+            tierfs::escape::Escaped::path(relative)
         )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(anyhow!(
             "{}: no such file in the catalog ({}) or in the hot dir ({})",
-            relative.display(),
+            tierfs::escape::Escaped::path(relative),
             config.catalog.display(),
             config.hot_dir.display()
         )),
-        Err(e) => Err(anyhow!("cannot read {}: {e}", on_disk.display())),
+        Err(e)
+            if e.raw_os_error() == Some(libc::ELOOP) || e.raw_os_error() == Some(libc::ENOTDIR) =>
+        {
+            Err(anyhow!(
+                "{}: a directory on the way is a symlink (or not a directory); \
+                 `tierctl rule test` does not follow symlinks out of the hot dir",
+                tierfs::escape::Escaped::path(relative)
+            ))
+        }
+        Err(e) => Err(anyhow!(
+            "cannot read {}: {e}",
+            tierfs::escape::Escaped::path(&on_disk)
+        )),
     }
+}
+
+/// `lstat` of `rel` (already normalised: no `..`) beneath `hot_dir`, walking
+/// one directory at a time with `O_NOFOLLOW`, so a symlinked directory on the
+/// way fails (`ELOOP`/`ENOTDIR`) instead of leading out of the hot dir.
+fn stat_beneath(hot_dir: &Path, rel: &Path) -> std::io::Result<libc::stat> {
+    use std::os::fd::{AsFd, BorrowedFd};
+    use tierfs::fs::sys;
+    // SAFETY: AT_FDCWD is valid for *at() calls.
+    let cwd = unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) };
+    let mut dir = sys::open_at(
+        cwd,
+        hot_dir.as_os_str(),
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+    )?;
+    let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
+    for c in rel.components() {
+        match c {
+            std::path::Component::Normal(n) => parts.push(n),
+            std::path::Component::CurDir => {}
+            _ => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "the path leaves the hot dir",
+                ));
+            }
+        }
+    }
+    let Some((last, parents)) = parts.split_last() else {
+        return sys::stat_fd(dir.as_fd());
+    };
+    for p in parents {
+        dir = sys::open_at(
+            dir.as_fd(),
+            p,
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+            0,
+        )?;
+    }
+    sys::stat_at(dir.as_fd(), last)
 }
 
 fn notes(config: &Config, subject: &Subject, decision: &Decision) -> Vec<String> {

@@ -15,6 +15,7 @@ use tierfs::activity::ActivityReport;
 use tierfs::catalog::{CatalogError, CatalogReader, FileRow, StatusSummary};
 use tierfs::config::Config;
 use tierfs::control::{self, ControlError, DaemonStatus, Reply, Request, Response};
+use tierfs::escape::{Escaped, ExactPath, escape_str};
 
 use super::mount_path::{Root, to_mount_relative};
 use super::table::{Align, Table, write_fields};
@@ -155,7 +156,8 @@ fn write_activity_text(
         ],
     )?;
     for e in &activity.recent_errors {
-        writeln!(out, "  {} ago  {}", ago(e.at_unix), e.message)?;
+        // Error messages embed file names: one escaped line each.
+        writeln!(out, "  {} ago  {}", ago(e.at_unix), escape_str(&e.message))?;
     }
     if !activity.rules.is_empty() {
         writeln!(out)?;
@@ -281,7 +283,7 @@ fn look_up(catalog: &Path, relative: &Path) -> anyhow::Result<Lookup> {
     };
     let row = reader
         .file(relative)
-        .with_context(|| format!("cannot look up {}", relative.display()))?;
+        .with_context(|| format!("cannot look up {}", Escaped::path(relative)))?;
     Ok(row.map_or(Lookup::NotInCatalog, Lookup::Found))
 }
 
@@ -398,7 +400,7 @@ fn catalog_fields(path: &Path, catalog: &CatalogState) -> Vec<(&'static str, Str
         )],
         CatalogState::Error(message) => vec![
             ("catalog", format!("{path} (unreadable)")),
-            ("catalog error", message.clone()),
+            ("catalog error", escape_str(message).into_owned()),
         ],
     }
 }
@@ -433,17 +435,21 @@ fn write_file_text(
     extra: &[(&'static str, String)],
     now: SystemTime,
 ) -> std::io::Result<()> {
-    let catalog = config.catalog.display();
+    let catalog = Escaped::path(&config.catalog);
     let row = match lookup {
         Lookup::Found(row) => row,
         Lookup::NotInCatalog => {
-            return writeln!(out, "{}: not in catalog ({catalog})", relative.display());
+            return writeln!(
+                out,
+                "{}: not in catalog ({catalog})",
+                Escaped::path(relative)
+            );
         }
         Lookup::NoCatalog => {
             return writeln!(
                 out,
                 "{}: not in catalog (catalog {catalog} does not exist yet)",
-                relative.display()
+                Escaped::path(relative)
             );
         }
     };
@@ -454,7 +460,7 @@ fn write_file_text(
     write_fields(
         out,
         &[
-            ("path", relative.display().to_string()),
+            ("path", Escaped::path(relative).to_string()),
             ("state", row.state.clone()),
             (
                 "size",
@@ -491,7 +497,7 @@ fn uptime(status: &DaemonStatus, now: SystemTime) -> Duration {
 /// `tierctl status --json`.
 #[derive(Serialize)]
 struct OverviewJson<'a> {
-    config: String,
+    config: ExactPath,
     daemon: DaemonJson<'a>,
     catalog: CatalogJson<'a>,
     /// Running job, last migration, recent errors (only while the daemon runs).
@@ -552,7 +558,7 @@ impl<'a> DaemonJson<'a> {
 
 #[derive(Serialize)]
 struct CatalogJson<'a> {
-    path: String,
+    path: ExactPath,
     #[serde(flatten)]
     state: CatalogStateJson<'a>,
 }
@@ -583,8 +589,8 @@ impl<'a> CatalogStateJson<'a> {
 /// `tierctl status PATH --json`.
 #[derive(Serialize)]
 struct FileJson {
-    path: String,
-    catalog: String,
+    path: ExactPath,
+    catalog: ExactPath,
     catalog_exists: bool,
     in_catalog: bool,
     #[serde(flatten)]
@@ -629,7 +635,7 @@ impl FileJson {
     }
 }
 
-/// Paths as JSON strings; non-UTF-8 bytes become U+FFFD rather than failing.
-fn lossy(path: &Path) -> String {
-    path.to_string_lossy().into_owned()
+/// A path with its exact bytes for JSON output.
+fn lossy(path: &Path) -> ExactPath {
+    ExactPath(path.to_path_buf())
 }

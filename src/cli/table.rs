@@ -30,7 +30,16 @@ impl Table {
     }
 
     /// Appends a row; missing cells are blank, extra cells are dropped.
-    pub fn row(&mut self, mut cells: Vec<String>) {
+    /// Cells are names and numbers: a cell never spans lines or carries a
+    /// control character ([`tierfs::escape::escape_str`]).
+    pub fn row(&mut self, cells: Vec<String>) {
+        let mut cells: Vec<String> = cells
+            .into_iter()
+            .map(|c| match tierfs::escape::escape_str(&c) {
+                std::borrow::Cow::Borrowed(_) => c,
+                std::borrow::Cow::Owned(e) => e,
+            })
+            .collect();
         cells.resize(self.headers.len(), String::new());
         self.rows.push(cells);
     }
@@ -82,6 +91,9 @@ pub fn write_fields(out: &mut impl Write, fields: &[(&str, String)]) -> io::Resu
         .max()
         .unwrap_or(0);
     for (label, value) in fields {
+        // Values embed names, escaped where they are formatted; this keeps
+        // anything else from reaching the terminal raw.
+        let value = tierfs::escape::escape_controls(value);
         writeln!(out, "{label:<width$}  {value}")?;
     }
     Ok(())

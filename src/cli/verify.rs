@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use tierfs::escape::escape_str;
 
 use anyhow::Context;
 use clap::Args;
@@ -145,7 +146,10 @@ fn write_text(out: &mut impl Write, r: &VerifyReport) -> anyhow::Result<()> {
         writeln!(
             out,
             "  {} remote `{}` object `{}`: {}",
-            p.kind, p.remote, p.key, p.detail
+            p.kind,
+            escape_str(&p.remote),
+            escape_str(&p.key),
+            escape_str(&p.detail)
         )?;
         let fallback = if p.other_copy_good {
             "still readable from another copy"
@@ -154,7 +158,7 @@ fn write_text(out: &mut impl Write, r: &VerifyReport) -> anyhow::Result<()> {
         };
         writeln!(out, "    affects ({fallback}):")?;
         for path in &p.paths {
-            writeln!(out, "      {path}")?;
+            writeln!(out, "      {}", escape_str(&path.to_string()))?;
         }
     }
     Ok(())

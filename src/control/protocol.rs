@@ -22,7 +22,9 @@ pub enum Request {
     Migrate(crate::tier::MigrateRequest),
     /// Recall cold files at or below `paths`; answered with [`Reply::Recall`].
     Recall {
-        /// Paths relative to the mount root.
+        /// Paths relative to the mount root (exact bytes: a string, or
+        /// `{"hex": ...}` for a name that is not UTF-8).
+        #[serde(with = "crate::escape::path_bytes::vec")]
         paths: Vec<PathBuf>,
     },
     /// Delete objects unreferenced for longer than `grace_secs` (default from
@@ -62,7 +64,8 @@ pub enum Request {
     },
     /// Pin (or unpin) every file at or below `paths`.
     Pin {
-        /// Paths relative to the mount root.
+        /// Paths relative to the mount root (exact bytes, as for `Recall`).
+        #[serde(with = "crate::escape::path_bytes::vec")]
         paths: Vec<PathBuf>,
         /// `true` to pin, `false` to unpin.
         pinned: bool,
@@ -282,6 +285,40 @@ mod tests {
             open_files: 3,
             catalog_queue: 7,
         }
+    }
+
+    /// Paths travel as bytes: UTF-8 names as strings (as before, so older
+    /// clients still work), other names as `{"hex": ...}`.
+    #[test]
+    fn paths_are_bytes_on_the_wire() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let raw = PathBuf::from(OsStr::from_bytes(b"a/\xff\n\x1b.bin"));
+        let req = Request::Recall {
+            paths: vec!["plain/name".into(), raw.clone()],
+        };
+        let line = serde_json::to_string(&req).unwrap();
+        assert_eq!(
+            line,
+            r#"{"op":"recall","paths":["plain/name",{"hex":"612fff0a1b2e62696e"}]}"#
+        );
+        assert_eq!(Request::from_json(&line).unwrap(), req);
+        let pin = Request::Pin {
+            paths: vec![raw],
+            pinned: true,
+        };
+        let line = serde_json::to_string(&pin).unwrap();
+        assert_eq!(Request::from_json(&line).unwrap(), pin);
+        // What an older tierctl sends.
+        assert_eq!(
+            Request::from_json(r#"{"op":"pin","paths":["x"],"pinned":false}"#).unwrap(),
+            Request::Pin {
+                paths: vec!["x".into()],
+                pinned: false
+            }
+        );
+        let e = Request::from_json(r#"{"op":"recall","paths":[{"hex":"zz"}]}"#).unwrap_err();
+        assert!(e.contains("unsupported request"), "{e}");
     }
 
     #[test]

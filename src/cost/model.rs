@@ -750,6 +750,50 @@ mod tests {
         assert_eq!(names[1], ("projects/", 0.0));
     }
 
+    /// Names are data: CSV cells that look like formulas are neutralised,
+    /// HTML escapes markup and control characters.
+    #[test]
+    fn hostile_names_are_neutralised_in_csv_and_escaped_in_html() {
+        let hash = "cd".repeat(32);
+        let usage = Usage {
+            now_ns: 30 * DAY_NS,
+            period: Duration::from_secs(30 * 86_400),
+            files: vec![
+                file("=HYPERLINK(\"http://x\")/a", 1 << 30, "cold", Some(&hash)),
+                file("-2+3/b", 1 << 20, "hot", None),
+                file("<script>\x1b[2J/c", 1 << 20, "hot", None),
+            ],
+            objects: vec![ObjectUsage {
+                remote: "b2".into(),
+                storage_class: None,
+                size: 1 << 30,
+                blake3: hash,
+            }],
+            ledger: vec![],
+        };
+        let prices = PriceCatalog::shipped().unwrap();
+        let r = compute(
+            &usage,
+            &prices,
+            &settings("b2", Some("b2"), None),
+            &RuleSet::new(vec![]),
+        );
+        let mut csv = Vec::new();
+        crate::cost::render_csv::write(&r, &mut csv).unwrap();
+        let csv = String::from_utf8(csv).unwrap();
+        assert!(
+            csv.contains("directory,\"'=HYPERLINK(\"\"http:/\","),
+            "{csv}"
+        );
+        assert!(csv.contains("directory,'-2+3/,"), "{csv}");
+        assert!(!csv.contains(",=") && !csv.contains(",-2"), "{csv}");
+        let mut html = Vec::new();
+        crate::cost::render_html::write(&r, &mut html).unwrap();
+        let html = String::from_utf8(html).unwrap();
+        assert!(html.contains("&lt;script&gt;\\x1b[2J/"), "{html}");
+        assert!(!html.contains("<script") && !html.contains('\x1b'));
+    }
+
     /// docs/cost.md: 100 GiB in S3 Standard-IA deleted at 10 days.
     #[test]
     fn early_deletion_bills_the_remaining_days() {

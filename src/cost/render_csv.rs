@@ -31,7 +31,17 @@ pub fn write(report: &Report, out: impl Write) -> Result<(), csv::Error> {
     let mut w = csv::Writer::from_writer(out);
     w.write_record(HEADER)?;
     let e = String::new;
-    let mut row = |cells: [String; 10]| w.write_record(&cells);
+    // Columns 1 and 2 hold names (remote, class, rule, directory, file):
+    // neutralised so a spreadsheet never runs them as formulas. The other
+    // columns are numbers tierfs formats itself.
+    let mut row = |mut cells: [String; 10]| {
+        for cell in &mut cells[1..3] {
+            if let std::borrow::Cow::Owned(safe) = crate::escape::csv_cell(cell) {
+                *cell = safe;
+            }
+        }
+        w.write_record(&cells)
+    };
     let l = &report.local;
     row([
         "local".into(),

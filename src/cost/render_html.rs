@@ -8,20 +8,10 @@ use std::io::Write;
 use super::model::{Group, Report};
 use super::{format_bytes, format_usd};
 
-/// Escapes text for HTML element content and attribute values.
+/// Escapes text for HTML element content and attribute values (control
+/// characters shown as escapes too): [`crate::escape::html`].
 pub fn escape(text: &str) -> String {
-    let mut s = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => s.push_str("&amp;"),
-            '<' => s.push_str("&lt;"),
-            '>' => s.push_str("&gt;"),
-            '"' => s.push_str("&quot;"),
-            '\'' => s.push_str("&#39;"),
-            _ => s.push(c),
-        }
-    }
-    s
+    crate::escape::html(text)
 }
 
 const LOCAL_COLOR: &str = "#2f6fb0";

@@ -48,14 +48,33 @@ impl fmt::Display for RuleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Every whitespace character (tab, newline) is shown as one space so
         // the caret stays under the token.
-        let shown: String = self
-            .rule
-            .chars()
-            .map(|c| if c.is_whitespace() { ' ' } else { c })
-            .collect();
-        let width = self.token.chars().count().max(1);
+        // A long rule is quoted as an excerpt around the token: at most
+        // CONTEXT characters either side and MAX_TOKEN of the token, with
+        // `…` where something was left out. Control characters are escaped
+        // as `?` so the caret stays aligned and the terminal safe.
+        const CONTEXT: usize = 40;
+        const MAX_TOKEN: usize = 40;
+        let chars: Vec<char> = self.rule.chars().collect();
+        let width = self.token.chars().count().clamp(1, MAX_TOKEN);
+        let from = self.position.saturating_sub(CONTEXT);
+        let to = (self.position + width + CONTEXT).min(chars.len());
+        let mut shown = String::new();
+        if from > 0 {
+            shown.push('…');
+        }
+        for &c in chars.get(from..to).unwrap_or(&[]) {
+            shown.push(if c.is_whitespace() || c.is_control() {
+                ' '
+            } else {
+                c
+            });
+        }
+        if to < chars.len() {
+            shown.push('…');
+        }
+        let caret_at = self.position - from + usize::from(from > 0);
         writeln!(f, "{shown}")?;
-        writeln!(f, "{}{}", " ".repeat(self.position), "^".repeat(width))?;
+        writeln!(f, "{}{}", " ".repeat(caret_at), "^".repeat(width))?;
         write!(f, "{}", self.message)
     }
 }

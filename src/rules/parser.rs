@@ -123,6 +123,12 @@ impl Parser<'_> {
     }
 
     fn pattern(&self, tok: &Token) -> Result<Pattern, RuleError> {
+        if let Some(m) = super::pattern::too_long(&tok.text) {
+            // The caret points at the first character past the limit.
+            let quote = usize::from(tok.kind == Kind::Quoted);
+            let at = tok.start + quote + super::pattern::MAX_PATTERN_CHARS;
+            return Err(self.err_span(at, at + 1, m));
+        }
         Pattern::new(&tok.text).map_err(|m| self.err(tok, m))
     }
 

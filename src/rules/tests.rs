@@ -1135,3 +1135,40 @@ fn random_rules_never_panic_and_round_trip() {
     }
     assert!(parsed > 50, "only {parsed} random rules parsed");
 }
+
+/// Issue 15: a 20,000-character pattern took 8 s per `rule test`. Patterns
+/// are limited to MAX_PATTERN_CHARS; a longer one is refused at once with
+/// the position, and the error quotes an excerpt, not the whole rule.
+#[test]
+fn overlong_patterns_are_refused_quickly_with_the_position() {
+    let max = pattern::MAX_PATTERN_CHARS;
+    for (text, at) in [
+        (format!("{} -> cloud", "a".repeat(20_000)), max),
+        (format!("\"{}\" -> cloud", "b".repeat(max + 1)), max + 1),
+        (format!("pin {}", "*c".repeat(50_000)), 4 + max),
+    ] {
+        let started = std::time::Instant::now();
+        let e = parse(&text).unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(e.position, at, "{}", e.message);
+        assert!(
+            e.message.contains("limited to 4096 characters"),
+            "{}",
+            e.message
+        );
+        let shown = e.to_string();
+        assert!(shown.len() < 600, "{} bytes: {shown}", shown.len());
+        let lines: Vec<&str> = shown.lines().collect();
+        let caret = lines[1].chars().position(|c| c == '^').unwrap();
+        assert_eq!(lines[0].chars().nth(caret), text.chars().nth(at), "{shown}");
+    }
+    // At the limit: accepted, and it matches.
+    let long = "d".repeat(max - 2);
+    let r = parse(&format!("{long}/* -> cloud")).unwrap();
+    let p = format!("{long}/x");
+    assert!(r.covers(Path::new(&p)));
+}

@@ -55,6 +55,16 @@ pub enum DrError {
     /// The request cannot be carried out as asked (the message says why and what to do).
     #[error("{0}")]
     Refused(String),
+    /// A catalog backup was refused: its content is not a usable catalog.
+    #[error("catalog backup `{remote}:{key}` refused: {message}")]
+    Backup {
+        /// The remote it was read from.
+        remote: String,
+        /// Its key.
+        key: String,
+        /// Why.
+        message: String,
+    },
 }
 
 /// Shorthand for [`DrError::Io`].
@@ -375,8 +385,8 @@ mod tests {
         assert_eq!(files[0].path, Path::new("d/e/f"));
         assert_eq!(files[0].attrs.map(|a| a.mode), Some(0o751));
         let dirs = restored.dirs().unwrap();
-        assert_eq!(dirs[0].path, Path::new("d"));
-        assert_eq!(dirs[0].mode, 0o700);
+        assert_eq!(dirs[0].attrs.path, Path::new("d"));
+        assert_eq!(dirs[0].attrs.mode, 0o700);
         catalog.close().unwrap();
     }
 
