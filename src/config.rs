@@ -248,6 +248,10 @@ pub struct MountConfig {
     pub attr_timeout: Duration,
     /// Mount read-only.
     pub read_only: bool,
+    /// Most files and directories one user (other than root) may hold open
+    /// through the mount at once (`mount.max_open_per_user`, default 4096);
+    /// further opens by that user fail with `EMFILE`.
+    pub max_open_per_user: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -282,6 +286,7 @@ struct RawMount {
     threads: Option<usize>,
     attr_timeout: Option<String>,
     read_only: Option<bool>,
+    max_open_per_user: Option<usize>,
 }
 
 impl Config {
@@ -395,6 +400,13 @@ impl Config {
         }
         let attr_timeout = parse_duration(raw.mount.attr_timeout.as_deref().unwrap_or("1s"))
             .map_err(|m| invalid("mount.attr_timeout", m))?;
+        let max_open_per_user = raw.mount.max_open_per_user.unwrap_or(4096);
+        if max_open_per_user == 0 {
+            return Err(invalid(
+                "mount.max_open_per_user",
+                "must be at least 1".into(),
+            ));
+        }
         let allow_other = raw.mount.allow_other.unwrap_or(false);
         let default_permissions = raw.mount.default_permissions.unwrap_or(true);
         if allow_other && !default_permissions {
@@ -494,6 +506,7 @@ impl Config {
                 threads,
                 attr_timeout,
                 read_only: raw.mount.read_only.unwrap_or(false),
+                max_open_per_user,
             },
             watch_hot_dir: raw.watch_hot_dir.unwrap_or(true),
             access_flush_interval,

@@ -446,6 +446,7 @@ fn run_inner(
             attr_timeout: config.mount.attr_timeout,
             passthrough: true,
             tiering: tiering.clone(),
+            max_open_per_user: config.mount.max_open_per_user,
         },
     )
     .map_err(|source| DaemonError::System {

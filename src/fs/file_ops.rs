@@ -196,6 +196,7 @@ impl FsShared {
         file: Option<File>,
         open_backing: impl FnOnce(&File) -> std::io::Result<BackingId>,
     ) -> FsResult<(u64, Option<Arc<BackingId>>)> {
+        self.handles.admit()?;
         let file = match file {
             Some(f) => f,
             None => {
@@ -362,7 +363,9 @@ impl super::TierFs {
     pub(super) fn open_after_recall(&self, inode: Arc<Inode>, flags: i32, reply: fuser::ReplyOpen) {
         let fs = self.clone();
         let target = inode.clone();
+        let caller = super::handles::current_caller();
         self.after_recall(inode, move |recalled| {
+            let _caller = super::handles::CallerGuard::with(caller);
             if let Err(e) = recalled {
                 return reply.error(e);
             }
