@@ -199,7 +199,7 @@ fn main() -> ExitCode {
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             let _ = out.flush();
-            eprintln!("tierctl: {err:#}");
+            eprintln!("tierctl: {}", tierfs::error_text(err.as_ref()));
             ExitCode::from(exit_code(&err))
         }
     }

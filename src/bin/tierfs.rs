@@ -144,7 +144,7 @@ fn main() -> ExitCode {
     let (config, overrides) = match prepare(&args) {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("tierfs: {e:#}");
+            eprintln!("tierfs: {}", tierfs::error_text(e.as_ref()));
             return ExitCode::from(2);
         }
     };
@@ -157,7 +157,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tierfs: {e:#}");
+            eprintln!("tierfs: {}", tierfs::error_text(e.as_ref()));
             ExitCode::FAILURE
         }
     }
