@@ -450,6 +450,7 @@ fn one_user_holding_many_descriptors_leaves_others_working() {
     // The child (the user) opens until refused, reports how many it got and
     // the errno, then holds them until we close `hold`.
     let path = c(&udir.join("f"));
+    let created = c(&udir.join("created-at-cap"));
     let mut report = [0 as libc::c_int; 2];
     let mut hold = [0 as libc::c_int; 2];
     // SAFETY: pipes into local arrays.
@@ -479,14 +480,17 @@ fn one_user_holding_many_descriptors_leaves_others_working() {
                 }
                 opened += 1;
             }
-            let msg = [opened, err];
+            // Creating a file at the cap fails before the file exists.
+            let fd = libc::open(created.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o644);
+            let create_err = if fd < 0 { *libc::__errno_location() } else { 0 };
+            let msg = [opened, err, create_err];
             libc::write(report[1], msg.as_ptr().cast(), std::mem::size_of_val(&msg));
             let mut b = 0u8;
             libc::read(hold[0], (&mut b as *mut u8).cast(), 1);
             libc::_exit(0);
         }
     }
-    let mut msg = [0 as libc::c_int; 2];
+    let mut msg = [0 as libc::c_int; 3];
     // SAFETY: reading into a local array from our pipe.
     unsafe {
         libc::close(report[1]);
@@ -502,7 +506,7 @@ fn one_user_holding_many_descriptors_leaves_others_working() {
             "child reported nothing"
         );
     }
-    let [opened, err] = msg;
+    let [opened, err, create_err] = msg;
 
     // While the user holds them: everyone else still works.
     let ls = Command::new("ls").arg("-la").arg(m.mnt()).output().unwrap();
@@ -528,6 +532,11 @@ fn one_user_holding_many_descriptors_leaves_others_working() {
         (opened as usize, err),
         (CAP, libc::EMFILE),
         "the user's opens were not capped at {CAP} with EMFILE"
+    );
+    assert_eq!(create_err, libc::EMFILE, "create at the cap");
+    assert!(
+        !udir.join("created-at-cap").exists(),
+        "create at the cap left a file"
     );
     assert!(ls.status.success(), "root's ls failed: {}", text(&ls));
     assert_eq!(root_read.unwrap(), b"root");

@@ -238,6 +238,7 @@ impl FsShared {
         flags: i32,
         open_backing: impl FnOnce(&File) -> std::io::Result<BackingId>,
     ) -> FsResult<(FileAttr, u64, Option<Arc<BackingId>>)> {
+        self.handles.admit()?;
         let parent = self.inode(parent)?;
         let fd = sys::open_at(
             parent.path_fd()?.as_fd(),
