@@ -458,9 +458,9 @@ fn with_beneath_flags(flags: i32) -> i32 {
 /// are always added, so a FIFO or device swapped in never blocks the caller:
 /// check the type with [`stat_fd`] before using what was opened.
 ///
-/// On kernels without `openat2` (before 5.6) it walks the path one
-/// component at a time with `O_PATH | O_NOFOLLOW | O_DIRECTORY`, which gives
-/// the same guarantees.
+/// On kernels without `openat2` (before 5.6), and for paths longer than
+/// `PATH_MAX`, it walks the path one component at a time with `O_PATH |
+/// O_NOFOLLOW | O_DIRECTORY`, which gives the same guarantees.
 pub fn open_beneath(dir: BorrowedFd<'_>, rel: &Path, flags: i32) -> io::Result<OwnedFd> {
     let names = plain_components(rel)?;
     if !openat2_disabled() {
@@ -493,7 +493,9 @@ pub fn open_beneath(dir: BorrowedFd<'_>, rel: &Path, flags: i32) -> io::Result<O
             let err = io::Error::last_os_error();
             match err.raw_os_error() {
                 Some(libc::EAGAIN) | Some(libc::EINTR) => continue,
-                Some(libc::ENOSYS) => break,
+                // No openat2, or a path longer than PATH_MAX (which the
+                // walk opens one component at a time).
+                Some(libc::ENOSYS) | Some(libc::ENAMETOOLONG) => break,
                 _ => return Err(err),
             }
         }
