@@ -38,6 +38,7 @@ fn file(id: i64, path: &str, size: u64, state: &str, hash: Option<&str>) -> Tier
         pinned: false,
         generation: 0,
         blake3: hash.map(str::to_string),
+        ino: 0,
     }
 }
 

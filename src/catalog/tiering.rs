@@ -35,6 +35,8 @@ pub struct TierFile {
     pub generation: i64,
     /// Content hash (hex) while a cloud copy exists.
     pub blake3: Option<String>,
+    /// Inode number of the backing file when it was last catalogued.
+    pub ino: u64,
 }
 
 /// An object on a remote.
@@ -74,7 +76,7 @@ fn hex(bytes: Vec<u8>) -> String {
 }
 
 const FILE_COLUMNS: &str =
-    "id, path, size, mtime_ns, last_access_ns, state, pinned, generation, blake3";
+    "id, path, size, mtime_ns, last_access_ns, state, pinned, generation, blake3, ino";
 
 fn file_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TierFile> {
     Ok(TierFile {
@@ -87,6 +89,7 @@ fn file_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TierFile> {
         pinned: r.get::<_, i64>(6)? != 0,
         generation: r.get(7)?,
         blake3: r.get::<_, Option<Vec<u8>>>(8)?.map(hex),
+        ino: from_sql_u64(r.get(9)?),
     })
 }
 

@@ -664,6 +664,7 @@ mod tests {
             pinned: false,
             generation: 0,
             blake3: hash.map(str::to_string),
+            ino: 0,
         }
     }
 

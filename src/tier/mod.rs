@@ -573,6 +573,7 @@ impl Tier {
         if st.st_mode & libc::S_IFMT != libc::S_IFREG
             || st.st_size as u64 != f.size
             || mtime_ns != f.mtime_ns
+            || st.st_ino != f.ino
         {
             return Ok(Outcome::Skipped("changed since catalogued"));
         }
