@@ -122,7 +122,9 @@ pub fn check_private_state(config: &Config) -> Result<(), DaemonError> {
         message,
     };
     let meta = |path: &Path| std::fs::symlink_metadata(path);
-    let hot = meta(&config.hot_dir).map_err(|source| DaemonError::System {
+    // The hot dir and the catalog's directory may be reached through a
+    // (root's) symlink; what matters is the directory itself.
+    let hot = std::fs::metadata(&config.hot_dir).map_err(|source| DaemonError::System {
         context: format!("hot_dir {}", config.hot_dir.display()),
         source,
     })?;
@@ -149,7 +151,7 @@ pub fn check_private_state(config: &Config) -> Result<(), DaemonError> {
     }
     let group_ok = |gid: u32| group == Some(gid);
     if let Some(dir) = config.catalog.parent() {
-        let d = meta(dir).map_err(|source| DaemonError::System {
+        let d = std::fs::metadata(dir).map_err(|source| DaemonError::System {
             context: format!("catalog directory {}", dir.display()),
             source,
         })?;
