@@ -739,3 +739,59 @@ fn handler(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn set_mode(p: &Path, mode: u32) {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn state_others_could_write_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        set_mode(root, 0o755);
+        std::fs::create_dir(root.join("hot")).unwrap();
+        set_mode(&root.join("hot"), 0o755);
+        // A hot dir reached through a symlink is judged by the directory.
+        std::os::unix::fs::symlink(root.join("hot"), root.join("link")).unwrap();
+        let text = format!(
+            "hot_dir = \"{}\"\ncatalog = \"{}\"\n",
+            root.join("link").display(),
+            root.join("c.db").display()
+        );
+        let config = Config::from_toml(&text, &root.join("t.toml")).unwrap();
+        check_private_state(&config).unwrap();
+
+        set_mode(&root.join("hot"), 0o775);
+        let e = check_private_state(&config).unwrap_err().to_string();
+        assert!(
+            e.contains("writable by its group") && e.contains("chmod go-w"),
+            "{e}"
+        );
+        set_mode(&root.join("hot"), 0o700);
+
+        std::fs::write(root.join("c.db"), b"").unwrap();
+        set_mode(&root.join("c.db"), 0o646);
+        let e = check_private_state(&config).unwrap_err().to_string();
+        assert!(e.contains("c.db") && e.contains("chmod 600"), "{e}");
+        set_mode(&root.join("c.db"), 0o600);
+        check_private_state(&config).unwrap();
+
+        std::os::unix::fs::symlink("/etc/shadow", root.join("c.db-wal")).unwrap();
+        let e = check_private_state(&config).unwrap_err().to_string();
+        assert!(
+            e.contains("c.db-wal") && e.contains("not a regular file"),
+            "{e}"
+        );
+        std::fs::remove_file(root.join("c.db-wal")).unwrap();
+
+        set_mode(root, 0o1777);
+        let e = check_private_state(&config).unwrap_err().to_string();
+        assert!(e.contains("catalog's directory"), "{e}");
+        set_mode(root, 0o700);
+    }
+}
