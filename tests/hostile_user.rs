@@ -662,3 +662,42 @@ fn status_reads_a_catalog_on_a_read_only_file_system() {
     );
     m.mount();
 }
+
+/// A backgrounded daemon's `log_file` is private whatever the umask it was
+/// started with, and an existing log left readable by an older version is
+/// narrowed.
+#[test]
+fn the_log_file_is_private() {
+    let mut m = TestMount::unmounted(MountOptions::default());
+    let log = m.root().join("tierfs.log");
+    fs::write(&log, b"old lines\n").unwrap();
+    fs::set_permissions(&log, fs::Permissions::from_mode(0o644)).unwrap();
+    let mut opts = m.options().clone();
+    opts.extra_top = format!("log_file = \"{}\"\n", log.display());
+    m.set_options(opts);
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(r#"umask 000; exec "$0" mount "$1" "$2""#)
+        .arg(TIERFS)
+        .arg(m.config())
+        .arg(m.mnt())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    fs::write(m.mnt().join("f"), b"x").unwrap();
+    let log_mode = fs::metadata(&log).map(|md| md.mode() & 0o7777);
+    let status = m.tierctl(&["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let daemon = v["daemon"]["pid"].as_i64().expect("daemon.pid") as i32;
+    let _ = Command::new("umount").arg(m.mnt()).status();
+    // SAFETY: signal 0 only checks for existence.
+    let gone = common::wait_until(Duration::from_secs(20), || unsafe {
+        libc::kill(daemon, 0) != 0
+    });
+    m.forget_daemon();
+    assert!(
+        gone.is_some(),
+        "background daemon still running after umount"
+    );
+    assert_eq!(log_mode.unwrap(), 0o600, "log_file mode");
+}
