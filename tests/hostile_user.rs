@@ -701,3 +701,75 @@ fn the_log_file_is_private() {
     );
     assert_eq!(log_mode.unwrap(), 0o600, "log_file mode");
 }
+
+/// A daemon that has run out of descriptors (here: root, who is not capped,
+/// held every one it may have, the daemon unable to raise its limit of 256)
+/// still answers `tierctl status` from the control server's reserve.
+#[test]
+fn the_control_socket_answers_when_the_daemon_is_out_of_descriptors() {
+    let mut m = TestMount::unmounted(MountOptions::default());
+    fs::write(m.hot().join("f"), b"x").unwrap();
+    let log = fs::File::create(m.root().join("lowfd.log")).unwrap();
+    let mut child = Command::new("prlimit")
+        .args([
+            "--nofile=256:256",
+            "--",
+            "setpriv",
+            "--bounding-set=-sys_resource",
+            "--",
+        ])
+        .arg(TIERFS)
+        .args(["mount", "-f"])
+        .arg(m.config())
+        .arg(m.mnt())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mounted = common::wait_until(Duration::from_secs(10), || common::is_mountpoint(m.mnt()));
+    let log_path = m.root().join("lowfd.log");
+    let daemon_log = || fs::read_to_string(&log_path).unwrap_or_default();
+    assert!(mounted.is_some(), "no mount: {}", daemon_log());
+
+    // This process may hold more than the daemon.
+    let lim = libc::rlimit {
+        rlim_cur: 4096,
+        rlim_max: 4096,
+    };
+    // SAFETY: setrlimit with a local struct.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+    let mut held = Vec::new();
+    let mut refused = None;
+    for _ in 0..1000 {
+        match fs::File::open(m.mnt().join("f")) {
+            Ok(f) => held.push(f),
+            Err(e) => {
+                refused = e.raw_os_error();
+                break;
+            }
+        }
+    }
+    let status = m.tierctl(&["status"]);
+    drop(held);
+    let _ = Command::new("umount").arg(m.mnt()).status();
+    let exited = common::wait_until(Duration::from_secs(20), || {
+        child.try_wait().ok().flatten().is_some()
+    });
+    if exited.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    m.forget_daemon();
+    assert_eq!(
+        refused,
+        Some(libc::EMFILE),
+        "the daemon never ran out: {}",
+        daemon_log()
+    );
+    assert!(
+        status.status.success(),
+        "tierctl status with the daemon out of descriptors: {}\n{}",
+        text(&status),
+        daemon_log()
+    );
+}
