@@ -61,6 +61,87 @@ pub enum ConfigError {
     },
 }
 
+/// Longest excerpt of config text (or of a value) an error message quotes.
+pub const EXCERPT_MAX: usize = 80;
+
+/// `text` if it is short, else its first [`EXCERPT_MAX`] characters, "…"
+/// and how long it really was. Control characters are escaped so a message
+/// stays on one line.
+pub fn excerpt(text: &str) -> String {
+    let mut out = String::new();
+    for (n, c) in text.chars().enumerate() {
+        if n == EXCERPT_MAX {
+            out.push_str(&format!("… ({} bytes in all)", text.len()));
+            return out;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The parser's message with the line and column, quoting only a short
+/// excerpt of the offending line (toml's own text quotes the whole line).
+fn parse_message(text: &str, e: &toml::de::Error) -> String {
+    let Some(span) = e.span() else {
+        return excerpt(e.message().trim_end());
+    };
+    let start = span.start.min(text.len());
+    let before = text.get(..start).unwrap_or("");
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = text.get(line_start..start).map_or(0, |s| s.chars().count()) + 1;
+    let line_text = text[line_start..].split('\n').next().unwrap_or("");
+    format!(
+        "line {line}, column {column}: {} (in `{}`)",
+        excerpt(e.message().trim_end()).replace('\n', " "),
+        excerpt(line_text.trim_end_matches('\r'))
+    )
+}
+
+impl ConfigError {
+    /// The same error with every quoted message cut to an excerpt.
+    fn shortened(self) -> ConfigError {
+        // Keep both ends: the start names the value, the end says what is wrong.
+        let cut = |m: String| {
+            let n = m.chars().count();
+            if n <= 4 * EXCERPT_MAX {
+                return m;
+            }
+            let head: String = m.chars().take(EXCERPT_MAX).collect();
+            let tail: String = m.chars().skip(n - EXCERPT_MAX).collect();
+            format!(
+                "{head} … ({} bytes cut) … {tail}",
+                m.len() - head.len() - tail.len()
+            )
+        };
+        match self {
+            ConfigError::Parse { path, message } => ConfigError::Parse {
+                path,
+                message: cut(message),
+            },
+            ConfigError::InvalidRemote {
+                path,
+                remote,
+                message,
+            } => ConfigError::InvalidRemote {
+                path,
+                remote: excerpt(&remote),
+                message: cut(message),
+            },
+            ConfigError::Invalid { path, key, message } => ConfigError::Invalid {
+                path,
+                key,
+                message: cut(message),
+            },
+            other => other,
+        }
+    }
+}
+
 /// Fully validated configuration with all defaults filled in.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -248,6 +329,10 @@ pub struct MountConfig {
     pub attr_timeout: Duration,
     /// Mount read-only.
     pub read_only: bool,
+    /// Most files and directories one user (other than root) may hold open
+    /// through the mount at once (`mount.max_open_per_user`, default 4096);
+    /// further opens by that user fail with `EMFILE`.
+    pub max_open_per_user: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -282,6 +367,7 @@ struct RawMount {
     threads: Option<usize>,
     attr_timeout: Option<String>,
     read_only: Option<bool>,
+    max_open_per_user: Option<usize>,
 }
 
 impl Config {
@@ -300,10 +386,17 @@ impl Config {
 
     /// Parses and validates config text; `source` is used in messages and to
     /// resolve relative paths (relative to the file's directory).
+    ///
+    /// Messages quote at most a short excerpt of the text ([`EXCERPT_MAX`]
+    /// characters): a huge value or line is never echoed whole.
     pub fn from_toml(text: &str, source: &Path) -> Result<Config, ConfigError> {
+        Self::from_toml_unshortened(text, source).map_err(ConfigError::shortened)
+    }
+
+    fn from_toml_unshortened(text: &str, source: &Path) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: source.to_path_buf(),
-            message: e.to_string().trim_end().replace('\n', " "),
+            message: parse_message(text, &e),
         })?;
         let invalid = |key: &'static str, message: String| ConfigError::Invalid {
             path: source.to_path_buf(),
@@ -395,6 +488,13 @@ impl Config {
         }
         let attr_timeout = parse_duration(raw.mount.attr_timeout.as_deref().unwrap_or("1s"))
             .map_err(|m| invalid("mount.attr_timeout", m))?;
+        let max_open_per_user = raw.mount.max_open_per_user.unwrap_or(4096);
+        if max_open_per_user == 0 {
+            return Err(invalid(
+                "mount.max_open_per_user",
+                "must be at least 1".into(),
+            ));
+        }
         let allow_other = raw.mount.allow_other.unwrap_or(false);
         let default_permissions = raw.mount.default_permissions.unwrap_or(true);
         if allow_other && !default_permissions {
@@ -494,6 +594,7 @@ impl Config {
                 threads,
                 attr_timeout,
                 read_only: raw.mount.read_only.unwrap_or(false),
+                max_open_per_user,
             },
             watch_hot_dir: raw.watch_hot_dir.unwrap_or(true),
             access_flush_interval,
@@ -637,6 +738,24 @@ mod tests {
         let r = Config::load(&cfg);
         drop(dir);
         r
+    }
+
+    #[test]
+    fn errors_quote_only_a_short_excerpt() {
+        let huge = "x".repeat(1 << 20);
+        for text in [
+            format!("hot_dir = \"hot\"\nlog_level = {huge}\n"),
+            format!("hot_dir = \"hot\"\ncatalog = \"/nonexistent/{huge}/c.db\"\n"),
+            format!("hot_dir = \"hot\"\n[remote.{huge}]\nurl = 5\n"),
+        ] {
+            let e = load(&text).unwrap_err().to_string();
+            assert!(e.len() < 600, "{} bytes: {}", e.len(), &e[..600]);
+        }
+        let e = load(&format!("hot_dir = \"hot\"\nlog_level = {huge}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2, column 13"), "{e}");
+        assert_eq!(excerpt("a\u{1b}[2Jb"), "a\\u{1b}[2Jb");
     }
 
     #[test]

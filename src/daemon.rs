@@ -51,6 +51,15 @@ pub enum DaemonError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A directory or file holding the daemon's state is open to other
+    /// users, so it may have been tampered with.
+    #[error("refusing to start: {path}: {message}")]
+    Insecure {
+        /// The file or directory.
+        path: PathBuf,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
     /// Another system-level failure (signals, hot dir access).
     #[error("{context}: {source}")]
     System {
@@ -100,6 +109,109 @@ pub fn check_mountpoint(config: &Config, mountpoint: &Path) -> Result<PathBuf, D
         }
     }
     Ok(abs)
+}
+
+/// Refuses to start when another user could have changed the daemon's state:
+/// the hot dir, the catalog's directory, the catalog or its `-wal`/`-shm`
+/// writable by group or others (the catalog's group may be `control_group`).
+/// Warns when other users may enter the hot dir directly.
+pub fn check_private_state(config: &Config) -> Result<(), DaemonError> {
+    let group = config.control_group;
+    let insecure = |path: &Path, message: String| DaemonError::Insecure {
+        path: path.to_path_buf(),
+        message,
+    };
+    let meta = |path: &Path| std::fs::symlink_metadata(path);
+    // The hot dir and the catalog's directory may be reached through a
+    // (root's) symlink; what matters is the directory itself.
+    let hot = std::fs::metadata(&config.hot_dir).map_err(|source| DaemonError::System {
+        context: format!("hot_dir {}", config.hot_dir.display()),
+        source,
+    })?;
+    if hot.mode() & 0o022 != 0 {
+        return Err(insecure(
+            &config.hot_dir,
+            format!(
+                "the hot directory is writable by {} (mode {:04o}); other users could \
+                 plant files and symlinks the daemon acts on as root. Fix: chmod go-w {} \
+                 (0700 recommended; users reach the data through the mount)",
+                who(hot.mode(), 0o020, 0o002),
+                hot.mode() & 0o7777,
+                config.hot_dir.display()
+            ),
+        ));
+    }
+    if hot.mode() & 0o001 != 0 {
+        tracing::warn!(
+            hot_dir = %config.hot_dir.display(),
+            mode = format!("{:04o}", hot.mode() & 0o7777),
+            "other users may enter the hot directory and bypass the mount's checks and \
+             accounting; chmod 0700 it and let users work through the mount"
+        );
+    }
+    let group_ok = |gid: u32| group == Some(gid);
+    if let Some(dir) = config.catalog.parent() {
+        let d = std::fs::metadata(dir).map_err(|source| DaemonError::System {
+            context: format!("catalog directory {}", dir.display()),
+            source,
+        })?;
+        let bad_group = d.mode() & 0o020 != 0 && !group_ok(d.gid());
+        if d.mode() & 0o002 != 0 || bad_group {
+            return Err(insecure(
+                dir,
+                format!(
+                    "the catalog's directory is writable by {} (mode {:04o}); other users \
+                     could replace the catalog or plant its -wal/-shm files. Fix: chmod go-w {} \
+                     or move `catalog` to a root-only directory such as /var/lib/tierfs",
+                    who(d.mode(), if bad_group { 0o020 } else { 0 }, 0o002),
+                    d.mode() & 0o7777,
+                    dir.display()
+                ),
+            ));
+        }
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = config.catalog.clone().into_os_string();
+        name.push(suffix);
+        let path = PathBuf::from(name);
+        let Ok(m) = meta(&path) else { continue };
+        let bad_group = m.mode() & 0o020 != 0 && !group_ok(m.gid());
+        if !m.file_type().is_file() {
+            return Err(insecure(
+                &path,
+                "is not a regular file (a symlink or special file planted in place of the \
+                 catalog?). Fix: remove it"
+                    .into(),
+            ));
+        }
+        if m.mode() & 0o002 != 0 || bad_group {
+            return Err(insecure(
+                &path,
+                format!(
+                    "the catalog is writable by {} (mode {:04o}), so its rows may have been \
+                     changed by another user. Fix: check it (`tierctl fsck`) and chmod 600 {}{}",
+                    who(m.mode(), if bad_group { 0o020 } else { 0 }, 0o002),
+                    m.mode() & 0o7777,
+                    path.display(),
+                    if group.is_some() {
+                        " (or 660 with the control_group)"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// "group", "others" or "group and others", for the write bits set in `mode`.
+fn who(mode: u32, group_bit: u32, other_bit: u32) -> &'static str {
+    match (mode & group_bit != 0, mode & other_bit != 0) {
+        (true, true) => "group and others",
+        (true, false) => "its group",
+        _ => "others",
+    }
 }
 
 /// Blocks termination signals in this thread (and every thread it spawns
@@ -233,14 +345,18 @@ fn run_inner(
              so large directories may fail with EMFILE; raise fs.nr_open or run as root"
         );
     }
-    // Modes arrive already masked by the kernel; don't mask them twice.
+    // Everything the daemon creates for itself is private. The FUSE threads
+    // give themselves a umask of 0 (`fs::sys::caller_umask`): the modes they
+    // receive were already masked with the caller's umask by the kernel.
     // SAFETY: umask has no failure mode.
-    unsafe { libc::umask(0) };
+    unsafe { libc::umask(0o077) };
+    check_private_state(config)?;
 
     let catalog = Catalog::open(
         &config.catalog,
         CatalogOptions {
             access_flush_interval: config.access_flush_interval,
+            group: config.control_group,
         },
     )?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -332,6 +448,7 @@ fn run_inner(
             attr_timeout: config.mount.attr_timeout,
             passthrough: true,
             tiering: tiering.clone(),
+            max_open_per_user: config.mount.max_open_per_user,
         },
     )
     .map_err(|source| DaemonError::System {
@@ -621,4 +738,60 @@ fn handler(
             Err(message) => Response::error(message),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn set_mode(p: &Path, mode: u32) {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn state_others_could_write_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        set_mode(root, 0o755);
+        std::fs::create_dir(root.join("hot")).unwrap();
+        set_mode(&root.join("hot"), 0o755);
+        // A hot dir reached through a symlink is judged by the directory.
+        std::os::unix::fs::symlink(root.join("hot"), root.join("link")).unwrap();
+        let text = format!(
+            "hot_dir = \"{}\"\ncatalog = \"{}\"\n",
+            root.join("link").display(),
+            root.join("c.db").display()
+        );
+        let config = Config::from_toml(&text, &root.join("t.toml")).unwrap();
+        check_private_state(&config).unwrap();
+
+        set_mode(&root.join("hot"), 0o775);
+        let e = check_private_state(&config).unwrap_err().to_string();
+        assert!(
+            e.contains("writable by its group") && e.contains("chmod go-w"),
+            "{e}"
+        );
+        set_mode(&root.join("hot"), 0o700);
+
+        std::fs::write(root.join("c.db"), b"").unwrap();
+        set_mode(&root.join("c.db"), 0o646);
+        let e = check_private_state(&config).unwrap_err().to_string();
+        assert!(e.contains("c.db") && e.contains("chmod 600"), "{e}");
+        set_mode(&root.join("c.db"), 0o600);
+        check_private_state(&config).unwrap();
+
+        std::os::unix::fs::symlink("/etc/shadow", root.join("c.db-wal")).unwrap();
+        let e = check_private_state(&config).unwrap_err().to_string();
+        assert!(
+            e.contains("c.db-wal") && e.contains("not a regular file"),
+            "{e}"
+        );
+        std::fs::remove_file(root.join("c.db-wal")).unwrap();
+
+        set_mode(root, 0o1777);
+        let e = check_private_state(&config).unwrap_err().to_string();
+        assert!(e.contains("catalog's directory"), "{e}");
+        set_mode(root, 0o700);
+    }
 }

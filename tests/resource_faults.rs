@@ -17,13 +17,20 @@ use common::tiering::{add_rule, content, migrate_releasing, state, text, write_o
 use common::{MountOptions, TIERFS, TestMount, errname, is_mountpoint};
 use servers::SeaweedFs;
 
-/// A tmpfs mounted on a directory; lazily unmounted on drop.
+/// A tmpfs mounted on a directory; lazily unmounted on drop. Mode 0755 (a
+/// tmpfs root is 1777 by default, which the daemon refuses as a hot dir).
 struct Tmpfs(PathBuf);
 
 impl Tmpfs {
     fn mount(dir: &Path, size: &str) -> Tmpfs {
         let st = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tierfs-test"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tierfs-test",
+            ])
             .arg(dir)
             .status()
             .unwrap();

@@ -199,9 +199,10 @@ fn main() -> ExitCode {
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             let _ = out.flush();
-            // Names inside are escaped where they are formatted; this
-            // catches anything that still carries a control character.
-            let message = format!("{err:#}");
+            // Each cause once (error_text); names inside are escaped where
+            // they are formatted, and this catches anything that still
+            // carries a control character.
+            let message = tierfs::error_text(err.as_ref());
             eprintln!("tierctl: {}", tierfs::escape::escape_controls(&message));
             ExitCode::from(exit_code(&err))
         }

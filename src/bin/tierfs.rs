@@ -144,7 +144,7 @@ fn main() -> ExitCode {
     let (config, overrides) = match prepare(&args) {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("tierfs: {e:#}");
+            eprintln!("tierfs: {}", tierfs::error_text(e.as_ref()));
             return ExitCode::from(2);
         }
     };
@@ -157,7 +157,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tierfs: {e:#}");
+            eprintln!("tierfs: {}", tierfs::error_text(e.as_ref()));
             ExitCode::FAILURE
         }
     }
@@ -322,11 +322,20 @@ fn stderr_is_socket() -> bool {
 /// unless fd 2 is journald's socket (then the logs keep going there).
 fn detach_stderr(log_file: Option<&std::path::Path>) {
     use std::os::fd::AsRawFd;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let target = match log_file {
+        // Private whatever the umask; a log left wider by an older version
+        // is narrowed (it names every file the daemon worked on).
         Some(path) => std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(path),
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .and_then(|f| {
+                f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+                Ok(f)
+            }),
         None if stderr_is_socket() => return,
         None => std::fs::OpenOptions::new().write(true).open("/dev/null"),
     };

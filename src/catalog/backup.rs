@@ -90,6 +90,21 @@ impl Snapshot {
                 "snapshot path is not UTF-8",
             ),
         })?;
+        // VACUUM INTO accepts an empty file: create it private first, so the
+        // snapshot never exists with SQLite's default mode (0644 & ~umask).
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(dest)
+                .map_err(|source| CatalogError::Io {
+                    path: dest.to_path_buf(),
+                    op: "create snapshot",
+                    source,
+                })?;
+        }
         src.execute("VACUUM INTO ?1", [dest_text])
             .map_err(|e| CatalogError::sqlite(catalog, "snapshot (VACUUM INTO)", e))?;
         drop(src);

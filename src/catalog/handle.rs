@@ -20,12 +20,17 @@ use super::{CatalogError, FileEvent, ReconcileStats, schema};
 pub struct CatalogOptions {
     /// How often coalesced last-access times are written (default 30 s).
     pub access_flush_interval: Duration,
+    /// `control_group`: the catalog (and its `-wal`/`-shm`, which SQLite
+    /// creates with the catalog's mode and owner) gets this group and mode
+    /// 0660, so its members' `tierctl` can read it. `None`: mode 0600.
+    pub group: Option<u32>,
 }
 
 impl Default for CatalogOptions {
     fn default() -> Self {
         CatalogOptions {
             access_flush_interval: Duration::from_secs(30),
+            group: None,
         }
     }
 }
@@ -63,7 +68,7 @@ impl Catalog {
     pub fn open(path: &Path, opts: CatalogOptions) -> Result<Catalog, CatalogError> {
         let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         // Declared before `conn` so that it is dropped after it (see `Writer`).
-        let lock = lock(&path)?;
+        let lock = lock(&path, opts.group)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -286,20 +291,61 @@ impl Drop for Inner {
     }
 }
 
+/// Gives `file` exactly `mode`, and group `group` if set.
+fn restrict(file: &File, mode: u32, group: Option<u32>) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    if let Some(gid) = group
+        && meta.gid() != gid
+    {
+        std::os::unix::fs::fchown(file, None, Some(gid))?;
+    }
+    if meta.mode() & 0o7777 != mode {
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
 /// Takes an exclusive advisory lock (flock) on the catalog file, creating it
 /// if needed, so two daemons never write the same catalog. Readers do not lock.
-fn lock(path: &Path) -> Result<File, CatalogError> {
+///
+/// The file gets mode 0600 (0660 and group `group` with a `control_group`),
+/// whatever the umask, and so do its `-wal` and `-shm` if they exist
+/// (SQLite creates them with the catalog's mode).
+fn lock(path: &Path, group: Option<u32>) -> Result<File, CatalogError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |op: &'static str| {
+        move |source| CatalogError::Io {
+            path: path.to_path_buf(),
+            op,
+            source,
+        }
+    };
     let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
-        .map_err(|source| CatalogError::Io {
-            path: path.to_path_buf(),
-            op: "open",
-            source,
-        })?;
+        .map_err(io("open"))?;
+    let mode = if group.is_some() { 0o660 } else { 0o600 };
+    restrict(&file, mode, group).map_err(io("set owner and mode"))?;
+    for suffix in ["-wal", "-shm"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        if let Ok(f) = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&side)
+        {
+            restrict(&f, mode, group).map_err(io("set owner and mode of -wal/-shm"))?;
+        }
+    }
     // A process that just closed the catalog may still share the lock for a
     // moment through a child between fork and exec; wait briefly before
     // concluding that another daemon owns it.

@@ -4,6 +4,7 @@
 //! daemon is writing (WAL lets readers run beside the writer) and can never
 //! modify the catalog.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
@@ -83,12 +84,33 @@ impl CatalogReader {
                 });
             }
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(&path, flags)
-            .map_err(|e| CatalogError::sqlite(&path, "open", e))?;
+        match Self::open_with(&path, false) {
+            // A WAL database needs its -shm file, which a reader cannot
+            // create on a read-only file system (or in a directory it may not
+            // write): read the file as immutable instead.
+            Err(CatalogError::Sqlite { source, .. }) if needs_immutable(&source) => {
+                tracing::debug!(catalog = %path.display(), error = %source, "opening the catalog as immutable");
+                Self::open_with(&path, true)
+            }
+            other => other,
+        }
+    }
+
+    fn open_with(path: &Path, immutable: bool) -> Result<CatalogReader, CatalogError> {
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = if immutable {
+            flags |= OpenFlags::SQLITE_OPEN_URI;
+            Connection::open_with_flags(immutable_uri(path), flags)
+        } else {
+            Connection::open_with_flags(path, flags)
+        }
+        .map_err(|e| CatalogError::sqlite(path, "open", e))?;
         conn.busy_timeout(schema::BUSY_TIMEOUT)
-            .map_err(|e| CatalogError::sqlite(&path, "configure connection", e))?;
-        let reader = CatalogReader { conn, path };
+            .map_err(|e| CatalogError::sqlite(path, "configure connection", e))?;
+        let reader = CatalogReader {
+            conn,
+            path: path.to_path_buf(),
+        };
         reader.schema_version()?;
         Ok(reader)
     }
@@ -201,4 +223,28 @@ impl CatalogReader {
             })
             .map_err(|e| CatalogError::sqlite(&self.path, "file query", e))
     }
+}
+
+/// Whether a read-only open failed because SQLite could not create or lock
+/// the WAL index (`-shm`): a catalog on a read-only file system.
+fn needs_immutable(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode;
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly | ErrorCode::PermissionDenied)
+    )
+}
+
+/// `file:PATH?immutable=1`, with the characters URIs reserve escaped.
+fn immutable_uri(path: &Path) -> String {
+    let mut uri = String::from("file:");
+    for &b in path.as_os_str().as_bytes() {
+        match b {
+            b'%' | b'?' | b'#' => uri.push_str(&format!("%{b:02X}")),
+            _ if b.is_ascii() && !b.is_ascii_control() => uri.push(b as char),
+            _ => uri.push_str(&format!("%{b:02X}")),
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
 }

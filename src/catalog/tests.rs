@@ -38,6 +38,7 @@ impl Fixture {
     fn new() -> Self {
         Self::with_options(CatalogOptions {
             access_flush_interval: Duration::from_secs(3600),
+            ..Default::default()
         })
     }
 
@@ -467,6 +468,7 @@ fn access_times_are_coalesced_until_flush() {
 fn access_times_are_written_on_the_interval() {
     let f = Fixture::with_options(CatalogOptions {
         access_flush_interval: Duration::from_millis(100),
+        ..Default::default()
     });
     f.send([upsert("r", 1)]);
     f.catalog.send(FileEvent::Accessed {

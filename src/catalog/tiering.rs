@@ -35,7 +35,8 @@ pub struct TierFile {
     pub generation: i64,
     /// Content hash (hex) while a cloud copy exists.
     pub blake3: Option<String>,
-    /// Backing inode number: the rows of a file's hard links share it.
+    /// Inode number of the backing file when it was last catalogued: the
+    /// rows of a file's hard links share it.
     pub ino: u64,
 }
 

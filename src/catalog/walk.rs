@@ -73,10 +73,11 @@ pub(crate) fn walk(
 ) -> io::Result<WalkReport> {
     // `root` itself may be a symlink to the hot directory; nothing below it is followed.
     let root_dev = fs::metadata(root)?.dev();
+    let root_dir = fs::File::open(root)?;
     let mut report = WalkReport::default();
     let mut stack = vec![start.to_vec()];
     while let Some(dir) = stack.pop() {
-        let entries = match fs::read_dir(join(root, &dir)) {
+        let entries = match read_dir_beneath(&root_dir, &dir) {
             Ok(entries) => entries,
             Err(e) if dir == start => return Err(e),
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -125,6 +126,26 @@ pub(crate) fn walk(
         }
     }
     Ok(report)
+}
+
+/// Lists the directory `key` below the root open as `root`, reached beneath
+/// it without following a symlink (a directory swapped for a symlink during
+/// the scan is not listed) and at any depth, even beyond `PATH_MAX`.
+/// Entries are listed through `/proc/self/fd/N`, so their metadata is read
+/// relative to that directory.
+fn read_dir_beneath(root: &fs::File, key: &[u8]) -> io::Result<fs::ReadDir> {
+    use std::os::fd::AsFd;
+    let fd = if key.is_empty() {
+        root.try_clone()?.into()
+    } else {
+        crate::fs::sys::open_beneath(
+            root.as_fd(),
+            Path::new(OsStr::from_bytes(key)),
+            libc::O_RDONLY | libc::O_DIRECTORY,
+        )?
+    };
+    let proc = crate::fs::sys::proc_path(fd.as_fd());
+    fs::read_dir(OsStr::from_bytes(proc.as_bytes()))
 }
 
 /// Visits a file or queues a directory; returns `false` if `visit` asked to stop.
@@ -190,5 +211,44 @@ mod tests {
         .unwrap();
         assert_eq!(found, vec![b"a/b/deep".to_vec()]);
         assert!(walk(root, b"missing", |_| true).is_err());
+    }
+
+    #[test]
+    fn files_deeper_than_path_max_are_found() {
+        use std::os::fd::AsFd;
+        let dir = tempfile::tempdir().unwrap();
+        let name = "d".repeat(200);
+        let mut cur = std::os::fd::OwnedFd::from(fs::File::open(dir.path()).unwrap());
+        for _ in 0..24 {
+            crate::fs::sys::mkdir_at(cur.as_fd(), OsStr::new(&name), 0o755).unwrap();
+            cur = crate::fs::sys::open_at(
+                cur.as_fd(),
+                OsStr::new(&name),
+                libc::O_RDONLY | libc::O_DIRECTORY,
+                0,
+            )
+            .unwrap();
+        }
+        let f = crate::fs::sys::open_at(
+            cur.as_fd(),
+            OsStr::new("bottom"),
+            libc::O_CREAT | libc::O_WRONLY,
+            0o644,
+        )
+        .unwrap();
+        drop(f);
+        let mut found = Vec::new();
+        let report = walk(dir.path(), b"", |f| {
+            found.push(f.key);
+            true
+        })
+        .unwrap();
+        assert!(
+            report.unreadable.is_empty(),
+            "{:?}",
+            report.unreadable.len()
+        );
+        assert_eq!(found.len(), 1);
+        assert!(found[0].len() > 4096 && found[0].ends_with(b"/bottom"));
     }
 }

@@ -278,7 +278,7 @@ impl Coalescer {
             }
         }
         // If `to` is gone again already, what is there now is all that matters.
-        if let Ok(meta) = std::fs::symlink_metadata(to) {
+        if let Ok(meta) = lstat_beneath(&self.root, &to_key) {
             let target = if meta.is_dir() {
                 RenameTarget::Directory
             } else {
@@ -314,12 +314,13 @@ impl Coalescer {
         let mut walked: Option<PathBuf> = None;
         for (path, appeared) in paths {
             let Some(key) = self.key(&path) else { continue };
-            match std::fs::symlink_metadata(&path) {
+            match lstat_beneath(&self.root, &key) {
+                // Gone, or only reachable through a symlink now.
                 Err(e)
                     if matches!(
                         e.kind(),
                         io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-                    ) =>
+                    ) || e.raw_os_error() == Some(libc::ELOOP) =>
                 {
                     self.catalog.send(FileEvent::Removed {
                         path: key_to_path(&key),
@@ -343,7 +344,7 @@ impl Coalescer {
                     // file and reported its final state between that lstat
                     // and the send, which would then have put an older state
                     // after it: look once more and send what is there now.
-                    if let Ok(again) = std::fs::symlink_metadata(&path)
+                    if let Ok(again) = lstat_beneath(&self.root, &key)
                         && again.is_file()
                     {
                         let now = upsert(&again);
@@ -396,6 +397,24 @@ impl Coalescer {
             tracing::error!("reconcile after lost events failed: {e}");
         }
     }
+}
+
+/// `lstat` of the path `key` below `root`, reached beneath it without
+/// following a symlink on the way (`ELOOP` if one is there); a final
+/// symlink is stat-ed itself. Works at any depth.
+fn lstat_beneath(root: &Path, key: &[u8]) -> io::Result<std::fs::Metadata> {
+    use std::os::fd::AsFd;
+    use std::os::unix::ffi::OsStrExt;
+    if key.is_empty() {
+        return std::fs::metadata(root);
+    }
+    let dir = std::fs::File::open(root)?;
+    let fd = crate::fs::sys::open_beneath(
+        dir.as_fd(),
+        Path::new(std::ffi::OsStr::from_bytes(key)),
+        libc::O_PATH,
+    )?;
+    std::fs::File::from(fd).metadata()
 }
 
 #[cfg(test)]

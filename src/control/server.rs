@@ -340,7 +340,9 @@ impl Shared {
 
 /// Waits for connections until the wake-up socket closes.
 fn accept_loop(listener: &UnixListener, wake: &UnixStream, shared: &Arc<Shared>) {
+    let mut reserve = Reserve::new();
     loop {
+        reserve.refill();
         // At the connection cap, leave new clients in the kernel's backlog
         // (their own timeouts apply) and look again shortly.
         let has_room = shared.connections.lock().open.len() < MAX_CONNECTIONS;
@@ -365,12 +367,66 @@ fn accept_loop(listener: &UnixListener, wake: &UnixStream, shared: &Arc<Shared>)
                     e.kind(),
                     io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
                 ) => {}
+            Err(e)
+                if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+                    && reserve.release() =>
+            {
+                // Out of descriptors: the reserve, just closed, makes room for
+                // this connection and what its request opens (the catalog),
+                // so an admin can still ask what is going on.
+                warn!(socket = %shared.socket.display(), "out of descriptors; serving a control connection from the reserve");
+                match listener.accept() {
+                    Ok((stream, _)) => match stream.set_nonblocking(false) {
+                        Ok(()) => shared.spawn_connection(stream),
+                        Err(e) => warn!("cannot configure control connection: {e}"),
+                    },
+                    Err(e) => {
+                        warn!(socket = %shared.socket.display(), "cannot accept control connection: {e}");
+                        thread::sleep(Duration::from_millis(100));
+                    }
+                }
+            }
             Err(e) => {
-                // E.g. EMFILE: back off instead of spinning.
+                // E.g. EMFILE with the reserve spent: back off instead of spinning.
                 warn!(socket = %shared.socket.display(), "cannot accept control connection: {e}");
                 thread::sleep(Duration::from_millis(100));
             }
         }
+    }
+}
+
+/// Descriptors the control server keeps in reserve so that it can still
+/// answer when the process has run out (a user holding thousands of files
+/// open through the mount): released to accept one connection and serve its
+/// request, then taken back as soon as descriptors are free again.
+struct Reserve(Vec<std::fs::File>);
+
+/// How many descriptors [`Reserve`] holds: the connection, the catalog and
+/// its `-wal`/`-shm`, and some slack.
+const RESERVED_FDS: usize = 16;
+
+impl Reserve {
+    fn new() -> Reserve {
+        let mut r = Reserve(Vec::with_capacity(RESERVED_FDS));
+        r.refill();
+        r
+    }
+
+    /// Opens descriptors until the reserve is full or none can be had.
+    fn refill(&mut self) {
+        while self.0.len() < RESERVED_FDS {
+            match std::fs::File::open("/dev/null") {
+                Ok(f) => self.0.push(f),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Closes the reserve; `false` if it was empty (nothing to gain).
+    fn release(&mut self) -> bool {
+        let had = !self.0.is_empty();
+        self.0.clear();
+        had
     }
 }
 

@@ -15,6 +15,7 @@ fn is_dot(name: &[u8]) -> bool {
 
 impl FsShared {
     pub(super) fn do_opendir(&self, ino: INodeNo) -> FsResult<u64> {
+        self.handles.admit()?;
         let inode = self.inode(ino)?;
         let fd = sys::open_at(
             inode.path_fd()?.as_fd(),

@@ -166,6 +166,7 @@ impl FsShared {
         inode: &Arc<Inode>,
         flags: i32,
     ) -> FsResult<Option<u64>> {
+        self.handles.admit()?;
         let file =
             sys::reopen(inode.path_fd()?.as_fd(), flags & !STRIP_ON_REOPEN).map_err(errno)?;
         self.gate.enter(inode.ino);
@@ -242,6 +243,7 @@ impl FsShared {
         file: Option<File>,
         open_backing: impl FnOnce(&File) -> std::io::Result<BackingId>,
     ) -> FsResult<(u64, Option<Arc<BackingId>>)> {
+        self.handles.admit()?;
         let file = match file {
             Some(f) => f,
             None => {
@@ -283,6 +285,7 @@ impl FsShared {
         flags: i32,
         open_backing: impl FnOnce(&File) -> std::io::Result<BackingId>,
     ) -> FsResult<(FileAttr, u64, Option<Arc<BackingId>>)> {
+        self.handles.admit()?;
         let parent = self.inode(parent)?;
         let fd = sys::open_at(
             parent.path_fd()?.as_fd(),
@@ -437,7 +440,9 @@ impl super::TierFs {
     pub(super) fn open_after_recall(&self, inode: Arc<Inode>, flags: i32, reply: fuser::ReplyOpen) {
         let fs = self.clone();
         let target = inode.clone();
+        let caller = super::handles::current_caller();
         self.after_recall(inode, move |recalled| {
+            let _caller = super::handles::CallerGuard::with(caller);
             if let Err(e) = recalled {
                 return reply.error(e);
             }

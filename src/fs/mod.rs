@@ -77,6 +77,8 @@ pub struct FsOptions {
     pub passthrough: bool,
     /// Tiering: stubs are recalled on open. `None` serves the hot dir only.
     pub tiering: Option<Tiering>,
+    /// Most handles one user other than root may hold open (`EMFILE` beyond).
+    pub max_open_per_user: usize,
 }
 
 impl Default for FsOptions {
@@ -85,6 +87,7 @@ impl Default for FsOptions {
             attr_timeout: Duration::from_secs(1),
             passthrough: true,
             tiering: None,
+            max_open_per_user: handles::DEFAULT_MAX_OPEN_PER_USER,
         }
     }
 }
@@ -165,7 +168,7 @@ impl TierFs {
         let fs = FsShared {
             hot_dir: hot_dir.to_path_buf(),
             inodes: InodeTable::new(root_fd, &root_stat)?,
-            handles: HandleTable::default(),
+            handles: HandleTable::new(options.max_open_per_user),
             feed,
             ttl: options.attr_timeout,
             want_passthrough: options.passthrough,
@@ -484,7 +487,8 @@ impl Filesystem for TierFs {
         }
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let _caller = handles::caller(req.uid());
         let inode = match self.inode(ino) {
             Ok(i) => i,
             Err(e) => return reply.error(e),
@@ -615,7 +619,8 @@ impl Filesystem for TierFs {
         }
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let _caller = handles::caller(req.uid());
         match self.do_opendir(ino) {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
             Err(e) => reply.error(e),
@@ -744,6 +749,7 @@ impl Filesystem for TierFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
+        let _caller = handles::caller(req.uid());
         let created = self.do_create(req, parent, name, mode, flags, |file| {
             reply.open_backing(file)
         });

@@ -143,6 +143,10 @@ impl TierFs {
             Ok(Some(fill)) => fill,
             _ => return Some(reply),
         };
+        if let Err(e) = self.handles.admit() {
+            reply.error(e);
+            return None;
+        }
         let file = match inode.path_fd().and_then(|fd| {
             sys::reopen(std::os::fd::AsFd::as_fd(&fd), libc::O_RDONLY).map_err(errno)
         }) {

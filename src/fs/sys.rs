@@ -82,9 +82,13 @@ fn owned(fd: libc::c_int) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// `openat(dir, name, flags, mode)` with `O_CLOEXEC` added.
+/// `openat(dir, name, flags, mode)` with `O_CLOEXEC` added. With `O_CREAT`
+/// the mode is applied unmasked by the daemon's umask (see [`caller_umask`]).
 pub fn open_at(dir: BorrowedFd<'_>, name: &OsStr, flags: i32, mode: u32) -> io::Result<OwnedFd> {
     let name = cstr(name)?;
+    if flags & libc::O_CREAT != 0 {
+        caller_umask();
+    }
     // SAFETY: valid fd and NUL-terminated name.
     owned(unsafe {
         libc::openat(
@@ -109,17 +113,19 @@ pub fn reopen(fd: BorrowedFd<'_>, flags: i32) -> io::Result<File> {
     Ok(File::from(fd))
 }
 
-/// `mkdirat`.
+/// `mkdirat`, with `mode` unmasked by the daemon's umask (see [`caller_umask`]).
 pub fn mkdir_at(dir: BorrowedFd<'_>, name: &OsStr, mode: u32) -> io::Result<()> {
     let name = cstr(name)?;
+    caller_umask();
     // SAFETY: valid fd and name.
     check(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t) })?;
     Ok(())
 }
 
-/// `mknodat`.
+/// `mknodat`, with `mode` unmasked by the daemon's umask (see [`caller_umask`]).
 pub fn mknod_at(dir: BorrowedFd<'_>, name: &OsStr, mode: u32, rdev: u64) -> io::Result<()> {
     let name = cstr(name)?;
+    caller_umask();
     // SAFETY: valid fd and name.
     check(unsafe {
         libc::mknodat(
@@ -418,4 +424,244 @@ pub fn open_handle(mount_fd: BorrowedFd<'_>, handle: &FileHandleBuf) -> io::Resu
         )
     };
     owned(r as libc::c_int)
+}
+
+/// Flags every [`open_beneath`] adds: never follow a final symlink, never
+/// block on a FIFO or device, never acquire a controlling terminal, and do
+/// not leak the descriptor into children.
+const BENEATH_FLAGS: i32 = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+
+/// `struct open_how` of `openat2(2)` (libc's is non-exhaustive).
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// `flags` plus [`BENEATH_FLAGS`]; with `O_PATH` only the flags `O_PATH`
+/// allows (`openat2` rejects the others).
+fn with_beneath_flags(flags: i32) -> i32 {
+    if flags & libc::O_PATH != 0 {
+        flags | libc::O_NOFOLLOW | libc::O_CLOEXEC
+    } else {
+        flags | BENEATH_FLAGS
+    }
+}
+
+/// Opens `rel` beneath `dir` without following any symlink on the way
+/// (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+/// RESOLVE_NO_MAGICLINKS`). `rel` must be relative and made of plain names
+/// only (no `..`, `.` or empty components); anything else fails with
+/// `EXDEV`. A symlink anywhere in the path fails with `ELOOP` (for
+/// `O_PATH`, a final symlink is opened itself). `O_NONBLOCK` and `O_NOCTTY`
+/// are always added, so a FIFO or device swapped in never blocks the caller:
+/// check the type with [`stat_fd`] before using what was opened.
+///
+/// On kernels without `openat2` (before 5.6), and for paths longer than
+/// `PATH_MAX`, it walks the path one component at a time with `O_PATH |
+/// O_NOFOLLOW | O_DIRECTORY`, which gives the same guarantees.
+pub fn open_beneath(dir: BorrowedFd<'_>, rel: &Path, flags: i32) -> io::Result<OwnedFd> {
+    let names = plain_components(rel)?;
+    if !openat2_disabled() {
+        let path = cstr(rel.as_os_str())?;
+        let how = OpenHow {
+            flags: with_beneath_flags(flags) as u64,
+            mode: 0,
+            resolve: libc::RESOLVE_BENEATH
+                | libc::RESOLVE_NO_SYMLINKS
+                | libc::RESOLVE_NO_MAGICLINKS,
+        };
+        // The kernel returns EAGAIN when a concurrent rename kept it from
+        // proving the walk stayed beneath `dir`; that is worth a few retries.
+        for _ in 0..8 {
+            // SAFETY: valid fd, NUL-terminated path, `how` outlives the call
+            // and its size is passed with it.
+            let ret = unsafe {
+                libc::syscall(
+                    libc::SYS_openat2,
+                    dir.as_raw_fd(),
+                    path.as_ptr(),
+                    &how as *const OpenHow,
+                    std::mem::size_of::<OpenHow>(),
+                )
+            };
+            if ret >= 0 {
+                // SAFETY: the kernel just returned this descriptor.
+                return Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) });
+            }
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EAGAIN) | Some(libc::EINTR) => continue,
+                // No openat2, or a path longer than PATH_MAX (which the
+                // walk opens one component at a time).
+                Some(libc::ENOSYS) | Some(libc::ENAMETOOLONG) => break,
+                _ => return Err(err),
+            }
+        }
+    }
+    walk_beneath(dir, &names, flags)
+}
+
+/// Whether `TIERFS_TEST_NO_OPENAT2` asks for the component walk (tests of
+/// the fallback on kernels that have `openat2`).
+fn openat2_disabled() -> bool {
+    std::env::var_os("TIERFS_TEST_NO_OPENAT2").is_some()
+}
+
+/// The names of `rel`, or `EXDEV` if it is absolute, empty or has a `.` or
+/// `..` component (a catalog path never has).
+fn plain_components(rel: &Path) -> io::Result<Vec<&OsStr>> {
+    use std::path::Component;
+    let mut names = Vec::new();
+    for c in rel.components() {
+        match c {
+            Component::Normal(n) => names.push(n),
+            _ => return Err(io::Error::from_raw_os_error(libc::EXDEV)),
+        }
+    }
+    if names.is_empty() {
+        return Err(io::Error::from_raw_os_error(libc::EXDEV));
+    }
+    Ok(names)
+}
+
+/// The fallback of [`open_beneath`]: one `openat` per component, each
+/// refusing symlinks, intermediate ones required to be directories.
+fn walk_beneath(dir: BorrowedFd<'_>, names: &[&OsStr], flags: i32) -> io::Result<OwnedFd> {
+    let Some((last, parents)) = names.split_last() else {
+        return Err(io::Error::from_raw_os_error(libc::EXDEV));
+    };
+    let mut held: Option<OwnedFd> = None;
+    for name in parents {
+        let at = held.as_ref().map_or(dir, |fd| {
+            use std::os::fd::AsFd;
+            fd.as_fd()
+        });
+        let next = open_at(
+            at,
+            name,
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+            0,
+        )
+        .map_err(|e| {
+            // A symlinked directory opened with O_NOFOLLOW|O_DIRECTORY gives
+            // ENOTDIR; say ELOOP like openat2 does.
+            if e.raw_os_error() == Some(libc::ENOTDIR) && is_symlink_at(at, name) {
+                io::Error::from_raw_os_error(libc::ELOOP)
+            } else {
+                e
+            }
+        })?;
+        held = Some(next);
+    }
+    let at = held.as_ref().map_or(dir, |fd| {
+        use std::os::fd::AsFd;
+        fd.as_fd()
+    });
+    open_at(at, last, with_beneath_flags(flags), 0)
+}
+
+fn is_symlink_at(dir: BorrowedFd<'_>, name: &OsStr) -> bool {
+    stat_at(dir, name).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK)
+}
+
+/// Gives the calling thread a umask of its own, 0, leaving the rest of the
+/// process at its (private) umask. The FUSE request threads create nodes on
+/// behalf of callers whose modes the kernel has already masked with the
+/// caller's umask; masking them again with the daemon's would be wrong, and
+/// clearing the umask process-wide would expose every file the daemon itself
+/// creates. `unshare(CLONE_FS)` detaches this thread's umask (and cwd/root)
+/// from the other threads. Idempotent and cheap after the first call on a
+/// thread. Returns whether the thread's umask is 0.
+pub fn caller_umask() -> bool {
+    thread_local! {
+        static DONE: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+    }
+    DONE.with(|done| {
+        if let Some(ok) = done.get() {
+            return ok;
+        }
+        // SAFETY: unshare(CLONE_FS) affects only the calling thread's fs
+        // context; umask cannot fail.
+        let ok = unsafe { libc::unshare(libc::CLONE_FS) } == 0;
+        if ok {
+            // SAFETY: as above.
+            unsafe { libc::umask(0) };
+        } else {
+            tracing::warn!(
+                error = %io::Error::last_os_error(),
+                "cannot give a FUSE thread its own umask; new nodes get their modes by chmod"
+            );
+        }
+        done.set(Some(ok));
+        ok
+    })
+}
+
+#[cfg(test)]
+mod beneath_tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    fn check_tree(dir: &Path) {
+        let root = File::open(dir).unwrap();
+        let at = root.as_fd();
+        std::fs::create_dir_all(dir.join("a/b")).unwrap();
+        std::fs::write(dir.join("a/b/f"), b"x").unwrap();
+        std::os::unix::fs::symlink("/etc", dir.join("a/link")).unwrap();
+        std::os::unix::fs::symlink("f", dir.join("a/b/flink")).unwrap();
+        let errno = |r: io::Result<OwnedFd>| r.err().and_then(|e| e.raw_os_error());
+        assert!(open_beneath(at, Path::new("a/b/f"), libc::O_RDONLY).is_ok());
+        assert_eq!(
+            errno(open_beneath(at, Path::new("a/link/passwd"), libc::O_RDONLY)),
+            Some(libc::ELOOP)
+        );
+        assert_eq!(
+            errno(open_beneath(at, Path::new("a/b/flink"), libc::O_RDONLY)),
+            Some(libc::ELOOP)
+        );
+        for bad in ["../x", "/etc/passwd", "a/../a/b/f", "", "./a/b/f"] {
+            assert_eq!(
+                errno(open_beneath(at, Path::new(bad), libc::O_RDONLY)),
+                Some(libc::EXDEV),
+                "{bad}"
+            );
+        }
+        // O_PATH on a final symlink opens the link itself.
+        let fd = open_beneath(at, Path::new("a/b/flink"), libc::O_PATH).unwrap();
+        assert_eq!(
+            stat_fd(fd.as_fd()).unwrap().st_mode & libc::S_IFMT,
+            libc::S_IFLNK
+        );
+        // A FIFO opens at once instead of blocking.
+        let fifo = cstr(dir.join("a/fifo").as_os_str()).unwrap();
+        // SAFETY: NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let fd = open_beneath(at, Path::new("a/fifo"), libc::O_RDONLY).unwrap();
+        assert_eq!(
+            stat_fd(fd.as_fd()).unwrap().st_mode & libc::S_IFMT,
+            libc::S_IFIFO
+        );
+    }
+
+    #[test]
+    fn open_beneath_refuses_symlinks_and_escapes() {
+        let dir = tempfile::tempdir().unwrap();
+        check_tree(dir.path());
+    }
+
+    #[test]
+    fn the_component_walk_gives_the_same_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = plain_components(Path::new("a/b/f")).unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        std::fs::write(dir.path().join("a/b/f"), b"x").unwrap();
+        std::os::unix::fs::symlink("/etc", dir.path().join("a/link")).unwrap();
+        let root = File::open(dir.path()).unwrap();
+        assert!(walk_beneath(root.as_fd(), &names, libc::O_RDONLY).is_ok());
+        let names = plain_components(Path::new("a/link/passwd")).unwrap();
+        let e = walk_beneath(root.as_fd(), &names, libc::O_RDONLY).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ELOOP));
+    }
 }

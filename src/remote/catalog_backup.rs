@@ -48,6 +48,7 @@ impl Remote {
             .put(&loc, PutPayload::from(data))
             .await
             .map_err(|e| self.map_err("PUT", key, e))?;
+        self.make_private(&loc).await;
         Ok(())
     }
 

@@ -312,11 +312,14 @@ impl Remote {
         }
     }
 
-    /// Encrypted upload of `path` (`size` plaintext bytes hashing to `expected`).
+    /// Encrypted upload of `path` (`size` plaintext bytes hashing to
+    /// `expected`), read from `source` if given (else `path` is opened).
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn put_file_encrypted(
         &self,
         crypt: &Crypt,
         path: &Path,
+        source: Option<File>,
         size: u64,
         expected: &blake3::Hash,
         opts: &PutOptions,
@@ -345,7 +348,10 @@ impl Remote {
             Err(e) => return Err(e),
         }
         let name = name_of(&key).to_string();
-        let file = Arc::new(File::open(path).map_err(|e| super::io_error(self, "open", path, &e))?);
+        let file = Arc::new(match source {
+            Some(f) => f,
+            None => File::open(path).map_err(|e| super::io_error(self, "open", path, &e))?,
+        });
         let upload = self
             .inner
             .store
@@ -406,6 +412,7 @@ impl Remote {
         match result {
             Ok(put) => {
                 progress(size);
+                self.make_private(&loc).await;
                 Ok(PutOutcome {
                     key,
                     size: stored,

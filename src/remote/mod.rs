@@ -168,6 +168,47 @@ impl fmt::Debug for Remote {
 }
 
 impl Remote {
+    /// On a `file://` remote, gives the object just written at `loc` mode
+    /// 0600 and every directory from the remote's root down to it mode 0700,
+    /// whatever the umask of the process that wrote it (the object store
+    /// creates files 0666 and directories 0777 masked by the umask). Best
+    /// effort: a failure is logged, the object itself is already stored.
+    pub(crate) async fn make_private(&self, loc: &ObjPath) {
+        use std::os::unix::fs::PermissionsExt;
+        let Backend::File { root } = &self.inner.backend else {
+            return;
+        };
+        let root = root.clone();
+        let rel = loc.as_ref().to_string();
+        let done = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let object = root.join(&rel);
+            let set = |p: &Path, mode: u32| -> std::io::Result<()> {
+                let m = std::fs::symlink_metadata(p)?;
+                if m.file_type().is_symlink() {
+                    return Err(std::io::Error::from_raw_os_error(libc::ELOOP));
+                }
+                if m.permissions().mode() & 0o7777 != mode {
+                    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))?;
+                }
+                Ok(())
+            };
+            set(&object, 0o600)?;
+            let mut dir = object.parent();
+            while let Some(d) = dir {
+                if d == root || !d.starts_with(&root) {
+                    break;
+                }
+                set(d, 0o700)?;
+                dir = d.parent();
+            }
+            Ok(())
+        })
+        .await;
+        if let Ok(Err(e)) | Err(e) = done.map_err(std::io::Error::other) {
+            tracing::warn!(object = %loc, error = %e, "cannot make the stored object private");
+        }
+    }
+
     /// Builds the remote for a config section. No network I/O: a bad URL,
     /// missing credentials or a missing `file://` directory fail here, but
     /// wrong credentials or an unreachable endpoint only show on first use

@@ -69,9 +69,39 @@ impl Remote {
         opts: &PutOptions,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<PutOutcome, RemoteError> {
+        self.put_file_from(path, None, size, expected, opts, progress)
+            .await
+    }
+
+    /// [`Remote::put_file`] reading from `file`, already open (the tier
+    /// engine opens files beneath the hot dir without following symlinks;
+    /// opening `path` again could reach another file). `path` only names it
+    /// in messages.
+    pub async fn put_open_file(
+        &self,
+        path: &Path,
+        file: File,
+        size: u64,
+        expected: &blake3::Hash,
+        opts: &PutOptions,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<PutOutcome, RemoteError> {
+        self.put_file_from(path, Some(file), size, expected, opts, progress)
+            .await
+    }
+
+    async fn put_file_from(
+        &self,
+        path: &Path,
+        source: Option<File>,
+        size: u64,
+        expected: &blake3::Hash,
+        opts: &PutOptions,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<PutOutcome, RemoteError> {
         if let Some(crypt) = &self.inner.crypt {
             return self
-                .put_file_encrypted(crypt, path, size, expected, opts, progress)
+                .put_file_encrypted(crypt, path, source, size, expected, opts, progress)
                 .await;
         }
         let key = self.object_key(expected);
@@ -102,10 +132,16 @@ impl Remote {
 
         let file = {
             let p = path.to_path_buf();
-            tokio::task::spawn_blocking(move || File::open(&p).and_then(|f| Ok((f.metadata()?, f))))
-                .await
-                .map_err(|e| self.join_error("open", path, e))?
-                .map_err(|e| io_error(self, "open", path, &e))?
+            tokio::task::spawn_blocking(move || {
+                let f = match source {
+                    Some(f) => f,
+                    None => File::open(&p)?,
+                };
+                Ok((f.metadata()?, f))
+            })
+            .await
+            .map_err(|e| self.join_error("open", path, e))?
+            .map_err(|e: std::io::Error| io_error(self, "open", path, &e))?
         };
         let (meta, file) = file;
         if meta.len() != size {
@@ -139,6 +175,7 @@ impl Remote {
             .await?
         };
         progress(size);
+        self.make_private(&loc).await;
         Ok(PutOutcome {
             key,
             size,

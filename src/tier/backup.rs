@@ -15,6 +15,8 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -25,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use super::TierError;
 use crate::catalog::CatalogError;
 use crate::catalog::backup::{DirAttrs, FileAttrs, Snapshot};
+use crate::fs::sys;
 use crate::remote::{Remote, RemoteError};
 
 /// zstd level for catalog backups: fast, and SQLite pages compress well.
@@ -168,9 +171,11 @@ fn snapshot_and_compress(
     let tmp = temp_beside(catalog, "backup");
     let result = (|| {
         let mut snap = Snapshot::take(catalog, &tmp)?;
-        let dirs = walk_dirs(hot_dir);
-        let files_with_attributes =
-            snap.record_attributes(|rel| file_attrs(&hot_dir.join(rel)), &dirs)?;
+        // Attributes are read relative to a descriptor of the hot dir,
+        // beneath it and without following symlinks (docs/security.md).
+        let hot = File::open(hot_dir).map_err(dr_io(hot_dir, "open hot dir"))?;
+        let dirs = walk_dirs(&hot, hot_dir);
+        let files_with_attributes = snap.record_attributes(|rel| file_attrs(&hot, rel), &dirs)?;
         let files = snap.file_count()?;
         let path = snap.finish()?;
         let snapshot_bytes = std::fs::metadata(&path)
@@ -211,24 +216,42 @@ pub(crate) fn temp_beside(file: &Path, what: &str) -> PathBuf {
     file.with_file_name(name)
 }
 
-/// Mode, owner and access time of the regular file at `path`.
-fn file_attrs(path: &Path) -> Option<FileAttrs> {
-    let m = std::fs::symlink_metadata(path).ok()?;
-    m.is_file().then(|| FileAttrs {
-        mode: m.mode() & 0o7777,
-        uid: m.uid(),
-        gid: m.gid(),
-        atime_ns: m.atime().saturating_mul(1_000_000_000) + m.atime_nsec(),
+/// Mode, owner and access time of the regular file at `rel` beneath `hot`
+/// (reached without following a symlink).
+fn file_attrs(hot: &File, rel: &Path) -> Option<FileAttrs> {
+    let fd = sys::open_beneath(hot.as_fd(), rel, libc::O_PATH).ok()?;
+    let st = sys::stat_fd(fd.as_fd()).ok()?;
+    (st.st_mode & libc::S_IFMT == libc::S_IFREG).then(|| FileAttrs {
+        mode: st.st_mode & 0o7777,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        atime_ns: st.st_atime.saturating_mul(1_000_000_000) + st.st_atime_nsec,
     })
 }
 
-/// Every directory below `root` (not following symlinks), relative to it.
-/// Directories that vanish or cannot be read during the walk are skipped.
-fn walk_dirs(root: &Path) -> Vec<DirAttrs> {
+/// Every directory below the hot dir open as `hot` (`root` names it in
+/// messages), relative to it, each reached beneath it without following a
+/// symlink. Directories that vanish or cannot be read during the walk are
+/// skipped.
+fn walk_dirs(hot: &File, root: &Path) -> Vec<DirAttrs> {
     let mut out = Vec::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
-        let entries = match std::fs::read_dir(root.join(&rel)) {
+        let dir = if rel.as_os_str().is_empty() {
+            hot.try_clone().map(std::os::fd::OwnedFd::from)
+        } else {
+            sys::open_beneath(hot.as_fd(), &rel, libc::O_RDONLY | libc::O_DIRECTORY)
+        };
+        // Listing through /proc/self/fd/N reads exactly the directory the
+        // descriptor holds; entries are stat-ed relative to it.
+        let entries = dir.and_then(|fd| {
+            let listed = std::fs::read_dir(std::ffi::OsStr::from_bytes(
+                sys::proc_path(fd.as_fd()).as_bytes(),
+            ));
+            drop(fd);
+            listed
+        });
+        let entries = match entries {
             Ok(e) => e,
             Err(e) => {
                 tracing::warn!(dir = %root.join(&rel).display(), error = %e, "catalog backup: directory not recorded");

@@ -30,6 +30,14 @@ pub enum TierError {
         /// File.
         path: PathBuf,
     },
+    /// The catalogued path is not a regular file beneath the hot dir any
+    /// more (a FIFO, device, directory or symlink took its place); nothing
+    /// was done to it.
+    #[error("{path}: not a regular file; left alone")]
+    NotRegular {
+        /// File.
+        path: PathBuf,
+    },
     /// A rule names a remote that is not configured.
     #[error("no remote named `{name}` in the config")]
     NoRemote {

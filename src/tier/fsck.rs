@@ -109,6 +109,15 @@ impl Tier {
         }
         let marker = match self.open_rel(&f.path, libc::O_RDONLY) {
             Ok(file) => stub::read_marker(file.as_fd()).unwrap_or(None),
+            Err(e) if !is_missing(&e) => {
+                // A symlink on the way, a FIFO or device in its place: never
+                // followed or repaired through, whoever put it there.
+                report.unrepairable.push(format!(
+                    "{path}: cannot be checked without following a symlink or opening a \
+                     non-regular file ({e}); left alone"
+                ));
+                return Ok(());
+            }
             Err(_) => {
                 report
                     .problems
@@ -261,4 +270,10 @@ impl Tier {
         }
         Ok(())
     }
+}
+
+/// Whether opening a catalogued file failed because nothing is there.
+fn is_missing(e: &TierError) -> bool {
+    matches!(e, TierError::Io { source, .. }
+        if matches!(source.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)))
 }

@@ -259,16 +259,21 @@ impl Tier {
         &self.progress
     }
 
-    /// Opens `rel` (relative to the hot dir) without following a final symlink.
+    /// Opens `rel` (relative to the hot dir) beneath the hot dir without
+    /// following a symlink anywhere on the way, without blocking (a FIFO or
+    /// device swapped in is opened `O_NONBLOCK` and refused), and only if it
+    /// is a regular file ([`TierError::NotRegular`] otherwise). The pause
+    /// point `opening` lets a test change the tree between a plan and this.
     fn open_rel(&self, rel: &Path, flags: i32) -> Result<File, TierError> {
-        sys::open_at(
-            self.hot_fd.as_fd(),
-            rel.as_os_str(),
-            flags | libc::O_NOFOLLOW,
-            0,
-        )
-        .map(File::from)
-        .map_err(io_err(rel, "open"))
+        failpoint::pause("opening");
+        let fd = sys::open_beneath(self.hot_fd.as_fd(), rel, flags).map_err(io_err(rel, "open"))?;
+        let st = sys::stat_fd(fd.as_fd()).map_err(io_err(rel, "stat"))?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(TierError::NotRegular {
+                path: rel.to_path_buf(),
+            });
+        }
+        Ok(File::from(fd))
     }
 
     fn ledger(&self, entry: LedgerEntry) {
@@ -304,7 +309,7 @@ impl Tier {
             .catalog
             .exec_durable("recover tiering states", move |c| {
                 tiering::recover_transient_states(c, |rel| {
-                    sys::open_path(hot_fd.as_fd(), rel.as_os_str())
+                    sys::open_beneath(hot_fd.as_fd(), rel, libc::O_PATH)
                         .map(|fd| stub::is_stub(fd.as_fd()))
                         .unwrap_or(false)
                 })
@@ -565,12 +570,17 @@ impl Tier {
             return Ok(Outcome::Skipped(STOPPING));
         }
         let rel = f.path.clone();
-        let file = self.open_rel(&rel, libc::O_RDONLY)?;
+        let file = match self.open_rel(&rel, libc::O_RDONLY) {
+            Ok(file) => file,
+            Err(TierError::NotRegular { .. }) => return Ok(Outcome::Skipped("not a regular file")),
+            Err(e) => return Err(e),
+        };
         let st = sys::stat_fd(file.as_fd()).map_err(io_err(&rel, "stat"))?;
         let mtime_ns = st.st_mtime.saturating_mul(1_000_000_000) + st.st_mtime_nsec;
         if st.st_mode & libc::S_IFMT != libc::S_IFREG
             || st.st_size as u64 != f.size
             || mtime_ns != f.mtime_ns
+            || st.st_ino != f.ino
         {
             return Ok(Outcome::Skipped("changed since catalogued"));
         }
@@ -750,7 +760,12 @@ impl Tier {
                 tiering::upsert_object(c, &name, &key2, &bytes, size, class2.as_deref(), now)
             })?;
             let upload_started = Instant::now();
-            let outcome = remote.put_file(&abs, f.size, hash, &opts, &report).await?;
+            // The upload reads the file opened beneath the hot dir, never the
+            // path again (a symlink may have taken its place since).
+            let source = self.open_rel(&f.path, libc::O_RDONLY)?;
+            let outcome = remote
+                .put_open_file(&abs, source, f.size, hash, &opts, &report)
+                .await?;
             let upload_secs = upload_started.elapsed().as_secs_f64();
             if !opts.assume_new {
                 // put_file asked first whether the object exists (one HEAD).
@@ -1264,7 +1279,7 @@ impl Tier {
 
     /// Whether `name` (a relative path) is a stub right now.
     pub fn is_stub_path(&self, rel: &Path) -> bool {
-        sys::open_path(self.hot_fd.as_fd(), rel.as_os_str())
+        sys::open_beneath(self.hot_fd.as_fd(), rel, libc::O_PATH)
             .map(|fd| stub::is_stub(fd.as_fd()))
             .unwrap_or(false)
     }
