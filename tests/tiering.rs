@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::tiering::{
     Pause, add_rule, ask, content, migrate, migrate_in_background, migrate_releasing,
-    remount_with_env, write_old,
+    remount_with_env, state, write_old,
 };
 use common::{MountOptions, TestMount, wait_until};
 use tierfs::control::{Reply, Request};
@@ -34,21 +34,6 @@ fn tiering_mount(env: Vec<(String, String)>) -> (TestMount, PathBuf) {
     m.set_options(opts);
     m.mount();
     (m, cloud)
-}
-
-fn state(path: &Path) -> String {
-    let out = std::process::Command::new("getfattr")
-        .args(["--only-values", "-n", "user.tierfs.state"])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "getfattr {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Waits until the background recall a read started has made `path` local.
