@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::tiering::{add_rule, ask, content, migrate, write_old};
+use common::tiering::{add_rule, ask, content, migrate, state, write_old};
 use common::{MountOptions, TestMount, wait_until};
 use tierfs::control::{Reply, Request};
 
@@ -43,22 +43,6 @@ fn cold_mount() -> TestMount {
     m.mount();
     add_rule(&m, "* -> cloud");
     m
-}
-
-/// `user.tierfs.state` of a path through the mount.
-fn state(path: &Path) -> String {
-    let out = Command::new("getfattr")
-        .args(["--only-values", "-n", "user.tierfs.state"])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "getfattr {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Every catalogued file's state, by path.
@@ -875,6 +859,122 @@ mod archives {
                 "round {round} (sparse: {sparse}): the archive holds other bytes ({} zero bytes)",
                 got.iter().filter(|&&b| b == 0).count()
             );
+        }
+    }
+}
+
+/// Races found by the stress test between a recall in progress and a
+/// user's change to the same file.
+mod races {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    /// Starts the full recall of the cold file at `path` by reading it in
+    /// full, and returns as soon as the read is done (the recall runs on).
+    fn read_in_full(path: &Path, want: &[u8]) {
+        assert!(fs::read(path).unwrap() == want, "{}", path.display());
+    }
+
+    /// An `O_TRUNC` rewrite while a recall runs: the recall must not write
+    /// the old content over the new one (it did: data loss).
+    #[test]
+    fn a_rewrite_during_a_recall_keeps_the_new_content() {
+        let m = cold_mount();
+        let p = m.m("t.bin");
+        for round in 0..8u64 {
+            let old = content(300 + round, 8 << 20);
+            write_old(&p, &old, 30);
+            make_all_cold(&m);
+            if round % 2 == 0 {
+                read_in_full(&p, &old);
+            } else {
+                // A partial copy_file_range from it (the kernel reads).
+                let input = fs::File::open(&p).unwrap();
+                let output = fs::File::create(m.m("dst")).unwrap();
+                let (mut a, mut b): (libc::loff_t, libc::loff_t) = (231_821, 0);
+                // SAFETY: two open descriptors and our own offsets.
+                let n = unsafe {
+                    libc::copy_file_range(
+                        input.as_raw_fd(),
+                        &mut a,
+                        output.as_raw_fd(),
+                        &mut b,
+                        299_044,
+                        0,
+                    )
+                };
+                assert!(n > 0, "{}", std::io::Error::last_os_error());
+            }
+            let new = content(400 + round, 1 << 20);
+            fs::write(&p, &new).unwrap();
+            assert!(fs::read(&p).unwrap() == new, "round {round}: right after");
+            // Whatever recall was running has ended by the time the file is
+            // in a settled state; the new content must still be there.
+            assert!(
+                wait_until(Duration::from_secs(10), || state(&p) == "hot").is_some(),
+                "round {round}: state {}",
+                state(&p)
+            );
+            assert!(fs::read(&p).unwrap() == new, "round {round}: later");
+            assert!(
+                fs::read(m.h("t.bin")).unwrap() == new,
+                "round {round}: hot copy"
+            );
+        }
+    }
+
+    /// A touch while a recall runs: the recall must not put the old times
+    /// back.
+    #[test]
+    fn a_touch_during_a_recall_is_kept() {
+        let m = cold_mount();
+        let p = m.m("t.bin");
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        for round in 0..8i64 {
+            let data = content(500 + round as u64, 8 << 20);
+            write_old(&p, &data, 30);
+            make_all_cold(&m);
+            read_in_full(&p, &data);
+            let t = libc::timespec {
+                tv_sec: 1_000_000_000 + round * 1000,
+                tv_nsec: 7,
+            };
+            // SAFETY: a C path and two timespecs.
+            assert_eq!(
+                unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), [t, t].as_ptr(), 0) },
+                0
+            );
+            assert!(
+                wait_until(Duration::from_secs(10), || state(&p) == "premigrated").is_some(),
+                "round {round}: the recall did not finish"
+            );
+            let md = fs::metadata(&p).unwrap();
+            assert_eq!(
+                (md.mtime(), md.mtime_nsec()),
+                (t.tv_sec, t.tv_nsec),
+                "round {round}: the touch was undone"
+            );
+        }
+    }
+
+    /// A cold file whose first name was unlinked opens under its other name.
+    #[test]
+    fn a_cold_file_opens_under_its_remaining_name() {
+        let m = cold_mount();
+        for variant in 0..4 {
+            let (a, b) = (m.m(format!("a{variant}")), m.m(format!("b{variant}")));
+            let data = content(600 + variant as u64, 3 << 20);
+            write_old(&a, &data, 30);
+            fs::hard_link(&a, &b).unwrap();
+            if variant % 2 == 0 {
+                fs::remove_file(&a).unwrap();
+                make_all_cold(&m);
+            } else {
+                make_all_cold(&m);
+                fs::remove_file(&a).unwrap();
+            }
+            assert_eq!(state(&b), "cold", "variant {variant}");
+            assert!(fs::read(&b).unwrap() == data, "variant {variant}");
         }
     }
 }

@@ -85,12 +85,15 @@ fn recall_into_a_full_disk_fails_with_enospc_and_keeps_the_stub() {
     // The hot disk fills up (directly in the hot dir: not a tierfs file).
     let filler = fill(m.hot());
 
-    // Opening for writing needs a full recall: ENOSPC, not EIO.
-    let err = fs::OpenOptions::new()
+    // Writing needs a full recall first: ENOSPC, not EIO (the open itself
+    // downloads nothing and succeeds).
+    let mut f = fs::OpenOptions::new()
         .append(true)
         .open(m.m("archive/big.bin"))
-        .expect_err("recalled into a full disk?");
+        .unwrap();
+    let err = f.write_all(b"x").expect_err("recalled into a full disk?");
     assert_eq!(errname(&err), "ENOSPC", "{err}\n{}", m.log_banner());
+    drop(f);
     // The stub is intact: cold, its size, no blocks, no partial data.
     let md = fs::metadata(m.h("archive/big.bin")).unwrap();
     assert_eq!((md.len(), md.blocks()), (data.len() as u64, 0));

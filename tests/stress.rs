@@ -1,11 +1,14 @@
 //! Stress: worker processes (forked children of the test, so the mount sees
-//! separate processes) do random reads, writes, renames, truncates and
-//! appends through the mount, each checked against an in-memory model of its
-//! own files, while a thread of the test runs migrations (rule `* -> cloud`, no
+//! separate processes) do random reads, writes, renames, truncates,
+//! appends, `SEEK_DATA`/`SEEK_HOLE` walks, `copy_file_range`, mmap reads,
+//! hard links and touches through the mount, each checked against an
+//! in-memory model of its own files, while a thread of the test runs migrations (rule `* -> cloud`, no
 //! age condition, a real S3 server) and recalls over and over. Bounded in
 //! time (`TIERFS_STRESS_SECS`, default 40 s) and seeded (`TIERFS_STRESS_SEED`,
 //! printed on failure). Passes only with zero mismatches, no I/O error, real
-//! tiering traffic during the run, and `tierctl fsck` clean at the end.
+//! tiering traffic during the run, each of the layout and metadata
+//! operations run at least once on a cold file, and `tierctl fsck` clean at
+//! the end.
 
 mod common;
 mod servers;
@@ -13,11 +16,12 @@ mod servers;
 use std::collections::{BTreeMap, VecDeque};
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::tiering::{add_rule, socket};
 use common::{MountOptions, TestMount};
@@ -56,12 +60,29 @@ impl Rng {
     }
 }
 
-/// What one worker found wrong.
+/// What one worker found wrong, and how often it ran each of [`NEW_OPS`]
+/// (`"<op>"`) and ran it on a file that was cold at the time (`"<op>.cold"`).
 #[derive(Default)]
 struct Tally {
     ops: u64,
+    counts: BTreeMap<String, u64>,
     mismatches: Vec<String>,
 }
+
+impl Tally {
+    /// Counts one run of `op`, on a cold file if `cold`.
+    fn ran(&mut self, op: &str, cold: bool) {
+        *self.counts.entry(op.to_string()).or_default() += 1;
+        if cold {
+            *self.counts.entry(format!("{op}.cold")).or_default() += 1;
+        }
+    }
+}
+
+/// The operations on cold files' layout and metadata that must each run on
+/// a cold file at least once: `SEEK_DATA`/`SEEK_HOLE` walks,
+/// `copy_file_range` from the file, mmap reads, hard links and touch.
+const NEW_OPS: [&str; 5] = ["seek", "copy", "mmap", "link", "touch"];
 
 fn name(worker: u64, i: u64) -> String {
     format!("s/w{worker}-{i}")
@@ -79,6 +100,73 @@ fn check(tally: &mut Tally, what: String, got: &[u8], want: &[u8]) -> bool {
         want.len()
     ));
     true
+}
+
+/// A worker's files: names (`0..NAMES`) bound to files, and each file's
+/// content. Hard links are names bound to the same file.
+#[derive(Default)]
+struct Model {
+    names: BTreeMap<u64, u64>,
+    files: BTreeMap<u64, Vec<u8>>,
+    next_file: u64,
+}
+
+impl Model {
+    /// The content of the file named `i`.
+    fn get(&self, i: u64) -> Option<&Vec<u8>> {
+        self.files.get(self.names.get(&i)?)
+    }
+
+    /// A new file named `i` (the name was free).
+    fn create(&mut self, i: u64, data: Vec<u8>) {
+        self.next_file += 1;
+        self.names.insert(i, self.next_file);
+        self.files.insert(self.next_file, data);
+    }
+
+    /// New content for the file named `i`, whatever its names.
+    fn set(&mut self, i: u64, data: Vec<u8>) {
+        self.files.insert(self.names[&i], data);
+    }
+
+    /// Removes the name `i`; the file goes with its last name.
+    fn unlink(&mut self, i: u64) {
+        if let Some(f) = self.names.remove(&i)
+            && !self.names.values().any(|&g| g == f)
+        {
+            self.files.remove(&f);
+        }
+    }
+
+    /// `rename(i, j)`: nothing when both name the same file (POSIX).
+    fn rename(&mut self, i: u64, j: u64) {
+        if self.same_file(i, j) {
+            return;
+        }
+        let f = self.names[&i];
+        self.unlink(j);
+        self.names.remove(&i);
+        self.names.insert(j, f);
+    }
+
+    /// `link(i, j)`: `j` (free) becomes another name of `i`'s file.
+    fn link(&mut self, i: u64, j: u64) {
+        self.names.insert(j, self.names[&i]);
+    }
+
+    fn same_file(&self, i: u64, j: u64) -> bool {
+        self.names.contains_key(&i) && self.names.get(&i) == self.names.get(&j)
+    }
+
+    /// Every name of `i`'s file (`i` included).
+    fn names_of(&self, i: u64) -> Vec<u64> {
+        let f = self.names.get(&i);
+        self.names
+            .iter()
+            .filter(|(_, g)| Some(*g) == f)
+            .map(|(&n, _)| n)
+            .collect()
+    }
 }
 
 /// The last operations on each name, printed with a mismatch so a failure
@@ -133,63 +221,204 @@ fn xattr_state(path: &Path) -> String {
     String::from_utf8_lossy(&buf[..n as usize]).into_owned()
 }
 
-fn io_failed(tally: &mut Tally, what: String, e: std::io::Error) {
-    tally.mismatches.push(format!("{what}: {e}"));
+fn is_cold(path: &Path) -> bool {
+    xattr_state(path) == "cold"
+}
+
+/// `lseek`; `Ok(None)` for ENXIO.
+fn lseek(f: &fs::File, off: u64, whence: i32) -> std::io::Result<Option<u64>> {
+    // SAFETY: lseek on a descriptor we own; no memory is passed.
+    let r = unsafe { libc::lseek(f.as_raw_fd(), off as libc::off_t, whence) };
+    if r >= 0 {
+        return Ok(Some(r as u64));
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::ENXIO) => Ok(None),
+        _ => Err(e),
+    }
+}
+
+/// The data ranges `SEEK_DATA`/`SEEK_HOLE` report from `start` on in `f`
+/// (`size` bytes), checking the answers are well formed: in order, inside
+/// the file, and ENXIO for both whences at the end.
+fn data_ranges(f: &fs::File, start: u64, size: u64) -> Result<Vec<(u64, u64)>, String> {
+    let seek = |off, whence| {
+        let name = if whence == libc::SEEK_DATA {
+            "SEEK_DATA"
+        } else {
+            "SEEK_HOLE"
+        };
+        lseek(f, off, whence).map_err(|e| format!("{name} @{off}: {e}"))
+    };
+    let mut ranges = Vec::new();
+    let mut pos = start;
+    while pos < size {
+        let Some(data) = seek(pos, libc::SEEK_DATA)? else {
+            break;
+        };
+        if data < pos || data >= size {
+            return Err(format!("SEEK_DATA @{pos} -> {data} (size {size})"));
+        }
+        let hole = seek(data, libc::SEEK_HOLE)?;
+        match hole {
+            Some(hole) if hole > data && hole <= size => ranges.push((data, hole)),
+            _ => return Err(format!("SEEK_HOLE @{data} -> {hole:?} (size {size})")),
+        }
+        pos = ranges.last().unwrap().1;
+    }
+    for whence in [libc::SEEK_DATA, libc::SEEK_HOLE] {
+        if let Some(at) = seek(size, whence)? {
+            return Err(format!(
+                "lseek({size}, {whence}) at the end -> {at}, want ENXIO"
+            ));
+        }
+    }
+    Ok(ranges)
+}
+
+/// One worker's state: its files, their model, and what it found.
+struct Worker {
+    mnt: PathBuf,
+    worker: u64,
+    rng: Rng,
+    model: Model,
+    tally: Tally,
+    history: History,
+    started: Instant,
 }
 
 /// One worker: random operations on its own files until `until`, checked
-/// against `model`.
+/// against its model.
 fn worker(mnt: PathBuf, worker: u64, seed: u64, until: Instant) -> Tally {
-    let mut rng = Rng::new(seed ^ (worker + 1).wrapping_mul(0x1234_5678_9abc));
-    let mut model: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
-    let mut tally = Tally::default();
-    let mut history = History::default();
-    let started = Instant::now();
+    let mut w = Worker {
+        mnt,
+        worker,
+        rng: Rng::new(seed ^ (worker + 1).wrapping_mul(0x1234_5678_9abc)),
+        model: Model::default(),
+        tally: Tally::default(),
+        history: History::default(),
+        started: Instant::now(),
+    };
     for i in 0..NAMES / 2 {
-        let len = rng.below(MAX_SIZE) as usize;
-        let data = rng.bytes(len);
-        fs::write(mnt.join(name(worker, i)), &data).unwrap();
-        history.note(i, format!("create {len}"));
-        model.insert(i, data);
+        let len = w.rng.below(MAX_SIZE) as usize;
+        let data = w.rng.bytes(len);
+        fs::write(w.path(i), &data).unwrap();
+        w.history.note(i, format!("create {len}"));
+        w.model.create(i, data);
     }
     while Instant::now() < until {
-        tally.ops += 1;
-        let i = rng.below(NAMES);
-        let path = mnt.join(name(worker, i));
-        let Some(want) = model.get(&i).cloned() else {
+        w.tally.ops += 1;
+        w.step();
+    }
+    w.final_check();
+    w.tally
+}
+
+impl Worker {
+    fn path(&self, i: u64) -> PathBuf {
+        self.mnt.join(name(self.worker, i))
+    }
+
+    /// Records an unexpected error of an operation on name `i`.
+    fn failed(&mut self, i: u64, what: String, e: std::io::Error) {
+        let state = xattr_state(&self.path(i));
+        self.tally.mismatches.push(format!(
+            "{:?} {what}: {e}; state now {state}; history: {}",
+            self.started.elapsed(),
+            self.history.of(i)
+        ));
+    }
+
+    /// Notes `op` in the history of every name of `i`'s file.
+    fn note(&mut self, i: u64, op: &str) {
+        let op = format!("{:?} {op}", self.started.elapsed());
+        for n in self.model.names_of(i) {
+            self.history.note(n, op.clone());
+        }
+    }
+
+    /// Checks a whole read of name `i` against the model, with context.
+    fn check_read(&mut self, i: u64, what: &str) {
+        let path = self.path(i);
+        let want = self.model.get(i).cloned().unwrap_or_default();
+        match fs::read(&path) {
+            Ok(got) => {
+                let ctx = format!(
+                    "{:?} {what} {}",
+                    self.started.elapsed(),
+                    name(self.worker, i)
+                );
+                if check(&mut self.tally, ctx, &got, &want) {
+                    let context = format!(
+                        "    {}; history: {}",
+                        second_look(&path, &want),
+                        self.history.of(i)
+                    );
+                    self.tally.mismatches.push(context);
+                }
+            }
+            Err(e) => self.failed(i, format!("{what} {}", name(self.worker, i)), e),
+        }
+    }
+
+    /// Checks that all names of `i`'s file are one file: one inode number,
+    /// and as many links as names.
+    fn check_links(&mut self, i: u64, what: &str) {
+        let names = self.model.names_of(i);
+        let stats: Vec<_> = names
+            .iter()
+            .map(|&n| fs::metadata(self.path(n)).map(|m| (m.ino(), m.nlink())))
+            .collect();
+        let want = stats.first().and_then(|s| s.as_ref().ok()).map(|s| s.0);
+        let ok = stats.iter().all(
+            |s| matches!(s, Ok((ino, nlink)) if Some(*ino) == want && *nlink == names.len() as u64),
+        );
+        if !ok {
+            self.tally.mismatches.push(format!(
+                "{what}: names {names:?} of {} (inode, links) {stats:?}; history: {}",
+                name(self.worker, i),
+                self.history.of(i)
+            ));
+        }
+    }
+
+    /// One random operation on a random name.
+    fn step(&mut self) {
+        // A file is cold only from its release to the next operation that
+        // recalls it (a few operations later): half the time, one of the
+        // layout and metadata operations goes to a cold file if there is
+        // one, so each runs on cold files too.
+        if self.rng.below(2) == 0
+            && let Some(i) = self.cold_name()
+        {
+            let want = self.model.get(i).cloned().unwrap_or_default();
+            let op = self.rng.below(5);
+            return self.new_op(op, i, &want);
+        }
+        let i = self.rng.below(NAMES);
+        let path = self.path(i);
+        let Some(want) = self.model.get(i).cloned() else {
             // Create it.
-            let len = rng.below(MAX_SIZE / 2) as usize;
-            let data = rng.bytes(len);
+            let len = self.rng.below(MAX_SIZE / 2) as usize;
+            let data = self.rng.bytes(len);
             match fs::write(&path, &data) {
                 Ok(()) => {
-                    history.note(i, format!("{:?} create {len}", started.elapsed()));
-                    model.insert(i, data);
+                    self.model.create(i, data);
+                    self.note(i, &format!("create {len}"));
                 }
-                Err(e) => io_failed(&mut tally, format!("create {}", name(worker, i)), e),
+                Err(e) => self.failed(i, format!("create {}", name(self.worker, i)), e),
             }
-            continue;
+            return;
         };
-        let what = name(worker, i);
-        match rng.below(10) {
+        let what = name(self.worker, i);
+        match self.rng.below(15) {
             // Whole read.
-            0..=2 => match fs::read(&path) {
-                Ok(got) => {
-                    let when = started.elapsed();
-                    if check(&mut tally, format!("{when:?} read {what}"), &got, &want) {
-                        let context = format!(
-                            "    {}; history: {}",
-                            second_look(&path, &want),
-                            history.of(i)
-                        );
-                        tally.mismatches.push(context);
-                    }
-                }
-                Err(e) => io_failed(&mut tally, format!("read {what}"), e),
-            },
+            0..=2 => self.check_read(i, "read"),
             // Ranged read (often across a 4 MiB chunk boundary).
             3 => {
-                let off = rng.below(want.len() as u64 + 1);
-                let len = rng.below(1 << 20).min(want.len() as u64 - off) as usize;
+                let off = self.rng.below(want.len() as u64 + 1);
+                let len = self.rng.below(1 << 20).min(want.len() as u64 - off) as usize;
                 let got = fs::File::open(&path).and_then(|mut f| {
                     f.seek(SeekFrom::Start(off))?;
                     let mut buf = vec![0; len];
@@ -198,22 +427,21 @@ fn worker(mnt: PathBuf, worker: u64, seed: u64, until: Instant) -> Tally {
                 });
                 match got {
                     Ok(got) => {
-                        let ctx = format!("{:?} read {what} @{off}+{len}", started.elapsed());
+                        let ctx = format!("{:?} read {what} @{off}+{len}", self.started.elapsed());
                         let want = &want[off as usize..off as usize + len];
-                        if check(&mut tally, ctx, &got, want) {
-                            tally
-                                .mismatches
-                                .push(format!("    history: {}", history.of(i)));
+                        if check(&mut self.tally, ctx, &got, want) {
+                            let context = format!("    history: {}", self.history.of(i));
+                            self.tally.mismatches.push(context);
                         }
                     }
-                    Err(e) => io_failed(&mut tally, format!("read {what} @{off}+{len}"), e),
+                    Err(e) => self.failed(i, format!("read {what} @{off}+{len}"), e),
                 }
             }
-            // Write in place (may extend the file).
+            // Write in place (may extend the file, leaving a hole).
             4 | 5 => {
-                let off = rng.below(want.len() as u64 + (1 << 20)).min(MAX_SIZE);
-                let n = rng.below(256 << 10) as usize + 1;
-                let data = rng.bytes(n);
+                let off = self.rng.below(want.len() as u64 + (1 << 20)).min(MAX_SIZE);
+                let n = self.rng.below(256 << 10) as usize + 1;
+                let data = self.rng.bytes(n);
                 let res = fs::OpenOptions::new()
                     .write(true)
                     .open(&path)
@@ -229,18 +457,15 @@ fn worker(mnt: PathBuf, worker: u64, seed: u64, until: Instant) -> Tally {
                             new.resize(end, 0);
                         }
                         new[off as usize..end].copy_from_slice(&data);
-                        history.note(
-                            i,
-                            format!("{:?} write @{off}+{n} -> {}", started.elapsed(), new.len()),
-                        );
-                        model.insert(i, new);
+                        self.note(i, &format!("write @{off}+{n} -> {}", new.len()));
+                        self.model.set(i, new);
                     }
-                    Err(e) => io_failed(&mut tally, format!("write {what} @{off}"), e),
+                    Err(e) => self.failed(i, format!("write {what} @{off}"), e),
                 }
             }
-            // Truncate (shorter or longer).
+            // Truncate (shorter, or longer: a hole at the end).
             6 => {
-                let len = rng.below(want.len() as u64 + (1 << 20));
+                let len = self.rng.below(want.len() as u64 + (1 << 20));
                 let res = fs::OpenOptions::new()
                     .write(true)
                     .open(&path)
@@ -249,71 +474,391 @@ fn worker(mnt: PathBuf, worker: u64, seed: u64, until: Instant) -> Tally {
                     Ok(()) => {
                         let mut new = want;
                         new.resize(len as usize, 0);
-                        history.note(i, format!("{:?} truncate {len}", started.elapsed()));
-                        model.insert(i, new);
+                        self.note(i, &format!("truncate {len}"));
+                        self.model.set(i, new);
                     }
-                    Err(e) => io_failed(&mut tally, format!("truncate {what} to {len}"), e),
+                    Err(e) => self.failed(i, format!("truncate {what} to {len}"), e),
                 }
             }
             // Rewrite from scratch with O_TRUNC.
             7 => {
-                let n = rng.below(MAX_SIZE / 4) as usize;
-                let data = rng.bytes(n);
+                let n = self.rng.below(MAX_SIZE / 4) as usize;
+                let data = self.rng.bytes(n);
                 match fs::write(&path, &data) {
                     Ok(()) => {
-                        history.note(i, format!("{:?} rewrite {n}", started.elapsed()));
-                        model.insert(i, data);
+                        self.note(i, &format!("rewrite {n}"));
+                        self.model.set(i, data);
                     }
-                    Err(e) => io_failed(&mut tally, format!("rewrite {what}"), e),
+                    Err(e) => self.failed(i, format!("rewrite {what}"), e),
                 }
             }
-            // Rename over another name (existing or not).
+            // Rename over another name (existing or not, maybe a link of
+            // the same file).
             8 => {
-                let j = rng.below(NAMES);
+                let j = self.rng.below(NAMES);
                 if j != i {
-                    match fs::rename(&path, mnt.join(name(worker, j))) {
-                        Ok(()) => {
-                            model.remove(&i);
-                            model.insert(j, want);
-                            history.moved(i, j);
-                            history.note(j, format!("{:?} renamed from {i}", started.elapsed()));
+                    match fs::rename(&path, self.path(j)) {
+                        Ok(()) if self.model.same_file(i, j) => {
+                            self.note(i, &format!("renamed to its link {j}: no-op"));
                         }
-                        Err(e) => io_failed(&mut tally, format!("rename {what} -> {j}"), e),
+                        Ok(()) => {
+                            self.model.rename(i, j);
+                            self.history.moved(i, j);
+                            self.note(j, &format!("renamed from {i}"));
+                        }
+                        Err(e) => self.failed(i, format!("rename {what} -> {j}"), e),
                     }
                 }
             }
             // Delete.
-            _ => match fs::remove_file(&path) {
+            9 => match fs::remove_file(&path) {
                 Ok(()) => {
-                    model.remove(&i);
-                    history.note(i, format!("{:?} unlink", started.elapsed()));
+                    self.note(i, &format!("unlink {i}"));
+                    self.model.unlink(i);
                 }
-                Err(e) => io_failed(&mut tally, format!("unlink {what}"), e),
+                Err(e) => self.failed(i, format!("unlink {what}"), e),
             },
+            op => self.new_op(op - 10, i, &want),
         }
     }
-    // Final check of every file, and that no other name exists.
-    for i in 0..NAMES {
-        let path = mnt.join(name(worker, i));
-        match (model.get(&i), fs::read(&path)) {
-            (Some(want), Ok(got)) => {
-                if check(&mut tally, format!("final {}", name(worker, i)), &got, want) {
+
+    /// A random existing name whose file is cold now.
+    fn cold_name(&mut self) -> Option<u64> {
+        let cold: Vec<u64> = (self.model.names.keys())
+            .copied()
+            .filter(|&i| is_cold(&self.path(i)))
+            .collect();
+        (!cold.is_empty()).then(|| cold[self.rng.below(cold.len() as u64) as usize])
+    }
+
+    /// [`NEW_OPS`]`[op]` on name `i` (content `want`).
+    fn new_op(&mut self, op: u64, i: u64, want: &[u8]) {
+        match op {
+            0 => self.seek_walk(i, want),
+            1 => self.copy_range(i, want),
+            2 => self.mmap_read(i, want),
+            3 => self.link(i),
+            _ => self.touch(i),
+        }
+    }
+
+    /// `SEEK_DATA`/`SEEK_HOLE` from the start or a random offset: no
+    /// non-zero byte of the model may lie in a reported hole.
+    fn seek_walk(&mut self, i: u64, want: &[u8]) {
+        let path = self.path(i);
+        let size = want.len() as u64;
+        let start = if self.rng.below(2) == 0 {
+            0
+        } else {
+            self.rng.below(size + 1)
+        };
+        let f = match fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) => return self.failed(i, format!("seek: open {}", name(self.worker, i)), e),
+        };
+        let cold = is_cold(&path);
+        let what = format!(
+            "{:?} seek {} from {start}{}",
+            self.started.elapsed(),
+            name(self.worker, i),
+            if cold { " (cold)" } else { "" }
+        );
+        match data_ranges(&f, start, size) {
+            Ok(ranges) => {
+                self.tally.ran("seek", cold);
+                let mut got = vec![0u8; want.len()];
+                for &(s, e) in &ranges {
+                    got[s as usize..e as usize].copy_from_slice(&want[s as usize..e as usize]);
+                }
+                let holes = ranges.iter().map(|r| r.1 - r.0).sum::<u64>() < size - start;
+                if cold && holes {
+                    self.tally.ran("seek.cold.holes", false);
+                }
+                let ctx = format!(
+                    "{what}: data ranges {:?} fill with zeros",
+                    &ranges[..ranges.len().min(8)]
+                );
+                if check(
+                    &mut self.tally,
+                    ctx,
+                    &got[start as usize..],
+                    &want[start as usize..],
+                ) {
                     let context = format!(
                         "    {}; history: {}",
                         second_look(&path, want),
-                        history.of(i)
+                        self.history.of(i)
                     );
-                    tally.mismatches.push(context);
+                    self.tally.mismatches.push(context);
                 }
             }
-            (None, Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
-            (None, Ok(_)) => tally
+            Err(e) => self
+                .tally
                 .mismatches
-                .push(format!("final {}: exists but was deleted", name(worker, i))),
-            (_, Err(e)) => io_failed(&mut tally, format!("final {}", name(worker, i)), e),
+                .push(format!("{what}: {e}; history: {}", self.history.of(i))),
         }
     }
-    tally
+
+    /// `copy_file_range` of a random part of `i` to another file of the
+    /// worker (new, or existing: then not a link of `i`), at a random
+    /// offset; then the destination is read back.
+    fn copy_range(&mut self, i: u64, want: &[u8]) {
+        let j = self.rng.below(NAMES);
+        if j == i || self.model.same_file(i, j) {
+            return;
+        }
+        let size = want.len() as u64;
+        let off_in = self.rng.below(size + 1);
+        let len = self.rng.below(2 << 20) + 1; // may ask past the end
+        let dst_len = self.model.get(j).map_or(0, |d| d.len() as u64);
+        let off_out = self.rng.below(dst_len + (1 << 20)).min(MAX_SIZE);
+        let (src, dst) = (self.path(i), self.path(j));
+        let what = format!(
+            "copy_file_range {}@{off_in}+{len} -> {}@{off_out}",
+            name(self.worker, i),
+            name(self.worker, j)
+        );
+        let res = fs::File::open(&src).and_then(|input| {
+            let output = fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&dst)?;
+            let cold = is_cold(&src);
+            let (mut at_in, mut at_out) = (off_in as libc::loff_t, off_out as libc::loff_t);
+            let mut done = 0u64;
+            while done < len {
+                // SAFETY: both descriptors are open; the offsets are ours.
+                let n = unsafe {
+                    libc::copy_file_range(
+                        input.as_raw_fd(),
+                        &mut at_in,
+                        output.as_raw_fd(),
+                        &mut at_out,
+                        (len - done) as usize,
+                        0,
+                    )
+                };
+                match n {
+                    n if n < 0 => return Err(std::io::Error::last_os_error()),
+                    0 => break,
+                    n => done += n as u64,
+                }
+            }
+            Ok((done, cold))
+        });
+        let (done, cold) = match res {
+            Ok(r) => r,
+            Err(e) => return self.failed(i, what, e),
+        };
+        self.tally.ran("copy", cold);
+        let expected = len.min(size - off_in);
+        if done != expected {
+            self.tally.mismatches.push(format!(
+                "{what}{}: copied {done} bytes, want {expected}; history: {}",
+                if cold { " (cold)" } else { "" },
+                self.history.of(i)
+            ));
+        }
+        // The model: what the kernel says it copied (at most what is there).
+        let mut new = self.model.get(j).cloned().unwrap_or_default();
+        let (from, to) = (off_in as usize, (off_in + done.min(expected)) as usize);
+        let end = off_out as usize + (to - from);
+        if !self.model.names.contains_key(&j) {
+            self.model.create(j, Vec::new());
+        }
+        if new.len() < end {
+            new.resize(end, 0);
+        }
+        new[off_out as usize..end].copy_from_slice(&want[from..to]);
+        self.model.set(j, new);
+        self.note(
+            i,
+            &format!(
+                "copied {done} @{off_in} to {j}@{off_out}{}",
+                if cold { " (cold)" } else { "" }
+            ),
+        );
+        self.note(
+            j,
+            &format!("got {done} @{off_out} copied from {i}@{off_in}"),
+        );
+        self.check_read(j, &format!("read after {what}:"));
+    }
+
+    /// mmap (`PROT_READ`, `MAP_SHARED`) of the whole file, compared with the
+    /// model.
+    fn mmap_read(&mut self, i: u64, want: &[u8]) {
+        if want.is_empty() {
+            return;
+        }
+        let path = self.path(i);
+        let what = format!("{:?} mmap {}", self.started.elapsed(), name(self.worker, i));
+        let f = match fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) => return self.failed(i, what, e),
+        };
+        let cold = is_cold(&path);
+        // SAFETY: a fresh read-only shared mapping of an open file; nothing
+        // else of this process changes the file while it is mapped.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                want.len(),
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                f.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return self.failed(i, what, std::io::Error::last_os_error());
+        }
+        // SAFETY: the mapping is want.len() readable bytes until munmap.
+        let got = unsafe { std::slice::from_raw_parts(p.cast::<u8>(), want.len()) };
+        let what = format!("{what}{}", if cold { " (cold)" } else { "" });
+        let bad = check(&mut self.tally, what, got, want);
+        // SAFETY: unmapping the mapping made above; `got` is not used after.
+        unsafe { libc::munmap(p, want.len()) };
+        if bad {
+            let context = format!(
+                "    {}; history: {}",
+                second_look(&path, want),
+                self.history.of(i)
+            );
+            self.tally.mismatches.push(context);
+        }
+        self.tally.ran("mmap", cold);
+    }
+
+    /// A new name for `i`'s file (a free name `j`); then both names read
+    /// the same, right content and are one inode.
+    fn link(&mut self, i: u64) {
+        let free: Vec<u64> = (0..NAMES)
+            .filter(|j| !self.model.names.contains_key(j))
+            .collect();
+        if free.is_empty() {
+            return;
+        }
+        let j = free[self.rng.below(free.len() as u64) as usize];
+        let path = self.path(i);
+        let cold = is_cold(&path);
+        if let Err(e) = fs::hard_link(&path, self.path(j)) {
+            return self.failed(i, format!("link {} -> {j}", name(self.worker, i)), e);
+        }
+        self.tally.ran("link", cold);
+        self.model.link(i, j);
+        self.note(
+            i,
+            &format!("linked {i} to {j}{}", if cold { " (cold)" } else { "" }),
+        );
+        self.check_links(i, "link");
+        self.check_read(j, "read new link");
+        self.check_read(i, "read linked");
+    }
+
+    /// utimensat to a random past time (then, half the time, to now): the
+    /// time set shows, survives reading the content, which is unchanged.
+    fn touch(&mut self, i: u64) {
+        let path = self.path(i);
+        let cold = is_cold(&path);
+        let past = libc::timespec {
+            tv_sec: 1_000_000_000 + self.rng.below(600_000_000) as libc::time_t,
+            tv_nsec: self.rng.below(1_000_000_000) as libc::c_long,
+        };
+        let now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_NOW,
+        };
+        let to_now = self.rng.below(2) == 0;
+        let what = format!(
+            "{:?} touch {} to {}.{:09}{}{}",
+            self.started.elapsed(),
+            name(self.worker, i),
+            past.tv_sec,
+            past.tv_nsec,
+            if to_now { " then now" } else { "" },
+            if cold { " (cold)" } else { "" }
+        );
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        let utimens = |t: libc::timespec| {
+            // SAFETY: a NUL-terminated path and two timespecs.
+            let r = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), [t, t].as_ptr(), 0) };
+            if r == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        };
+        let mtime = |p: &Path| fs::metadata(p).map(|m| (m.mtime(), m.mtime_nsec()));
+        let wanted = (past.tv_sec, past.tv_nsec);
+        if let Err(e) = utimens(past) {
+            return self.failed(i, what, e);
+        }
+        self.tally.ran("touch", cold);
+        self.note(i, &what);
+        match mtime(&path) {
+            Ok(got) if got == wanted => {}
+            got => self.tally.mismatches.push(format!(
+                "{what}: mtime {got:?}, want {wanted:?}; history: {}",
+                self.history.of(i)
+            )),
+        }
+        if to_now {
+            let before = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
+            if let Err(e) = utimens(now) {
+                return self.failed(i, format!("{what} (now)"), e);
+            }
+            let after = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
+            match mtime(&path) {
+                // The file system's clock is coarse: one second of slack.
+                Ok((s, _)) if s >= before - 1 && s <= after + 1 => {}
+                got => self.tally.mismatches.push(format!(
+                    "{what}: mtime after UTIME_NOW {got:?}, want {before}..={after}; history: {}",
+                    self.history.of(i)
+                )),
+            }
+        }
+        // The content is unchanged, and reading it (which may recall the
+        // file) keeps the time.
+        let kept = mtime(&path).ok();
+        self.check_read(i, &format!("read after {what}:"));
+        let got = mtime(&path).ok();
+        if got != kept {
+            self.tally.mismatches.push(format!(
+                "{what}: mtime after reading {got:?}, before {kept:?}; history: {}",
+                self.history.of(i)
+            ));
+        }
+    }
+
+    /// Every name against the model, linked names as one inode, and no
+    /// other name exists.
+    fn final_check(&mut self) {
+        for i in 0..NAMES {
+            let path = self.path(i);
+            match (self.model.get(i).is_some(), fs::symlink_metadata(&path)) {
+                (true, _) => {
+                    self.check_read(i, "final");
+                    if self.model.names_of(i).len() > 1 {
+                        self.check_links(i, "final");
+                    }
+                }
+                (false, Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+                (false, Ok(_)) => self.tally.mismatches.push(format!(
+                    "final {}: exists but was deleted",
+                    name(self.worker, i)
+                )),
+                (false, Err(e)) => self.failed(i, format!("final {}", name(self.worker, i)), e),
+            }
+        }
+    }
 }
 
 #[test]
@@ -390,6 +935,10 @@ fn random_io_during_migrations_and_recalls_matches_the_model() {
     stop.store(true, Ordering::Relaxed);
     let tier_errors = tiering.join().unwrap();
     let ops: u64 = tallies.iter().map(|t| t.ops).sum();
+    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+    for (k, v) in tallies.iter().flat_map(|t| &t.counts) {
+        *counts.entry(k).or_default() += v;
+    }
     let mismatches: Vec<&String> = tallies.iter().flat_map(|t| &t.mismatches).collect();
     let (released, recalled) = (
         released.load(Ordering::Relaxed),
@@ -400,7 +949,7 @@ fn random_io_during_migrations_and_recalls_matches_the_model() {
     let recalls_on_open = log.lines().filter(|l| l.contains(" recalled ")).count() as u64;
     eprintln!(
         "stress seed {seed}: {ops} ops in {:?}, {released} releases, {recalled} recalls by \
-         tierctl, {recalls_on_open} recalls in all, {} mismatches",
+         tierctl, {recalls_on_open} recalls in all, {} mismatches; ran (on cold files) {counts:?}",
         started.elapsed(),
         mismatches.len()
     );
@@ -417,6 +966,20 @@ fn random_io_during_migrations_and_recalls_matches_the_model() {
         m.log_banner()
     );
     assert!(tier_errors.is_empty(), "seed {seed}: {tier_errors:?}");
+    let never_cold: Vec<&str> = NEW_OPS
+        .into_iter()
+        .filter(|op| {
+            counts
+                .get(format!("{op}.cold").as_str())
+                .copied()
+                .unwrap_or(0)
+                == 0
+        })
+        .collect();
+    assert!(
+        never_cold.is_empty(),
+        "seed {seed}: never ran on a cold file: {never_cold:?} (ran {counts:?})"
+    );
     assert!(
         released >= 5 && recalls_on_open >= 5,
         "seed {seed}: too little tiering traffic ({released} releases, {recalled} recalls by \
@@ -435,8 +998,8 @@ fn random_io_during_migrations_and_recalls_matches_the_model() {
 }
 
 /// Runs [`worker`] in a forked child process; the returned thread waits for
-/// the child and decodes its tally (first line: ops; then one mismatch per
-/// line) from a pipe.
+/// the child and decodes its tally (first line: ops; second: the counts as
+/// `op=n` separated by spaces; then one mismatch per line) from a pipe.
 fn worker_process(
     mnt: PathBuf,
     w: u64,
@@ -457,14 +1020,16 @@ fn worker_process(
             libc::close(read_fd);
             let report = match std::panic::catch_unwind(|| worker(mnt, w, seed, until)) {
                 Ok(t) => {
-                    let mut r = format!("{}\n", t.ops);
+                    let counts: Vec<String> =
+                        t.counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    let mut r = format!("{}\n{}\n", t.ops, counts.join(" "));
                     for m in &t.mismatches {
                         r.push_str(&m.replace('\n', " "));
                         r.push('\n');
                     }
                     r
                 }
-                Err(_) => format!("0\nworker {w} panicked\n"),
+                Err(_) => format!("0\n\nworker {w} panicked\n"),
             };
             let mut out = std::fs::File::from(std::os::fd::OwnedFd::from_raw_fd(write_fd));
             let _ = out.write_all(report.as_bytes());
@@ -484,6 +1049,15 @@ fn worker_process(
         unsafe { libc::waitpid(pid, &mut status, 0) };
         let mut lines = text.lines();
         let ops = lines.next().and_then(|l| l.parse().ok());
+        let counts = lines
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                Some((k.to_string(), v.parse().ok()?))
+            })
+            .collect();
         let mut mismatches: Vec<String> = lines.map(String::from).collect();
         if ops.is_none() || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
             mismatches.push(format!(
@@ -492,6 +1066,7 @@ fn worker_process(
         }
         Tally {
             ops: ops.unwrap_or(0),
+            counts,
             mismatches,
         }
     })

@@ -18,8 +18,8 @@ pub(crate) fn upsert(
     mtime_ns: i64,
     ino: u64,
 ) -> rusqlite::Result<()> {
-    // The file's other names (hard links: same inode, and the same size and
-    // mtime as this name had) see the same content change.
+    // The file's other names (hard links: rows with the inode this name
+    // had) see the same content change.
     conn.prepare_cached(
         "UPDATE files SET
              generation = generation + 1,
@@ -28,7 +28,7 @@ pub(crate) fn upsert(
              size = ?2, mtime_ns = ?3
          WHERE ino = ?4 AND path <> ?1 AND (size <> ?2 OR mtime_ns <> ?3)
            AND state IN ('hot', 'premigrated')
-           AND (ino, size, mtime_ns) = (SELECT ino, size, mtime_ns FROM files WHERE path = ?1)",
+           AND ino = (SELECT ino FROM files WHERE path = ?1)",
     )?
     .execute(params![key, to_sql_u64(size), mtime_ns, to_sql_u64(ino)])?;
     // A new name of a file already catalogued (a hard link) takes that

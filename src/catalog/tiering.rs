@@ -119,6 +119,15 @@ pub fn file_by_path(conn: &Connection, path: &[u8]) -> rusqlite::Result<Option<T
         .optional()
 }
 
+/// Paths of the rows with inode number `ino` (the names of one file).
+pub fn paths_with_ino(conn: &Connection, ino: u64) -> rusqlite::Result<Vec<PathBuf>> {
+    let mut stmt = conn.prepare_cached("SELECT path FROM files WHERE ino = ?1 ORDER BY path")?;
+    stmt.query_map([to_sql_u64(ino)], |r| {
+        Ok(key_to_path(&r.get::<_, Vec<u8>>(0)?))
+    })?
+    .collect()
+}
+
 /// Files at or below `path` (a file or a directory; empty = everything).
 pub fn files_under(conn: &Connection, path: &[u8]) -> rusqlite::Result<Vec<TierFile>> {
     if path.is_empty() {
@@ -132,12 +141,12 @@ pub fn files_under(conn: &Connection, path: &[u8]) -> rusqlite::Result<Vec<TierF
     stmt.query_map(params![path, lo, hi], file_row)?.collect()
 }
 
-/// The other names of file `id`: rows with its inode number, size and
-/// modification time (hard links of one file). Used with `?1` = the id.
-const LINKS_OF: &str = "ino = (SELECT ino FROM files WHERE id = ?1)
-     AND size = (SELECT size FROM files WHERE id = ?1)
-     AND mtime_ns = (SELECT mtime_ns FROM files WHERE id = ?1)
-     AND id <> ?1";
+/// The other names of file `id`: rows with its inode number (hard links of
+/// one file). Size and mtime are not compared: each name's row follows the
+/// event stream on its own and may lag the other's, but both are the same
+/// inode, and a state the catalog gives a name is checked against the file
+/// itself before anything acts on it. Used with `?1` = the id.
+const LINKS_OF: &str = "ino = (SELECT ino FROM files WHERE id = ?1) AND id <> ?1";
 
 /// Moves file `id` from state `from` to `to` if it is still in `from` and
 /// (when given) still at content generation `generation`. Returns whether it

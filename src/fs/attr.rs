@@ -14,6 +14,14 @@ pub fn system_time(secs: i64, nsecs: i64) -> SystemTime {
     }
 }
 
+/// Nanoseconds since the epoch of `t` (negative before 1970).
+pub fn nanos_since_epoch(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_nanos()).map_or(i64::MIN, |n| -n),
+    }
+}
+
 /// Nanoseconds since the epoch of a `stat` time.
 pub fn unix_nanos(secs: i64, nsecs: i64) -> i64 {
     secs.saturating_mul(1_000_000_000).saturating_add(nsecs)

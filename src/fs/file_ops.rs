@@ -59,6 +59,9 @@ impl FsShared {
     ) -> FsResult<FileAttr> {
         let inode = self.inode(ino)?;
         let open = fh.and_then(|fh| self.handles.file(fh.0));
+        // A stub's shown times live in its marker, which a recall or release
+        // also writes: one at a time (see `Gate::times`).
+        let _times = self.tiering.as_ref().map(|_| self.gate.times(inode.ino));
         if let Some(mode) = change.mode {
             match &open {
                 Some(f) => f
@@ -92,7 +95,12 @@ impl FsShared {
         }
         let fd = inode.path_fd()?;
         let st = sys::stat_fd(fd.as_fd()).map_err(errno)?;
-        self.user_changed(fd.as_fd(), &st, change.mtime.is_some());
+        let set_mtime_ns = change.mtime.map(|t| match t {
+            TimeOrNow::SpecificTime(t) => attr::nanos_since_epoch(t),
+            // What the kernel stamped: the backing inode's, just set.
+            TimeOrNow::Now => attr::unix_nanos(st.st_mtime, st.st_mtime_nsec),
+        });
+        self.user_changed(fd.as_fd(), &st, set_mtime_ns);
         let st = self.shown(fd.as_fd(), st);
         drop(fd);
         if change.size.is_some() || change.mtime.is_some() {
@@ -223,15 +231,25 @@ impl FsShared {
         });
     }
 
-    /// Truncating a stub to zero needs no download: the file becomes hot and empty.
-    pub(super) fn discard_stub(&self, inode: &Inode) -> FsResult<()> {
-        let (Some(tiering), Some(rel)) = (&self.tiering, self.rel_path(inode)) else {
-            return Err(Errno::EIO);
+    /// Truncating a stub to zero needs no download: the file becomes hot and
+    /// empty. Runs on the tiering runtime (it waits for a recall of the file
+    /// in progress, see `Tier::discard_stub`), then calls `then`.
+    pub(super) fn after_discard(
+        &self,
+        inode: &Inode,
+        then: impl FnOnce(FsResult<()>) + Send + 'static,
+    ) {
+        let (Some(tiering), Some(rel)) = (self.tiering.clone(), self.rel_path(inode)) else {
+            return then(Err(Errno::EIO));
         };
-        tiering
-            .tier
-            .discard_stub(&rel)
-            .map_err(|e| Errno::from_i32(e.errno()))
+        tiering.runtime.spawn(async move {
+            let result = tiering
+                .tier
+                .discard_stub(&rel)
+                .await
+                .map_err(|e| Errno::from_i32(e.errno()));
+            then(result);
+        });
     }
 
     /// Opens a handle on `inode`; `file` is the already-open backing file when
@@ -345,7 +363,7 @@ impl FsShared {
             {
                 if !open.inode.is_stub() {
                     // Written: a recalled file's kept change time no longer applies.
-                    self.user_changed(open.file.as_fd(), &st, false);
+                    self.user_changed(open.file.as_fd(), &st, None);
                 }
                 let st = self.shown(open.file.as_fd(), st);
                 self.report_file(self.rel_path(&open.inode), &st);

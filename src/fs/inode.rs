@@ -138,6 +138,13 @@ impl Inode {
         self.fd().map_err(super::errno)
     }
 
+    /// Reaches this inode through `fd` from now on: another name of the same
+    /// backing inode (the name it was first known by was unlinked, and
+    /// `/proc` paths of the old descriptor say "(deleted)").
+    pub fn reach_through(&self, fd: OwnedFd) {
+        self.replace_access(fd);
+    }
+
     /// Points this inode at a new backing inode with the same number (the old
     /// one was deleted and its number reused).
     fn replace_access(&self, fd: OwnedFd) {

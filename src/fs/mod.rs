@@ -207,12 +207,33 @@ impl FsShared {
         // then lies outside the hot dir and the caller skips the event.
         let abs = sys::fd_path(fd.as_fd()).ok()?;
         if abs.as_bytes().ends_with(b" (deleted)") {
-            return None;
+            drop(fd);
+            return self.another_name(inode);
         }
         Path::new(&abs)
             .strip_prefix(&self.hot_dir)
             .ok()
             .map(Path::to_path_buf)
+    }
+
+    /// The name an inode first known by a name since unlinked still has
+    /// (a hard link made before): found through the catalog, and the inode
+    /// is reached through it from now on. `None` for a file with no name
+    /// left, or without tiering (nothing then needs a hot file's name).
+    fn another_name(&self, inode: &Inode) -> Option<PathBuf> {
+        let tiering = self.tiering.as_ref()?;
+        let st = inode
+            .fd()
+            .ok()
+            .and_then(|fd| sys::stat_fd(fd.as_fd()).ok())?;
+        if st.st_nlink == 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return None;
+        }
+        let rel = tiering.tier.name_of_inode(st.st_dev, st.st_ino)?;
+        let root = self.inodes.get(INodeNo::ROOT.0)?;
+        let fd = sys::open_beneath(root.fd().ok()?.as_fd(), &rel, libc::O_PATH).ok()?;
+        inode.reach_through(fd);
+        Some(rel)
     }
 
     /// Relative path of `name` inside directory `parent`.
@@ -242,9 +263,9 @@ impl FsShared {
 
     /// After a change a user made through the mount to the file behind `fd`
     /// (now `st`): the file shows it (see [`crate::tier::stub::user_changed`]).
-    fn user_changed(&self, fd: BorrowedFd<'_>, st: &libc::stat, mtime_set: bool) {
+    fn user_changed(&self, fd: BorrowedFd<'_>, st: &libc::stat, set_mtime_ns: Option<i64>) {
         if self.tiering.is_some()
-            && let Err(e) = crate::tier::stub::user_changed(fd, st, mtime_set)
+            && let Err(e) = crate::tier::stub::user_changed(fd, st, set_mtime_ns)
         {
             tracing::warn!(error = %e, "cannot record a change to a tiered file's shown times");
         }
@@ -368,9 +389,13 @@ impl Filesystem for TierFs {
             && inode.is_stub()
         {
             if size == 0 {
-                if let Err(e) = self.discard_stub(&inode) {
-                    return reply.error(e);
-                }
+                let fs = self.clone();
+                return self.after_discard(&inode, move |discarded| {
+                    match discarded.and_then(|()| fs.do_setattr(ino, fh, change)) {
+                        Ok(attr) => reply.attr(&fs.ttl, &attr),
+                        Err(e) => reply.error(e),
+                    }
+                });
             } else {
                 // Keeping part of a cold file needs its content first.
                 let fs = self.clone();

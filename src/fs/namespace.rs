@@ -199,7 +199,7 @@ impl FsShared {
         .map_err(errno)?;
         let fd = inode.path_fd()?;
         let st = sys::stat_fd(fd.as_fd()).map_err(errno)?;
-        self.user_changed(fd.as_fd(), &st, false);
+        self.user_changed(fd.as_fd(), &st, None);
         let st = self.shown(fd.as_fd(), st);
         drop(fd);
         self.report_file(self.child_path(&new_parent, new_name), &st);

@@ -20,6 +20,20 @@ struct Entry {
 pub struct Gate {
     inodes: Mutex<HashMap<u64, Entry>>,
     changed: Condvar,
+    /// Striped locks over the times a file shows (see [`Gate::times`]).
+    times: TimesLocks,
+}
+
+/// Stripes of [`Gate::times`].
+const TIME_STRIPES: usize = 64;
+
+#[derive(Debug)]
+struct TimesLocks([Mutex<()>; TIME_STRIPES]);
+
+impl Default for TimesLocks {
+    fn default() -> Self {
+        TimesLocks(std::array::from_fn(|_| Mutex::new(())))
+    }
 }
 
 impl Gate {
@@ -53,6 +67,14 @@ impl Gate {
         }
         e.releasing = true;
         Some(ReleaseGuard { gate: self, ino })
+    }
+
+    /// Serialises changes to the times a file (backing inode `ino`) shows:
+    /// a user's `setattr` through the mount and the engine's steps that
+    /// write or restore them (marker, kept ctime, restored mtime). Held only
+    /// around those few local system calls, never across I/O to a remote.
+    pub fn times(&self, ino: u64) -> parking_lot::MutexGuard<'_, ()> {
+        self.times.0[(ino % TIME_STRIPES as u64) as usize].lock()
     }
 
     /// Number of handles open on `ino`.

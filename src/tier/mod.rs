@@ -856,21 +856,39 @@ impl Tier {
         if !started {
             return Ok(Some("catalog state changed"));
         }
-        // The stub shows the file's times as they are now, whatever
-        // freeing its blocks (or a later recall) does to the inode.
-        let marker = StubMarker::new(hash, f.size).with_times(stub::StubTimes {
-            mtime_ns: stub::mtime_ns(&st),
-            ctime_ns: stub::shown_ctime_ns(file.as_fd(), &st),
-        });
-        // A kept ctime is now in the marker; without it the marker fits
-        // inside the inode (both would spill into an xattr block).
-        stub::drop_kept_ctime(&file).map_err(io_err(rel, "drop kept change time"))?;
-        stub::write_marker(&file, &marker).map_err(io_err(rel, "write stub marker"))?;
+        {
+            // The stub shows the file's times as they are now, whatever
+            // freeing its blocks (or a later recall) does to the inode. Under
+            // the times lock: a user's touch or chmod lands before (and is
+            // in the marker) or after (and rewrites it), never in between.
+            let _times = self.gate.times(st.st_ino);
+            let now = sys::stat_fd(file.as_fd()).map_err(io_err(rel, "stat"))?;
+            if (now.st_ctime, now.st_ctime_nsec) != (st.st_ctime, st.st_ctime_nsec) {
+                self.catalog.exec_grouped("undo releasing", move |c| {
+                    tiering::transition(c, id, "releasing", "premigrated", None)
+                })?;
+                return Ok(Some("changed while releasing"));
+            }
+            let marker = StubMarker::new(hash, f.size).with_times(stub::StubTimes {
+                mtime_ns: stub::mtime_ns(&st),
+                ctime_ns: stub::shown_ctime_ns(file.as_fd(), &st),
+            });
+            // A kept ctime is now in the marker; without it the marker fits
+            // inside the inode (both would spill into an xattr block).
+            stub::drop_kept_ctime(&file).map_err(io_err(rel, "drop kept change time"))?;
+            stub::write_marker(&file, &marker).map_err(io_err(rel, "write stub marker"))?;
+        }
         file.sync_all().map_err(io_err(rel, "fsync"))?;
         failpoint::pause("marked");
         stub::free_blocks_keeping_size(&file, f.size).map_err(io_err(rel, "free blocks"))?;
         failpoint::pause("freed");
-        stub::restore_times(&file, &st).map_err(io_err(rel, "restore times"))?;
+        {
+            let _times = self.gate.times(st.st_ino);
+            let marker =
+                stub::read_marker(file.as_fd()).map_err(io_err(rel, "read stub marker"))?;
+            stub::restore_times_with(&file, &st, marker.as_ref())
+                .map_err(io_err(rel, "restore times"))?;
+        }
         file.sync_all().map_err(io_err(rel, "fsync"))?;
         self.settle(rel, &file);
         if let Some(invalidate) = self.invalidate.get() {
@@ -890,10 +908,7 @@ impl Tier {
     pub async fn recall(&self, rel: &Path) -> Result<u64, TierError> {
         let file = self.open_rel(rel, libc::O_RDWR)?;
         let id = stub_fill::file_id(&file).map_err(io_err(rel, "stat"))?;
-        let lock = {
-            let mut map = self.recalls.lock().await;
-            map.entry(id).or_default().clone()
-        };
+        let lock = self.file_lock(id).await;
         let one = lock.lock().await;
         let started = Instant::now();
         let result = self.recall_locked(rel, file, id).await;
@@ -902,12 +917,24 @@ impl Tier {
             r => crate::metrics::metrics().record_recall(r.is_ok(), started.elapsed()),
         }
         drop(one);
+        self.unlock_file(id, lock).await;
+        result
+    }
+
+    /// The lock that keeps recalls, stream give-backs and discards of file
+    /// `id` apart (one at a time per file). Hand it back with
+    /// [`Tier::unlock_file`] once its guard is dropped.
+    async fn file_lock(&self, id: stub_fill::FileId) -> Arc<tokio::sync::Mutex<()>> {
+        self.recalls.lock().await.entry(id).or_default().clone()
+    }
+
+    /// Forgets file `id`'s lock once nobody else holds or waits for it.
+    async fn unlock_file(&self, id: stub_fill::FileId, lock: Arc<tokio::sync::Mutex<()>>) {
         let mut map = self.recalls.lock().await;
         // Only the map and this call hold the lock: nobody waits for it.
         if Arc::strong_count(&lock) <= 2 {
             map.remove(&id);
         }
-        result
     }
 
     /// A reader of the cold file being filled by `fill` closed. Once the
@@ -925,10 +952,7 @@ impl Tier {
         let Ok(id) = stub_fill::file_id(fill.file()) else {
             return;
         };
-        let lock = {
-            let mut map = self.recalls.lock().await;
-            map.entry(id).or_default().clone()
-        };
+        let lock = self.file_lock(id).await;
         let one = lock.lock().await;
         if fill.readers() == 0 && !fill.is_promoted() {
             let rel = fill.source().rel.clone();
@@ -946,10 +970,7 @@ impl Tier {
             }
         }
         drop(one);
-        let mut map = self.recalls.lock().await;
-        if Arc::strong_count(&lock) <= 2 {
-            map.remove(&id);
-        }
+        self.unlock_file(id, lock).await;
     }
 
     /// Whether a recall of the file at `rel` is running or waiting.
@@ -1116,6 +1137,12 @@ impl Tier {
         // its modification time from the marker (what the stub showed; chunk
         // writes moved the inode's), its change time kept in an xattr set
         // as the engine's last change to the file.
+        // Under the times lock, with the marker as it is now: a user's
+        // touch or chmod during the recall rewrote it, and wins.
+        let times_guard = self.gate.times(st.st_ino);
+        let marker = stub::read_marker(file.as_fd())
+            .map_err(io_err(rel, "read stub marker"))?
+            .unwrap_or(marker);
         stub::restore_times_with(&file, &st, Some(&marker))
             .map_err(io_err(rel, "restore times"))?;
         let shown_ctime = marker
@@ -1131,6 +1158,7 @@ impl Tier {
         stub::remove_marker(&file).map_err(io_err(rel, "remove stub marker"))?;
         stub::keep_ctime(&file, shown_ctime, Some(kept))
             .map_err(io_err(rel, "keep change time"))?;
+        drop(times_guard);
         file.sync_all().map_err(io_err(rel, "fsync"))?;
         self.settle(rel, &file);
         tracing::debug!(path = %rel.display(), bytes = marker.size,
@@ -1185,10 +1213,37 @@ impl Tier {
     }
 
     /// Truncates a stub to zero bytes: no download, and the file is hot again.
-    pub fn discard_stub(&self, rel: &Path) -> Result<(), TierError> {
+    /// Under the file's lock, so a recall cannot write the old content over
+    /// the truncated file afterwards (it finds no marker and does nothing),
+    /// and after the chunk writes of the file's readers have stopped.
+    pub async fn discard_stub(&self, rel: &Path) -> Result<(), TierError> {
         let file = self.open_rel(rel, libc::O_RDWR)?;
-        file.set_len(0).map_err(io_err(rel, "truncate"))?;
-        stub::remove_marker(&file).map_err(io_err(rel, "remove stub marker"))?;
+        let id = stub_fill::file_id(&file).map_err(io_err(rel, "stat"))?;
+        let lock = self.file_lock(id).await;
+        let one = lock.lock().await;
+        let result = self.discard_locked(rel, &file, id).await;
+        drop(one);
+        self.unlock_file(id, lock).await;
+        result
+    }
+
+    async fn discard_locked(
+        &self,
+        rel: &Path,
+        file: &File,
+        id: stub_fill::FileId,
+    ) -> Result<(), TierError> {
+        if let Some(fill) = self.fills.live(id) {
+            fill.abandon().await;
+        }
+        self.fills.remove(id);
+        let cleared = {
+            let _times = self.gate.times(id.1);
+            file.set_len(0)
+                .and_then(|()| stub::remove_marker(file))
+                .and_then(|()| stub::drop_kept_ctime(file))
+        };
+        cleared.map_err(io_err(rel, "truncate the stub"))?;
         if let Some(key) = path_key(rel) {
             self.catalog
                 .exec_grouped("unlink truncated stub", move |c| {
@@ -1275,6 +1330,24 @@ impl Tier {
             .ok()
             .flatten()
             .map(|f| f.state)
+    }
+
+    /// A current name of the file with backing inode `ino` on device `dev`
+    /// (one of its hard links), from the catalog's rows with that inode
+    /// number, each checked against the hot dir. `None` if no catalogued
+    /// name leads to it.
+    pub fn name_of_inode(&self, dev: u64, ino: u64) -> Option<PathBuf> {
+        let rows = self
+            .catalog
+            .exec_grouped("find names of an inode", move |c| {
+                tiering::paths_with_ino(c, ino)
+            })
+            .ok()?;
+        rows.into_iter().find(|rel| {
+            sys::open_beneath(self.hot_fd.as_fd(), rel, libc::O_PATH)
+                .and_then(|fd| sys::stat_fd(fd.as_fd()))
+                .is_ok_and(|st| st.st_dev == dev && st.st_ino == ino)
+        })
     }
 
     /// Whether `name` (a relative path) is a stub right now.

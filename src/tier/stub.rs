@@ -301,18 +301,23 @@ fn set_time(secs: &mut i64, nsecs: &mut i64, ns: i64) {
 }
 
 /// After a user changed the file behind `fd` through the mount (its stat
-/// now `st`): a stub's marker takes the new change time (and the new
-/// modification time if the user set it), a kept ctime is dropped, so the
-/// file shows the change.
-pub fn user_changed(fd: BorrowedFd<'_>, st: &libc::stat, mtime_set: bool) -> io::Result<()> {
+/// now `st`): a stub's marker takes the new change time (and `set_mtime_ns`,
+/// the modification time the user set, if any: taken from the request, not
+/// from `st`, which a chunk written into the stub meanwhile may have moved),
+/// a kept ctime is dropped, so the file shows the change.
+pub fn user_changed(
+    fd: BorrowedFd<'_>,
+    st: &libc::stat,
+    set_mtime_ns: Option<i64>,
+) -> io::Result<()> {
     if st.st_mode & libc::S_IFMT != libc::S_IFREG {
         return Ok(());
     }
     if let Some(marker) = read_marker(fd)? {
         if let Some(mut t) = marker.times {
             t.ctime_ns = ctime_ns(st);
-            if mtime_set {
-                t.mtime_ns = mtime_ns(st);
+            if let Some(m) = set_mtime_ns {
+                t.mtime_ns = m;
             }
             replace_marker(fd, &marker.with_times(t))?;
         }

@@ -182,6 +182,11 @@ impl Fills {
         Ok(Some(fill))
     }
 
+    /// The live fill of file `id`, if any.
+    pub(super) fn live(&self, id: FileId) -> Option<Arc<StubFill>> {
+        self.by_file.lock().get(&id).and_then(Weak::upgrade)
+    }
+
     /// Forgets the fill of file `id` (its recall finished: the file is local).
     pub(super) fn remove(&self, id: FileId) {
         self.by_file.lock().remove(&id);
