@@ -482,12 +482,32 @@ fn run_inner(
     fuse_config.n_threads = Some(config.mount.threads);
     fuse_config.clone_fd = true;
 
+    // The control socket answers before the mount appears: whoever sees
+    // the mount (a script, a test, systemd's mount unit) can use tierctl
+    // at once.
+    let control = control::serve_with_group(
+        &config.control_socket,
+        handler(
+            config,
+            &mountpoint,
+            fs_stats.clone(),
+            catalog.clone(),
+            tier.clone(),
+            runtime.handle().clone(),
+        ),
+        config.control_group,
+    )?;
     let parent_dev = std::fs::metadata(&mountpoint).map(|m| m.dev()).ok();
-    let mut session =
-        Session::new(fs, &mountpoint, &fuse_config).map_err(|source| DaemonError::Fuse {
-            path: mountpoint.clone(),
-            source,
-        })?;
+    let mut session = match Session::new(fs, &mountpoint, &fuse_config) {
+        Ok(session) => session,
+        Err(source) => {
+            control.shutdown();
+            return Err(DaemonError::Fuse {
+                path: mountpoint.clone(),
+                source,
+            });
+        }
+    };
     if let Some(dev) = parent_dev {
         crate::fs::readahead::raise_in_background(&mountpoint, dev);
     }
@@ -504,25 +524,6 @@ fn run_inner(
         "mounted"
     );
 
-    let control = control::serve_with_group(
-        &config.control_socket,
-        handler(
-            config,
-            &mountpoint,
-            fs_stats,
-            catalog.clone(),
-            tier.clone(),
-            runtime.handle().clone(),
-        ),
-        config.control_group,
-    );
-    let control = match control {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = session.unmount_callable().unmount();
-            return Err(e.into());
-        }
-    };
     if let Some(ready) = ready.take() {
         ready(Ok(()));
     }

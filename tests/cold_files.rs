@@ -944,8 +944,10 @@ mod races {
                 unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), [t, t].as_ptr(), 0) },
                 0
             );
+            // The recall ends premigrated, or hot if the touch came after it
+            // (a new mtime on a local file counts as new content).
             assert!(
-                wait_until(Duration::from_secs(10), || state(&p) == "premigrated").is_some(),
+                wait_until(Duration::from_secs(10), || state(&p) != "cold").is_some(),
                 "round {round}: the recall did not finish"
             );
             let md = fs::metadata(&p).unwrap();
