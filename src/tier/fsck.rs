@@ -112,7 +112,24 @@ impl Tier {
             }
         }
         let marker = match self.open_rel(&f.path, libc::O_RDONLY) {
-            Ok(file) => stub::read_marker(file.as_fd()).unwrap_or(None),
+            Ok(file) => {
+                // Acting on another inode put at the catalogued path (a stub
+                // marker of its maker's choosing) is exactly what an attacker
+                // wants: check the opened inode is the catalogued one first.
+                let found = super::sys::stat_fd(file.as_fd())
+                    .map(|st| st.st_ino)
+                    .unwrap_or(0);
+                if found != f.ino {
+                    report.problems.push(format!(
+                        "{path}: inode {found} is not the catalogued file (inode {}); \
+                         not checked or repaired (the daemon's reconcile updates the row if \
+                         the replacement was legitimate)",
+                        f.ino
+                    ));
+                    return Ok(());
+                }
+                stub::read_marker(file.as_fd()).unwrap_or(None)
+            }
             Err(e) if !is_missing(&e) => {
                 // A symlink on the way, a FIFO or device in its place: never
                 // followed or repaired through, whoever put it there.

@@ -983,6 +983,19 @@ impl Tier {
         let row = self
             .catalog
             .exec_grouped("find file", move |c| tiering::file_by_path(c, &row_key))?;
+        if let Some(row) = &row
+            && row.ino != st.st_ino
+        {
+            // Another inode (with a stub marker of its own making) was put
+            // at the catalogued path: its marker is not to be trusted.
+            tracing::warn!(path = %rel.display(), catalogued = row.ino, found = st.st_ino,
+                "recall refused: the file is not the catalogued one");
+            return Err(TierError::NotCatalogued {
+                path: rel.to_path_buf(),
+                catalogued: row.ino,
+                found: st.st_ino,
+            });
+        }
         if let Some(row) = &row {
             let id = row.id;
             self.catalog.exec_grouped("mark recalling", move |c| {
