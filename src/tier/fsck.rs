@@ -115,20 +115,41 @@ impl Tier {
             Ok(file) => {
                 // Acting on another inode put at the catalogued path (a stub
                 // marker of its maker's choosing) is exactly what an attacker
-                // wants: check the opened inode is the catalogued one first.
+                // wants: a stub whose inode is not the catalogued one and
+                // whose marker names other content than the row is left
+                // alone. (Only stubs matter: a repair acts on a marker.)
+                let marker = stub::read_marker(file.as_fd()).unwrap_or(None);
                 let found = super::sys::stat_fd(file.as_fd())
                     .map(|st| st.st_ino)
                     .unwrap_or(0);
-                if found != f.ino {
-                    report.problems.push(format!(
-                        "{path}: inode {found} is not the catalogued file (inode {}); \
-                         not checked or repaired (the daemon's reconcile updates the row if \
-                         the replacement was legitimate)",
-                        f.ino
-                    ));
-                    return Ok(());
+                let foreign = |row: &TierFile| {
+                    marker.as_ref().is_some_and(|m| {
+                        row.ino != found
+                            && row.blake3.as_deref().and_then(hex_to_bytes)
+                                != Some(*m.hash.as_bytes())
+                    })
+                };
+                if foreign(f) {
+                    // The list is a snapshot: the row may have followed a
+                    // replacement made through the mount since.
+                    let key = path_key(&f.path).unwrap_or_default();
+                    let now = self
+                        .catalog
+                        .exec("re-read file", move |c| tiering::file_by_path(c, &key))?;
+                    match now {
+                        None => return Ok(()),
+                        Some(row) if foreign(&row) => {
+                            report.problems.push(format!(
+                                "{path}: inode {found} is not the catalogued file (inode {}); \
+                                 not checked or repaired",
+                                row.ino
+                            ));
+                            return Ok(());
+                        }
+                        Some(_) => {}
+                    }
                 }
-                stub::read_marker(file.as_fd()).unwrap_or(None)
+                marker
             }
             Err(e) if !is_missing(&e) => {
                 // A symlink on the way, a FIFO or device in its place: never
