@@ -604,7 +604,10 @@ fn handler(
                     started_at_unix,
                     passthrough: fs_stats.passthrough.load(Ordering::Relaxed),
                     open_files: fs_stats.open_files.load(Ordering::Relaxed),
-                    catalog_queue: catalog.queue_len() as u64,
+                    catalog_queue: catalog.queue_len() as u64 + catalog.pending_writes(),
+                    catalog_pending_writes: catalog.pending_writes(),
+                    catalog_write_failures: catalog.failed_writes(),
+                    catalog_dropped_writes: catalog.dropped_writes(),
                 }))
             }
             Request::Migrate(req) => {

@@ -14,6 +14,8 @@
 //! | `tierfs_recalls_total`, `tierfs_recall_failures_total` | counter | recalls done and failed |
 //! | `tierfs_recall_duration_seconds` | histogram | time to recall a file |
 //! | `tierfs_errors_total` | counter | errors logged |
+//! | `tierfs_catalog_pending_writes` | gauge | catalog changes held in memory because writing them failed (full disk); retried until written |
+//! | `tierfs_catalog_write_failures_total` | counter | catalog write attempts that failed |
 //! | `tierfs_remote_up{remote}` | gauge | 1 if the last request to the remote succeeded, 0 if it failed (absent before the first) |
 
 use std::net::SocketAddr;
@@ -47,6 +49,8 @@ pub struct Metrics {
     recall_failures: Counter,
     recall_seconds: Histogram,
     errors: Counter,
+    catalog_pending: Gauge,
+    catalog_write_failures: Counter,
     remote_up: Family<Vec<(String, String)>, Gauge>,
 }
 
@@ -75,6 +79,8 @@ impl Metrics {
         // 10 ms … about 10 min.
         let recall_seconds = Histogram::new(exponential_buckets(0.01, 4.0, 10));
         let errors = Counter::default();
+        let catalog_pending = Gauge::default();
+        let catalog_write_failures = Counter::default();
         let remote_up = Family::<Vec<(String, String)>, Gauge>::default();
         registry.register("tierfs_files", "Files per catalog state", files.clone());
         registry.register("tierfs_bytes", "Bytes per catalog state", bytes.clone());
@@ -106,6 +112,16 @@ impl Metrics {
         );
         registry.register("tierfs_errors", "Errors logged", errors.clone());
         registry.register(
+            "tierfs_catalog_pending_writes",
+            "Catalog changes held in memory because writing them failed",
+            catalog_pending.clone(),
+        );
+        registry.register(
+            "tierfs_catalog_write_failures",
+            "Catalog write attempts that failed",
+            catalog_write_failures.clone(),
+        );
+        registry.register(
             "tierfs_remote_up",
             "1 if the last request to the remote succeeded, 0 if it failed",
             remote_up.clone(),
@@ -121,6 +137,8 @@ impl Metrics {
             recall_failures,
             recall_seconds,
             errors,
+            catalog_pending,
+            catalog_write_failures,
             remote_up,
         }
     }
@@ -140,6 +158,17 @@ impl Metrics {
         } else {
             self.recall_failures.inc();
         }
+    }
+
+    /// Sets the number of catalog changes held for retry.
+    pub fn set_catalog_pending(&self, n: u64) {
+        self.catalog_pending
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a failed catalog write attempt.
+    pub fn record_catalog_write_failure(&self) {
+        self.catalog_write_failures.inc();
     }
 
     /// Counts a logged error.

@@ -979,4 +979,60 @@ mod races {
             assert!(fs::read(&b).unwrap() == data, "variant {variant}");
         }
     }
+
+    /// A stub swapped in beside the mount for another catalogued file (the
+    /// watcher off, so the catalog keeps the old inode) is neither recalled
+    /// nor "repaired": recall and fsck compare the opened inode with the row's.
+    #[test]
+    fn recall_and_fsck_refuse_a_swapped_stub() {
+        let mut m = TestMount::unmounted(MountOptions::default());
+        let cloud = m.root().join("cloud");
+        fs::create_dir(&cloud).unwrap();
+        m.set_options(MountOptions {
+            allow_other: true,
+            watch_hot_dir: Some(false),
+            extra_top: "migrate_interval = \"off\"\n".into(),
+            extra_sections: format!("[remote.cloud]\nurl = \"file://{}\"\n", cloud.display()),
+            ..Default::default()
+        });
+        m.mount();
+        add_rule(&m, "* -> cloud");
+        write_old(&m.m("mine"), &content(1, 10_000), 30);
+        write_old(&m.m("theirs"), &content(2, 20_000), 30);
+        make_all_cold(&m);
+        let theirs_ino = fs::metadata(m.h("theirs")).unwrap().ino();
+
+        // Beside the mount: `theirs`' stub replaces `mine`.
+        fs::rename(m.h("theirs"), m.h("mine")).unwrap();
+        assert_eq!(fs::metadata(m.h("mine")).unwrap().ino(), theirs_ino);
+
+        let out = m.tierctl(&["recall", "mine"]);
+        assert_ne!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            common::tiering::text(&out)
+        );
+        let said = common::tiering::text(&out);
+        assert!(said.contains("is not the catalogued file"), "{said}");
+        // Still a stub: nothing was downloaded into it.
+        assert_eq!(fs::metadata(m.h("mine")).unwrap().blocks(), 0, "{said}");
+
+        for args in [&["fsck"][..], &["fsck", "--repair"][..]] {
+            let out = m.tierctl(args);
+            let said = common::tiering::text(&out);
+            assert_eq!(out.status.code(), Some(1), "{said}");
+            assert!(
+                said.contains(&format!(
+                    "mine: inode {theirs_ino} is not the catalogued file"
+                )),
+                "{said}"
+            );
+        }
+        assert_eq!(
+            catalog_states(&m).get("mine").map(String::as_str),
+            Some("cold")
+        );
+        m.unmount();
+    }
 }

@@ -472,6 +472,9 @@ fn fake_daemon(setup: &Setup) -> control::ControlServer {
         passthrough: true,
         open_files: 1_500,
         catalog_queue: 7,
+        catalog_pending_writes: 0,
+        catalog_write_failures: 0,
+        catalog_dropped_writes: 0,
     };
     let handler: control::Handler = Arc::new(move |req| match req {
         Request::Status => Response::Ok(Reply::Status(status.clone())),

@@ -496,6 +496,9 @@ impl FakeDaemon {
             passthrough: true,
             open_files: 0,
             catalog_queue: 0,
+            catalog_pending_writes: 0,
+            catalog_write_failures: 0,
+            catalog_dropped_writes: 0,
         };
         let requests = Arc::new(Mutex::new(Vec::new()));
         let seen = requests.clone();

@@ -12,7 +12,7 @@ use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags};
 
-use super::writer::{Control, GroupedJob, Job, JobStep, Msg, Op, Writer};
+use super::writer::{Control, GroupedJob, Job, JobStep, Msg, Op, Writer, WriterStats};
 use super::{CatalogError, FileEvent, ReconcileStats, schema};
 
 /// Tunables for [`Catalog::open`].
@@ -49,6 +49,7 @@ struct Inner {
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     warned_closed: AtomicBool,
     dropped_events: AtomicU64,
+    stats: Arc<WriterStats>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -82,7 +83,14 @@ impl Catalog {
         tracing::info!(catalog = %path.display(), schema_version = version, "catalog opened");
 
         let (tx, rx) = crossbeam_channel::unbounded();
-        let writer = Writer::new(conn, path.clone(), opts.access_flush_interval, lock);
+        let stats = Arc::new(WriterStats::default());
+        let writer = Writer::new(
+            conn,
+            path.clone(),
+            opts.access_flush_interval,
+            lock,
+            stats.clone(),
+        );
         let thread = std::thread::Builder::new()
             .name("tierfs-catalog".into())
             .spawn(move || writer.run(rx))
@@ -98,6 +106,7 @@ impl Catalog {
                 thread: Mutex::new(Some(thread)),
                 warned_closed: AtomicBool::new(false),
                 dropped_events: AtomicU64::new(0),
+                stats,
             }),
         })
     }
@@ -243,6 +252,24 @@ impl Catalog {
     /// (a backlog indicator for `tierctl status`).
     pub fn queue_len(&self) -> usize {
         self.inner.tx.len()
+    }
+
+    /// Changes the writer holds in memory because writing them failed (a
+    /// full disk): retried with back-off until they are written.
+    pub fn pending_writes(&self) -> u64 {
+        self.inner.stats.pending.load(Ordering::Relaxed)
+    }
+
+    /// Catalog write attempts that failed since the catalog was opened.
+    pub fn failed_writes(&self) -> u64 {
+        self.inner.stats.failed.load(Ordering::Relaxed)
+    }
+
+    /// Changes dropped: sent after the writer stopped, or while its retry
+    /// queue was full.
+    pub fn dropped_writes(&self) -> u64 {
+        self.inner.stats.dropped.load(Ordering::Relaxed)
+            + self.inner.dropped_events.load(Ordering::Relaxed)
     }
 
     /// The catalog file.

@@ -35,4 +35,5 @@ pub use event::{FileEvent, RenameTarget, path_key};
 pub use handle::{Catalog, CatalogOptions};
 pub use reader::{CatalogReader, FileRow, StateCount, StatusSummary};
 pub use reconcile::ReconcileStats;
+pub(crate) use walk::{ScannedFile, walk};
 pub use watch::{Watcher, watch};

@@ -10,9 +10,22 @@
 //! than one per operation; a lone change is committed at most [`GATHER_TIME`]
 //! later. Queued changes live in memory either way: what a crash loses is
 //! found again by the start-up reconcile.
+//!
+//! Full disk: a batch whose transaction fails for want of space or I/O
+//! (`SQLITE_FULL`, `SQLITE_IOERR`, a busy or locked database) is not dropped.
+//! Its changes move to an in-memory retry queue ([`Retry`]), bounded and
+//! coalesced per path (repeated updates of one file keep only the latest),
+//! and are retried with exponential back-off (100 ms doubling to 5 s), before
+//! any later change so order is kept. The queue's length and the number of
+//! failed attempts are published in [`WriterStats`] for `tierctl status` and
+//! the metrics. Only if the queue overflows ([`MAX_RETRY`]) are changes
+//! dropped, counted and logged; `tierctl fsck` finds the files they concerned.
 
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -31,6 +44,24 @@ pub(crate) const GATHER_TIME: Duration = Duration::from_millis(20);
 /// before it parks: with changes arriving one by one that spinning cost more
 /// CPU than the SQL.
 const GATHER_NAP: Duration = Duration::from_millis(2);
+
+/// Most changes held for retry while the catalog cannot be written.
+pub(crate) const MAX_RETRY: usize = 500_000;
+/// First wait before retrying a failed write.
+const RETRY_MIN: Duration = Duration::from_millis(100);
+/// Longest wait between retries.
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Counters the writer publishes for `tierctl status` and the metrics.
+#[derive(Debug, Default)]
+pub(crate) struct WriterStats {
+    /// Changes waiting in the retry queue (not yet in the catalog).
+    pub(crate) pending: AtomicU64,
+    /// Catalog write attempts that failed (each failed transaction once).
+    pub(crate) failed: AtomicU64,
+    /// Changes dropped because the retry queue was full.
+    pub(crate) dropped: AtomicU64,
+}
 
 /// A change to apply.
 #[derive(Debug)]
@@ -131,7 +162,120 @@ pub(crate) struct Writer {
     /// A message taken off the channel while gathering a durable group that
     /// did not belong to it; handled next, before the channel.
     stashed: Option<Msg>,
+    /// Changes whose write failed for want of space, waiting to be retried.
+    retry: Retry,
+    stats: Arc<WriterStats>,
     _lock: File,
+}
+
+/// Changes waiting to be written again, in order, with repeated upserts of
+/// one path coalesced (only the latest is kept, in the earlier one's place,
+/// as long as no rename or removal came between them).
+#[derive(Debug)]
+struct Retry {
+    ops: VecDeque<Op>,
+    /// Position in `ops` (counted from `base`) of the latest upsert per path
+    /// since the last non-upsert change.
+    upserts: HashMap<Vec<u8>, u64>,
+    /// Number of ops ever taken from the front of `ops`.
+    base: u64,
+    /// When to try next (set while `ops` is not empty).
+    at: Option<Instant>,
+    backoff: Duration,
+    /// Whether the overflow was already logged.
+    warned_overflow: bool,
+}
+
+impl Retry {
+    fn new() -> Self {
+        Retry {
+            ops: VecDeque::new(),
+            upserts: HashMap::new(),
+            base: 0,
+            at: None,
+            backoff: RETRY_MIN,
+            warned_overflow: false,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Queues `op` behind the others, coalescing an upsert with a queued one
+    /// of the same path. Returns `false` if the queue is full (`op` dropped).
+    fn push(&mut self, op: Op) -> bool {
+        if let Op::Event(FileEvent::Upsert { path, .. }) = &op
+            && let Some(key) = path_key(path)
+        {
+            if let Some(&pos) = self.upserts.get(&key)
+                && let Some(slot) = pos
+                    .checked_sub(self.base)
+                    .and_then(|i| usize::try_from(i).ok())
+                    .and_then(|i| self.ops.get_mut(i))
+            {
+                *slot = op;
+                return true;
+            }
+            if self.ops.len() >= MAX_RETRY {
+                return false;
+            }
+            self.upserts.insert(key, self.base + self.ops.len() as u64);
+            self.ops.push_back(op);
+            return true;
+        }
+        if self.ops.len() >= MAX_RETRY {
+            return false;
+        }
+        // A rename or removal may concern any queued path: later upserts must
+        // stay behind it.
+        self.upserts.clear();
+        self.ops.push_back(op);
+        true
+    }
+
+    /// Takes up to `n` changes from the front.
+    fn take_front(&mut self, n: usize) -> Vec<Op> {
+        let n = n.min(self.ops.len());
+        self.base += n as u64;
+        self.upserts.retain(|_, pos| *pos >= self.base);
+        self.ops.drain(..n).collect()
+    }
+
+    /// Puts changes taken with [`take_front`](Self::take_front) back.
+    fn put_back(&mut self, ops: Vec<Op>) {
+        self.base -= ops.len() as u64;
+        for op in ops.into_iter().rev() {
+            self.ops.push_front(op);
+        }
+    }
+
+    /// Schedules the next attempt after a failure.
+    fn failed(&mut self) {
+        self.at = Some(Instant::now() + self.backoff);
+        self.backoff = (self.backoff * 2).min(RETRY_MAX);
+    }
+
+    fn due(&self) -> bool {
+        self.at.is_some_and(|at| Instant::now() >= at)
+    }
+}
+
+/// Whether an SQLite error means "try again later" (no space, an I/O error,
+/// the database busy) rather than a problem with the change itself.
+fn is_transient(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode;
+    matches!(
+        e.sqlite_error_code(),
+        Some(
+            ErrorCode::DiskFull
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::OutOfMemory
+                | ErrorCode::CannotOpen
+        )
+    )
 }
 
 impl Writer {
@@ -141,6 +285,7 @@ impl Writer {
         path: PathBuf,
         access_interval: Duration,
         lock: File,
+        stats: Arc<WriterStats>,
     ) -> Self {
         Writer {
             conn,
@@ -148,7 +293,17 @@ impl Writer {
             accesses: PendingAccesses::new(access_interval),
             failures: Failures::default(),
             stashed: None,
+            retry: Retry::new(),
+            stats,
             _lock: lock,
+        }
+    }
+
+    /// The earliest of the access-time and retry deadlines.
+    fn deadline(&self) -> Option<Instant> {
+        match (self.accesses.deadline(), self.retry.at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -159,11 +314,20 @@ impl Writer {
             let msg = if let Some(msg) = self.stashed.take() {
                 msg
             } else {
-                match self.accesses.deadline() {
+                match self.deadline() {
                     Some(deadline) => match rx.recv_deadline(deadline) {
                         Ok(msg) => msg,
                         Err(RecvTimeoutError::Timeout) => {
-                            self.write_accesses();
+                            if self.retry.due() {
+                                self.retry_pending();
+                            }
+                            if self
+                                .accesses
+                                .deadline()
+                                .is_some_and(|d| Instant::now() >= d)
+                            {
+                                self.write_accesses();
+                            }
                             continue;
                         }
                         Err(RecvTimeoutError::Disconnected) => break,
@@ -185,6 +349,11 @@ impl Writer {
             {
                 self.write_accesses();
             }
+            if control.is_some() && !self.retry.is_empty() {
+                // Requests are answered in order with the changes before
+                // them: try the held-back changes first, back-off or not.
+                self.retry_pending();
+            }
             match control {
                 None => {}
                 Some(Control::Flush(reply)) => {
@@ -205,6 +374,10 @@ impl Writer {
             }
         }
         self.write_accesses();
+        self.retry_pending();
+        if !self.retry.is_empty() {
+            tracing::error!(catalog = %self.path.display(), changes = self.retry.ops.len(), "catalog writer stopped with changes it could not write; the next start-up reconcile finds them");
+        }
     }
 
     /// Runs `first` and every grouped job queued right behind it in one
@@ -318,6 +491,17 @@ impl Writer {
     }
 
     fn apply_batch(&mut self, batch: Vec<Op>) {
+        if !self.retry.is_empty() {
+            // Earlier changes are waiting for space: queue behind them.
+            for op in batch {
+                self.hold(op);
+            }
+            self.publish_pending();
+            if self.retry.due() {
+                self.retry_pending();
+            }
+            return;
+        }
         let needs_sql = batch
             .iter()
             .any(|op| !matches!(op, Op::Event(FileEvent::Accessed { .. })));
@@ -327,32 +511,118 @@ impl Writer {
             }
             return;
         }
+        if let Err((batch, e)) = self.write_ops(batch) {
+            self.count_failure();
+            tracing::error!(catalog = %self.path.display(), changes = batch.len(), error = %e, "catalog write failed; holding the changes in memory and retrying until it succeeds");
+            for op in batch {
+                self.hold(op);
+            }
+            self.retry.failed();
+            self.publish_pending();
+        }
+    }
+
+    /// Queues `op` for retry; access times go straight to the in-memory set.
+    fn hold(&mut self, op: Op) {
+        if matches!(op, Op::Event(FileEvent::Accessed { .. })) {
+            apply_in_memory(&mut self.accesses, op);
+            return;
+        }
+        if !self.retry.push(op) {
+            let n = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if !self.retry.warned_overflow {
+                self.retry.warned_overflow = true;
+                tracing::error!(catalog = %self.path.display(), held = MAX_RETRY, "catalog retry queue is full: further changes are dropped; once the catalog can be written again run `tierctl fsck --repair` (or restart the daemon) to catalogue the files they concerned");
+            }
+            self.failures
+                .record(&self.path, format!("retry queue full, {n} changes dropped"));
+        }
+    }
+
+    /// Counts a failed write attempt.
+    fn count_failure(&self) {
+        self.stats.failed.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::metrics().record_catalog_write_failure();
+    }
+
+    /// Publishes the retry queue's length.
+    fn publish_pending(&self) {
+        let n = self.retry.ops.len() as u64;
+        self.stats.pending.store(n, Ordering::Relaxed);
+        crate::metrics::metrics().set_catalog_pending(n);
+    }
+
+    /// Writes the held-back changes, a batch per transaction, until one fails
+    /// (its changes go back to the front of the queue) or all are written.
+    fn retry_pending(&mut self) {
+        while !self.retry.is_empty() {
+            let batch = self.retry.take_front(MAX_BATCH);
+            match self.write_ops(batch) {
+                Ok(()) => {}
+                Err((batch, e)) => {
+                    self.count_failure();
+                    tracing::debug!(catalog = %self.path.display(), held = self.retry.ops.len() + batch.len(), error = %e, "catalog write still failing");
+                    self.retry.put_back(batch);
+                    self.retry.failed();
+                    self.publish_pending();
+                    return;
+                }
+            }
+        }
+        tracing::info!(catalog = %self.path.display(), "catalog writable again: held-back changes written");
+        self.retry.at = None;
+        self.retry.backoff = RETRY_MIN;
+        self.retry.warned_overflow = false;
+        self.publish_pending();
+    }
+
+    /// Applies `batch` in one transaction. A transient failure (no space, I/O,
+    /// busy) rolls the whole transaction back and hands the batch back;
+    /// other per-change errors are recorded and the rest is committed.
+    fn write_ops(&mut self, batch: Vec<Op>) -> Result<(), (Vec<Op>, rusqlite::Error)> {
         let tx = match self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
         {
             Ok(tx) => tx,
+            Err(e) if is_transient(&e) => return Err((batch, e)),
             Err(e) => {
                 self.failures.record(
                     &self.path,
                     format!("begin transaction ({} changes lost): {e}", batch.len()),
                 );
-                return;
+                return Ok(());
             }
         };
         let mut errors = Vec::new();
-        for op in batch {
-            if let Err(e) = apply_op(&tx, &mut self.accesses, &op) {
+        let mut transient = None;
+        for op in &batch {
+            if let Err(e) = apply_op(&tx, &mut self.accesses, op) {
+                if is_transient(&e) {
+                    transient = Some(e);
+                    break;
+                }
                 errors.push(format!("{op:?}: {e}"));
             }
         }
-        let committed = tx.commit();
+        if let Some(e) = transient {
+            drop(tx); // rolls back
+            return Err((batch, e));
+        }
+        match tx.commit() {
+            Ok(()) => {}
+            Err(e) if is_transient(&e) => {
+                if !self.conn.is_autocommit() {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                }
+                return Err((batch, e));
+            }
+            Err(e) => self.failures.record(&self.path, format!("commit: {e}")),
+        }
         for e in errors {
             self.failures.record(&self.path, e);
         }
-        if let Err(e) = committed {
-            self.failures.record(&self.path, format!("commit: {e}"));
-        }
+        Ok(())
     }
 
     /// Writes every pending access time in one transaction.
@@ -375,6 +645,14 @@ impl Writer {
             Ok(()) => {
                 tracing::debug!(catalog = %self.path.display(), paths = n, "access times written")
             }
+            Err(e) if is_transient(&e) => {
+                // Keep them for the next round rather than losing them.
+                self.count_failure();
+                tracing::debug!(catalog = %self.path.display(), paths = n, error = %e, "access times not written; kept for later");
+                for (key, at_ns) in pending {
+                    self.accesses.record(key, at_ns);
+                }
+            }
             Err(e) => self
                 .failures
                 .record(&self.path, format!("writing {n} access times: {e}")),
@@ -382,6 +660,15 @@ impl Writer {
     }
 
     fn take_failures(&mut self) -> Result<(), CatalogError> {
+        if !self.retry.is_empty() {
+            self.failures.record(
+                &self.path,
+                format!(
+                    "{} changes held in memory until the catalog can be written again",
+                    self.retry.ops.len()
+                ),
+            );
+        }
         let f = std::mem::take(&mut self.failures);
         match f.first {
             None => Ok(()),
@@ -470,5 +757,64 @@ fn apply_op(conn: &Connection, accesses: &mut PendingAccesses, op: &Op) -> rusql
         }
         Op::ForgetExact(key) => apply::delete_exact(conn, key).map(drop),
         Op::ForgetBelow(key) => apply::delete_below(conn, key).map(drop),
+    }
+}
+
+#[cfg(test)]
+mod retry_tests {
+    use super::*;
+
+    fn upsert(path: &str, size: u64) -> Op {
+        Op::Event(FileEvent::Upsert {
+            path: PathBuf::from(path),
+            size,
+            mtime_ns: 0,
+            ino: 1,
+        })
+    }
+
+    fn sizes(ops: &[Op]) -> Vec<(String, u64)> {
+        ops.iter()
+            .filter_map(|op| match op {
+                Op::Event(FileEvent::Upsert { path, size, .. }) => {
+                    Some((path.display().to_string(), *size))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn coalesces_upserts_per_path_until_a_rename_or_removal() {
+        let mut r = Retry::new();
+        assert!(r.push(upsert("a", 1)));
+        assert!(r.push(upsert("b", 1)));
+        assert!(r.push(upsert("a", 2)));
+        assert_eq!(r.ops.len(), 2, "the second upsert of a replaced the first");
+        assert!(r.push(Op::Event(FileEvent::Removed {
+            path: PathBuf::from("a")
+        })));
+        assert!(r.push(upsert("a", 3)));
+        assert_eq!(r.ops.len(), 4, "an upsert after a removal is kept apart");
+        // Taking from the front and putting back keeps positions right.
+        let front = r.take_front(1);
+        assert!(r.push(upsert("a", 4)));
+        r.put_back(front);
+        let all = r.take_front(usize::MAX);
+        assert_eq!(
+            sizes(&all),
+            [("a".into(), 2), ("b".into(), 1), ("a".into(), 4)]
+        );
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum() {
+        let mut r = Retry::new();
+        for _ in 0..20 {
+            r.failed();
+        }
+        assert_eq!(r.backoff, RETRY_MAX);
+        assert!(r.at.is_some());
     }
 }

@@ -379,11 +379,32 @@ fn daemon_fields(config: &Config, daemon: &Daemon, now: SystemTime) -> Vec<(&'st
         ("hot dir", hot_dir),
         ("passthrough", on_off(status.passthrough).into()),
         ("open files", human::count(status.open_files)),
-        (
-            "catalog queue",
-            format!("{} pending", human::count(status.catalog_queue)),
-        ),
+        ("catalog queue", catalog_queue(status)),
     ]
+}
+
+/// The writer's backlog, and the writes it holds back or dropped, if any.
+fn catalog_queue(status: &DaemonStatus) -> String {
+    let mut text = format!("{} pending", human::count(status.catalog_queue));
+    if status.catalog_pending_writes > 0 {
+        text.push_str(&format!(
+            ", {} held back: the catalog cannot be written (disk full?), retrying",
+            human::count(status.catalog_pending_writes)
+        ));
+    }
+    if status.catalog_write_failures > 0 {
+        text.push_str(&format!(
+            ", {} failed write attempts",
+            human::count(status.catalog_write_failures)
+        ));
+    }
+    if status.catalog_dropped_writes > 0 {
+        text.push_str(&format!(
+            ", {} changes dropped (run `tierctl fsck --repair`)",
+            human::count(status.catalog_dropped_writes)
+        ));
+    }
+    text
 }
 
 fn catalog_fields(path: &Path, catalog: &CatalogState) -> Vec<(&'static str, String)> {

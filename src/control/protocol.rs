@@ -212,6 +212,16 @@ pub struct DaemonStatus {
     pub open_files: u64,
     /// Catalog updates queued but not yet written.
     pub catalog_queue: u64,
+    /// Catalog changes held in memory because writing them failed (a full
+    /// disk); retried until written. Absent from older daemons.
+    #[serde(default)]
+    pub catalog_pending_writes: u64,
+    /// Catalog write attempts that failed since the daemon started.
+    #[serde(default)]
+    pub catalog_write_failures: u64,
+    /// Catalog changes dropped (retry queue full, or writer stopped).
+    #[serde(default)]
+    pub catalog_dropped_writes: u64,
 }
 
 /// Shape of a success response on the wire.
@@ -284,6 +294,9 @@ mod tests {
             passthrough: true,
             open_files: 3,
             catalog_queue: 7,
+            catalog_pending_writes: 0,
+            catalog_write_failures: 0,
+            catalog_dropped_writes: 0,
         }
     }
 

@@ -24,6 +24,9 @@ fn sample_status() -> DaemonStatus {
         passthrough: false,
         open_files: 2,
         catalog_queue: 5,
+        catalog_pending_writes: 0,
+        catalog_write_failures: 0,
+        catalog_dropped_writes: 0,
     }
 }
 

@@ -111,6 +111,16 @@ impl FsShared {
 
     /// Registers the inode's single passthrough backing (shared by all its open
     /// handles). `None` means userspace I/O for this handle.
+    ///
+    /// The kernel does passthrough I/O with the credentials of whoever
+    /// registered the backing, and allows one backing per inode at a time
+    /// (a cached open beside a passthrough one fails with ETXTBSY), so the
+    /// backing cannot be keyed per caller: `open_backing` registers it as
+    /// the first opener (see `sys::CallerCreds`), and later openers of the
+    /// same inode, whoever they are, share it until the last handle closes.
+    /// A user writing while root (or another user) holds the file open
+    /// therefore allocates with the first opener's credentials; writing
+    /// alone (the usual case) it allocates with its own.
     fn passthrough_for(
         &self,
         inode: &Inode,
@@ -454,8 +464,15 @@ impl FsShared {
 
 impl super::TierFs {
     /// Opens a stub once its content is back. A migration may release the
-    /// file again between the recall and the open, so this retries.
-    pub(super) fn open_after_recall(&self, inode: Arc<Inode>, flags: i32, reply: fuser::ReplyOpen) {
+    /// file again between the recall and the open, so this retries. The
+    /// passthrough backing is registered as the caller `creds` (uid, gid).
+    pub(super) fn open_after_recall(
+        &self,
+        inode: Arc<Inode>,
+        flags: i32,
+        creds: (u32, u32),
+        reply: fuser::ReplyOpen,
+    ) {
         let fs = self.clone();
         let target = inode.clone();
         let caller = super::handles::current_caller();
@@ -464,9 +481,13 @@ impl super::TierFs {
             if let Err(e) = recalled {
                 return reply.error(e);
             }
-            match fs.open_hot(&target, flags, |file| reply.open_backing(file)) {
+            let register = |file: &std::fs::File| {
+                let _as_caller = sys::CallerCreds::enter(creds.0, creds.1);
+                reply.open_backing(file)
+            };
+            match fs.open_hot(&target, flags, register) {
                 Ok(Some((fh, id))) => super::reply_opened(reply, fh, id),
-                Ok(None) => fs.open_after_recall(target, flags, reply),
+                Ok(None) => fs.open_after_recall(target, flags, creds, reply),
                 Err(e) => reply.error(e),
             }
         });

@@ -518,7 +518,14 @@ impl Filesystem for TierFs {
             Ok(i) => i,
             Err(e) => return reply.error(e),
         };
-        match self.open_hot(&inode, flags.0, |file| reply.open_backing(file)) {
+        // The backing registration records the registering thread's
+        // credentials; passthrough I/O runs with them (see CallerCreds).
+        let (uid, gid) = (req.uid(), req.gid());
+        let register = |file: &std::fs::File| {
+            let _as_caller = sys::CallerCreds::enter(uid, gid);
+            reply.open_backing(file)
+        };
+        match self.open_hot(&inode, flags.0, register) {
             Ok(Some((fh, id))) => reply_opened(reply, fh, id),
             Ok(None) => {
                 let Some(reply) = self.open_stub_for_reading(&inode, flags.0, reply) else {
@@ -526,11 +533,11 @@ impl Filesystem for TierFs {
                 };
                 if flags.0 & libc::O_ACCMODE == libc::O_RDONLY {
                     // No chunk hashes to stream from: the whole file first.
-                    return self.open_after_recall(inode, flags.0, reply);
+                    return self.open_after_recall(inode, flags.0, (uid, gid), reply);
                 }
                 match self.open_stub_for_writing(&inode, flags.0) {
                     Ok(Some(fh)) => reply.opened(FileHandle(fh), FopenFlags::empty()),
-                    Ok(None) => self.open_after_recall(inode, flags.0, reply),
+                    Ok(None) => self.open_after_recall(inode, flags.0, (uid, gid), reply),
                     Err(e) => reply.error(e),
                 }
             }
@@ -573,7 +580,7 @@ impl Filesystem for TierFs {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -588,14 +595,20 @@ impl Filesystem for TierFs {
             // content comes back first, then the write lands on it.
             let fs = self.clone();
             let data = data.to_vec();
+            let (uid, gid) = (req.uid(), req.gid());
             return self.after_recall(inode, move |r| {
+                let _as_caller = sys::CallerCreds::enter(uid, gid);
                 match r.and_then(|()| fs.do_write(fh, offset, &data)) {
                     Ok(n) => reply.written(n),
                     Err(e) => reply.error(e),
                 }
             });
         }
-        match self.do_write(fh, offset, data) {
+        let written = {
+            let _as_caller = sys::CallerCreds::enter(req.uid(), req.gid());
+            self.do_write(fh, offset, data)
+        };
+        match written {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(e),
         }
@@ -775,7 +788,9 @@ impl Filesystem for TierFs {
         reply: ReplyCreate,
     ) {
         let _caller = handles::caller(req.uid());
+        let (uid, gid) = (req.uid(), req.gid());
         let created = self.do_create(req, parent, name, mode, flags, |file| {
+            let _as_caller = sys::CallerCreds::enter(uid, gid);
             reply.open_backing(file)
         });
         match created {

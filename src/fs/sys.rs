@@ -599,6 +599,157 @@ pub fn caller_umask() -> bool {
     })
 }
 
+/// `CAP_SYS_RESOURCE`: lets a process use the file system's root reserve
+/// and exceed quotas.
+const CAP_SYS_RESOURCE: u32 = 24;
+/// `_LINUX_CAPABILITY_VERSION_3`: 64-bit capability sets in two words.
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// `struct __user_cap_header_struct`.
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+/// `struct __user_cap_data_struct`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// The calling thread's capability sets.
+fn capget() -> io::Result<[CapData; 2]> {
+    let mut header = CapHeader {
+        version: CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: header and data are valid, writable and of the layout
+    // version 3 expects (two data structs); pid 0 is the calling thread.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut header as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    };
+    if r == 0 {
+        Ok(data)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Sets the calling thread's capability sets (this thread only: the raw
+/// system call, not a libc wrapper that would apply it to every thread).
+fn capset(data: &[CapData; 2]) -> io::Result<()> {
+    let mut header = CapHeader {
+        version: CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    // SAFETY: header and data are valid and of the layout version 3
+    // expects; pid 0 is the calling thread.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_capset,
+            &mut header as *mut CapHeader,
+            data.as_ptr(),
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The calling thread acting for a FUSE caller: its file-system uid and gid
+/// are the caller's and `CAP_SYS_RESOURCE` is out of its effective set, so
+/// block allocation honours the file system's root reserve and quotas as for
+/// the caller. Undone on drop (also on error paths and unwinding).
+///
+/// Used around the passthrough registration (`FUSE_DEV_IOC_BACKING_OPEN`
+/// records the credentials of the thread that registers the backing file,
+/// and the kernel does the passthrough I/O with them) and around writes done
+/// in userspace. Supplementary groups stay the daemon's: ext4 grants the
+/// reserve to a group only when `resgid` is not 0, and quotas charge the
+/// file's owner, not the writer.
+#[derive(Debug)]
+pub struct CallerCreds {
+    saved: [CapData; 2],
+    fsuid: u32,
+    fsgid: u32,
+}
+
+impl CallerCreds {
+    /// Switches the calling thread to act for `uid`/`gid`. `None` for root
+    /// callers (nothing to change) and, with a warning, if the switch is not
+    /// possible (then the thread is left exactly as it was).
+    pub fn enter(uid: u32, gid: u32) -> Option<CallerCreds> {
+        if uid == 0 {
+            return None;
+        }
+        let saved = match capget() {
+            Ok(caps) => caps,
+            Err(e) => {
+                warn_once(&e);
+                return None;
+            }
+        };
+        // SAFETY: setfsgid/setfsuid change only the calling thread's
+        // file-system ids (glibc does not broadcast them to other threads);
+        // the outcome is checked below.
+        let (fsgid, fsuid) = unsafe { (libc::setfsgid(gid), libc::setfsuid(uid)) };
+        let guard = CallerCreds {
+            saved,
+            fsuid: fsuid as u32,
+            fsgid: fsgid as u32,
+        };
+        // setfsuid reports the previous value: asking again confirms it took.
+        // SAFETY: as above.
+        let now = unsafe { libc::setfsuid(uid) };
+        if now as u32 != uid {
+            warn_once(&io::Error::from_raw_os_error(libc::EPERM));
+            return None; // drop restores
+        }
+        // Changing fsuid from 0 dropped the file-system capabilities from the
+        // effective set; drop CAP_SYS_RESOURCE too.
+        let mut caps = capget().unwrap_or(saved);
+        caps[(CAP_SYS_RESOURCE / 32) as usize].effective &= !(1 << (CAP_SYS_RESOURCE % 32));
+        if let Err(e) = capset(&caps) {
+            warn_once(&e);
+            return None; // drop restores
+        }
+        Some(guard)
+    }
+}
+
+impl Drop for CallerCreds {
+    fn drop(&mut self) {
+        // SAFETY: as in `enter`. Back to the saved fsuid first (which, for
+        // 0, raises the file-system capabilities again), then every saved
+        // capability.
+        unsafe {
+            libc::setfsuid(self.fsuid);
+            libc::setfsgid(self.fsgid);
+        }
+        if let Err(e) = capset(&self.saved) {
+            tracing::error!(error = %e, "cannot restore a FUSE thread's capabilities");
+        }
+    }
+}
+
+fn warn_once(e: &io::Error) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(error = %e, "cannot act with a caller's credentials; writes through the mount use the daemon's (the root reserve and quotas do not apply)");
+    }
+}
+
 #[cfg(test)]
 mod beneath_tests {
     use super::*;
@@ -663,5 +814,52 @@ mod beneath_tests {
         let names = plain_components(Path::new("a/link/passwd")).unwrap();
         let e = walk_beneath(root.as_fd(), &names, libc::O_RDONLY).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ELOOP));
+    }
+}
+
+#[cfg(test)]
+mod caller_creds_tests {
+    use super::*;
+
+    /// The thread's current fsuid (setfsuid with an invalid id changes
+    /// nothing and reports the current one).
+    fn fsuid() -> u32 {
+        // SAFETY: u32::MAX is rejected by the kernel: nothing changes.
+        unsafe { libc::setfsuid(u32::MAX) as u32 }
+    }
+
+    #[test]
+    fn switches_this_thread_only_and_restores() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return; // needs root
+        }
+        // A thread started before the switch keeps root's ids.
+        let (ask, asked) = std::sync::mpsc::channel::<()>();
+        let (tell, told) = std::sync::mpsc::channel();
+        let other = std::thread::spawn(move || {
+            while asked.recv().is_ok() {
+                let _ = tell.send(fsuid());
+            }
+        });
+        std::thread::spawn(move || {
+            let before = capget().unwrap();
+            let bit = 1 << (CAP_SYS_RESOURCE % 32);
+            {
+                let guard = CallerCreds::enter(65534, 65534);
+                assert!(guard.is_some());
+                assert_eq!(fsuid(), 65534);
+                assert_eq!(capget().unwrap()[0].effective & bit, 0);
+                ask.send(()).unwrap();
+                assert_eq!(told.recv().unwrap(), 0);
+            }
+            assert_eq!(fsuid(), 0);
+            assert_eq!(capget().unwrap()[0].effective, before[0].effective);
+            assert!(CallerCreds::enter(0, 0).is_none());
+            drop(ask);
+        })
+        .join()
+        .unwrap();
+        other.join().unwrap();
     }
 }

@@ -38,6 +38,20 @@ pub enum TierError {
         /// File.
         path: PathBuf,
     },
+    /// The file at the catalogued path is not the catalogued file (another
+    /// inode was put in its place beside the mount); nothing was done to it.
+    #[error(
+        "{path}: inode {found} is not the catalogued file (inode {catalogued}); left alone \
+         (run `tierctl fsck` to re-check it)"
+    )]
+    NotCatalogued {
+        /// File.
+        path: PathBuf,
+        /// The catalog row's inode number.
+        catalogued: u64,
+        /// The inode found at the path.
+        found: u64,
+    },
     /// A rule names a remote that is not configured.
     #[error("no remote named `{name}` in the config")]
     NoRemote {

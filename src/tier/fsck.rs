@@ -2,13 +2,16 @@
 //! and with `repair` fixes what can be fixed without guessing.
 
 use std::collections::{BTreeMap, HashSet};
+use std::ffi::OsStr;
 use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::{Tier, TierError, now_ns, stub};
-use crate::catalog::path_key;
 use crate::catalog::tiering::{self, TierFile};
+use crate::catalog::{FileEvent, ScannedFile, path_key};
 
 /// What `fsck` found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +77,7 @@ impl Tier {
         for f in &files {
             self.check_file(f, &listed, repair, &mut report).await?;
         }
+        self.check_uncatalogued(&files, repair, &mut report).await?;
         self.check_orphans(&listed, repair, &mut report)?;
         report.problems.extend(report.unrepairable.iter().cloned());
         report.problems.sort();
@@ -108,7 +112,45 @@ impl Tier {
             }
         }
         let marker = match self.open_rel(&f.path, libc::O_RDONLY) {
-            Ok(file) => stub::read_marker(file.as_fd()).unwrap_or(None),
+            Ok(file) => {
+                // Acting on another inode put at the catalogued path (a stub
+                // marker of its maker's choosing) is exactly what an attacker
+                // wants: a stub whose inode is not the catalogued one and
+                // whose marker names other content than the row is left
+                // alone. (Only stubs matter: a repair acts on a marker.)
+                let marker = stub::read_marker(file.as_fd()).unwrap_or(None);
+                let found = super::sys::stat_fd(file.as_fd())
+                    .map(|st| st.st_ino)
+                    .unwrap_or(0);
+                let foreign = |row: &TierFile| {
+                    marker.as_ref().is_some_and(|m| {
+                        row.ino != found
+                            && row.blake3.as_deref().and_then(hex_to_bytes)
+                                != Some(*m.hash.as_bytes())
+                    })
+                };
+                if foreign(f) {
+                    // The list is a snapshot: the row may have followed a
+                    // replacement made through the mount since.
+                    let key = path_key(&f.path).unwrap_or_default();
+                    let now = self
+                        .catalog
+                        .exec("re-read file", move |c| tiering::file_by_path(c, &key))?;
+                    match now {
+                        None => return Ok(()),
+                        Some(row) if foreign(&row) => {
+                            report.problems.push(format!(
+                                "{path}: inode {found} is not the catalogued file (inode {}); \
+                                 not checked or repaired",
+                                row.ino
+                            ));
+                            return Ok(());
+                        }
+                        Some(_) => {}
+                    }
+                }
+                marker
+            }
             Err(e) if !is_missing(&e) => {
                 // A symlink on the way, a FIFO or device in its place: never
                 // followed or repaired through, whoever put it there.
@@ -228,6 +270,96 @@ impl Tier {
             }
         }
         Ok(())
+    }
+
+    /// Regular files in the hot dir that have no catalog row (their events
+    /// were lost, e.g. while the catalog's disk was full): with `repair`,
+    /// they are added as the start-up reconcile would add them.
+    async fn check_uncatalogued(
+        &self,
+        files: &[TierFile],
+        repair: bool,
+        report: &mut FsckReport,
+    ) -> Result<(), TierError> {
+        let known: HashSet<Vec<u8>> = files.iter().filter_map(|f| path_key(&f.path)).collect();
+        let hot_dir = self.hot_dir.clone();
+        let walked = tokio::task::spawn_blocking(move || {
+            let mut found = Vec::new();
+            crate::catalog::walk(&hot_dir, b"", |f| {
+                if !known.contains(&f.key) {
+                    found.push(f);
+                }
+                true
+            })
+            .map(|_| found)
+        })
+        .await;
+        let found = match walked {
+            Ok(Ok(found)) => found,
+            Ok(Err(e)) => {
+                report
+                    .unrepairable
+                    .push(format!("hot dir: cannot be listed: {e}"));
+                return Ok(());
+            }
+            Err(e) => {
+                report
+                    .unrepairable
+                    .push(format!("hot dir: listing failed: {e}"));
+                return Ok(());
+            }
+        };
+        if found.is_empty() {
+            return Ok(());
+        }
+        // The list of rows is a snapshot: files created through the mount
+        // since then have rows now (this runs after their queued events).
+        let missing = self.still_uncatalogued(found)?;
+        for f in &missing {
+            let path = Path::new(OsStr::from_bytes(&f.key));
+            report.problems.push(format!(
+                "{}: in the hot dir but not in the catalog",
+                path.display()
+            ));
+            if repair {
+                self.catalog.send(FileEvent::Upsert {
+                    path: path.to_path_buf(),
+                    size: f.size,
+                    mtime_ns: f.mtime_ns,
+                    ino: f.ino,
+                });
+            }
+        }
+        if repair {
+            let left = self.still_uncatalogued(missing.clone())?;
+            for f in &missing {
+                let path = Path::new(OsStr::from_bytes(&f.key)).display();
+                if left.iter().any(|l| l.key == f.key) {
+                    report.unrepairable.push(format!(
+                        "{path}: could not be added to the catalog (is its disk full?)"
+                    ));
+                } else {
+                    report
+                        .repaired
+                        .push(format!("{path}: added to the catalog"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The files of `found` that still have no catalog row, checked after
+    /// every change queued so far.
+    fn still_uncatalogued(&self, found: Vec<ScannedFile>) -> Result<Vec<ScannedFile>, TierError> {
+        Ok(self.catalog.exec("look up uncatalogued files", move |c| {
+            let mut left = Vec::new();
+            for f in found {
+                if tiering::file_by_path(c, &f.key)?.is_none() {
+                    left.push(f);
+                }
+            }
+            Ok(left)
+        })?)
     }
 
     /// Objects on a remote that the catalog does not know.

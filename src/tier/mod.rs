@@ -1004,6 +1004,23 @@ impl Tier {
         let row = self
             .catalog
             .exec_grouped("find file", move |c| tiering::file_by_path(c, &row_key))?;
+        if let Some(row) = &row
+            && row.ino != st.st_ino
+            && row.blake3.as_deref() != Some(hash.to_hex().as_str())
+        {
+            // Another inode, whose marker names other content than the row,
+            // was put at the catalogued path: its marker is not to be
+            // trusted. (A row whose inode number lags behind a replacement
+            // made through the mount but names the same content is fine:
+            // the file gets the content the catalog has for this path.)
+            tracing::warn!(path = %rel.display(), catalogued = row.ino, found = st.st_ino,
+                "recall refused: the file is not the catalogued one");
+            return Err(TierError::NotCatalogued {
+                path: rel.to_path_buf(),
+                catalogued: row.ino,
+                found: st.st_ino,
+            });
+        }
         if let Some(row) = &row {
             let id = row.id;
             self.catalog.exec_grouped("mark recalling", move |c| {
