@@ -44,13 +44,17 @@ pub(crate) fn upsert(
              LIMIT 1) l
          WHERE true
          ON CONFLICT (path) DO UPDATE SET
-             generation = generation + (size <> excluded.size OR mtime_ns <> excluded.mtime_ns),
-             -- New content unlinks a premigrated file from its cloud copy. Files in the
+             generation = generation + (size <> excluded.size OR mtime_ns <> excluded.mtime_ns
+                                        OR ino <> excluded.ino),
+             -- Another inode at this path is another file: it starts hot. New
+             -- content unlinks a premigrated file from its cloud copy. Files in the
              -- other tiering states are managed (and re-verified) by the tier engine.
-             state = CASE WHEN state = 'premigrated'
+             state = CASE WHEN ino <> excluded.ino THEN 'hot'
+                          WHEN state = 'premigrated'
                            AND (size <> excluded.size OR mtime_ns <> excluded.mtime_ns)
                           THEN 'hot' ELSE state END,
-             blake3 = CASE WHEN state = 'premigrated'
+             blake3 = CASE WHEN ino <> excluded.ino THEN NULL
+                           WHEN state = 'premigrated'
                             AND (size <> excluded.size OR mtime_ns <> excluded.mtime_ns)
                            THEN NULL ELSE blake3 END,
              size = excluded.size, mtime_ns = excluded.mtime_ns, ino = excluded.ino

@@ -130,13 +130,13 @@ fn new_content_unlinks_a_premigrated_file_only() {
             path: p("p"),
             size: 11,
             mtime_ns: 5,
-            ino: 1,
+            ino: 7,
         },
         FileEvent::Upsert {
             path: p("c"),
             size: 10,
             mtime_ns: 6,
-            ino: 2,
+            ino: 7,
         },
     ]);
     let conn = Connection::open(&f.db).unwrap();
@@ -152,6 +152,29 @@ fn new_content_unlinks_a_premigrated_file_only() {
     assert_eq!(state("c"), ("cold".to_string(), true));
 }
 
+/// Another inode at a catalogued path is another file (the old one was
+/// replaced beside the mount): it starts hot, whatever the old row said.
+#[test]
+fn another_inode_at_a_path_starts_hot() {
+    let f = Fixture::new();
+    f.send([upsert("r", 10)]);
+    let hash = format!("x'{}'", "ab".repeat(32));
+    f.sql(&format!("UPDATE files SET state = 'cold', blake3 = {hash}"));
+    f.send([FileEvent::Upsert {
+        path: p("r"),
+        size: 10,
+        mtime_ns: 1_000,
+        ino: 99,
+    }]);
+    let conn = Connection::open(&f.db).unwrap();
+    let (state, hashed): (String, bool) = conn
+        .query_row("SELECT state, blake3 IS NOT NULL FROM files", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((state.as_str(), hashed), ("hot", false));
+}
+
 #[test]
 fn upsert_inserts_then_updates_keeping_other_columns() {
     let f = Fixture::new();
@@ -161,7 +184,7 @@ fn upsert_inserts_then_updates_keeping_other_columns() {
         path: p("a/x"),
         size: 20,
         mtime_ns: 2_000,
-        ino: 8,
+        ino: 7,
     }]);
     let row = f.reader().file(Path::new("a/x")).unwrap().unwrap();
     assert_eq!(
@@ -172,7 +195,7 @@ fn upsert_inserts_then_updates_keeping_other_columns() {
             mtime_ns: 2_000,
             last_access_ns: Some(99),
             state: "cold".into(),
-            ino: 8
+            ino: 7
         }
     );
     let conn = Connection::open(&f.db).unwrap();
@@ -182,12 +205,12 @@ fn upsert_inserts_then_updates_keeping_other_columns() {
         })
         .unwrap();
     assert_eq!((generation, pinned), (1, 5));
-    // Same size and mtime: the content generation stays.
+    // Same size, mtime and inode: the content generation stays.
     f.send([FileEvent::Upsert {
         path: p("a/x"),
         size: 20,
         mtime_ns: 2_000,
-        ino: 9,
+        ino: 7,
     }]);
     let generation: i64 = conn
         .query_row("SELECT generation FROM files", [], |r| r.get(0))

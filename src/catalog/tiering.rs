@@ -150,8 +150,11 @@ const LINKS_OF: &str = "ino = (SELECT ino FROM files WHERE id = ?1) AND id <> ?1
 
 /// Moves file `id` from state `from` to `to` if it is still in `from` and
 /// (when given) still at content generation `generation`. Returns whether it
-/// moved. The file's other names (hard links) in state `from` move with it:
-/// one file, one state, under every name.
+/// moved. When `to` is a settled state (`hot`, `premigrated`, `cold`), the
+/// file's other names (hard links) take it too: one file, one state, under
+/// every name. Transient states stay on the name the engine works through
+/// (the engine handles one inode at a time), so a name renamed or removed
+/// mid-way cannot leave another name stuck in a transient state.
 pub fn transition(
     conn: &Connection,
     id: i64,
@@ -165,11 +168,11 @@ pub fn transition(
              AND (?4 IS NULL OR generation = ?4)",
         )?
         .execute(params![id, from, to, generation])?;
-    if n == 1 {
+    if n == 1 && matches!(to, "hot" | "premigrated" | "cold") {
         conn.prepare_cached(&format!(
-            "UPDATE files SET state = ?3 WHERE state = ?2 AND {LINKS_OF}"
+            "UPDATE files SET state = ?2 WHERE state <> ?2 AND {LINKS_OF}"
         ))?
-        .execute(params![id, from, to])?;
+        .execute(params![id, to])?;
     }
     Ok(n == 1)
 }
@@ -191,7 +194,7 @@ pub fn mark_premigrated(
     if n == 1 {
         conn.prepare_cached(&format!(
             "UPDATE files SET state = 'premigrated', blake3 = ?2
-             WHERE state IN ('hot', 'uploading') AND {LINKS_OF}"
+             WHERE state IN ('hot', 'uploading', 'premigrated') AND {LINKS_OF}"
         ))?
         .execute(params![id, &blake3[..]])?;
     }
