@@ -272,9 +272,14 @@ pub fn show_times(fd: BorrowedFd<'_>, st: &mut libc::stat) {
     };
     let has =
         |name: &str| listed.is_none_or(|l| l.split(|&b| b == 0).any(|n| n == name.as_bytes()));
-    if has(MARKER)
-        && let Ok(Some(marker)) = read_marker(fd)
-    {
+    if !has(MARKER) && !has(KEPT_CTIME) {
+        return;
+    }
+    // The list is a snapshot: a recall may remove the marker (after setting
+    // the kept ctime) between it and these reads, so each is looked up
+    // whatever the list said, the marker again last (a release drops the
+    // kept ctime just before it writes the marker).
+    if let Ok(Some(marker)) = read_marker(fd) {
         // A non-empty stub shows one block, never zero: GNU tar takes a
         // file with no blocks for entirely sparse without asking
         // `SEEK_DATA` (`tar --sparse` would archive zeros). Lustre's HSM
@@ -288,10 +293,16 @@ pub fn show_times(fd: BorrowedFd<'_>, st: &mut libc::stat) {
         }
         return;
     }
-    if has(KEPT_CTIME)
-        && let Some(c) = kept_ctime(fd, ctime_ns(st))
-    {
+    if let Some(c) = kept_ctime(fd, ctime_ns(st)) {
         set_time(&mut st.st_ctime, &mut st.st_ctime_nsec, c);
+        return;
+    }
+    if let Ok(Some(StubMarker { times: Some(t), .. })) = read_marker(fd) {
+        if st.st_size > 0 && st.st_blocks == 0 {
+            st.st_blocks = 1;
+        }
+        set_time(&mut st.st_mtime, &mut st.st_mtime_nsec, t.mtime_ns);
+        set_time(&mut st.st_ctime, &mut st.st_ctime_nsec, t.ctime_ns);
     }
 }
 
