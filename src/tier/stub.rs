@@ -280,27 +280,26 @@ pub fn show_times(fd: BorrowedFd<'_>, st: &mut libc::stat) {
     // whatever the list said, the marker again last (a release drops the
     // kept ctime just before it writes the marker).
     if let Ok(Some(marker)) = read_marker(fd) {
-        // A non-empty stub shows one block, never zero: GNU tar takes a
-        // file with no blocks for entirely sparse without asking
-        // `SEEK_DATA` (`tar --sparse` would archive zeros). Lustre's HSM
-        // shows released files the same way for the same reason.
-        if st.st_size > 0 && st.st_blocks == 0 {
-            st.st_blocks = 1;
-        }
-        if let Some(t) = marker.times {
-            set_time(&mut st.st_mtime, &mut st.st_mtime_nsec, t.mtime_ns);
-            set_time(&mut st.st_ctime, &mut st.st_ctime_nsec, t.ctime_ns);
-        }
-        return;
+        return show_stub(&marker, st);
     }
     if let Some(c) = kept_ctime(fd, ctime_ns(st)) {
         set_time(&mut st.st_ctime, &mut st.st_ctime_nsec, c);
         return;
     }
-    if let Ok(Some(StubMarker { times: Some(t), .. })) = read_marker(fd) {
-        if st.st_size > 0 && st.st_blocks == 0 {
-            st.st_blocks = 1;
-        }
+    if let Ok(Some(marker)) = read_marker(fd) {
+        show_stub(&marker, st);
+    }
+}
+
+/// What a stub with `marker` shows in `st`: its marker's times, and one
+/// block if it is not empty, never zero: GNU tar takes a file with no
+/// blocks for entirely sparse without asking `SEEK_DATA` (`tar --sparse`
+/// would archive zeros). Lustre's HSM shows released files the same way.
+fn show_stub(marker: &StubMarker, st: &mut libc::stat) {
+    if st.st_size > 0 && st.st_blocks == 0 {
+        st.st_blocks = 1;
+    }
+    if let Some(t) = marker.times {
         set_time(&mut st.st_mtime, &mut st.st_mtime_nsec, t.mtime_ns);
         set_time(&mut st.st_ctime, &mut st.st_ctime_nsec, t.ctime_ns);
     }
