@@ -228,26 +228,7 @@ const USER: &str = "tierfs-diskuser";
 
 /// uid and gid of [`USER`], creating the account if needed.
 fn disk_user() -> (u32, u32) {
-    let id = |flag: &str| {
-        let out = Command::new("id").args([flag, USER]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse::<u32>()
-            .ok()
-    };
-    if let (Some(u), Some(g)) = (id("-u"), id("-g")) {
-        return (u, g);
-    }
-    let _ = Command::new("useradd")
-        .args([
-            "--system",
-            "--no-create-home",
-            "--shell",
-            "/usr/sbin/nologin",
-            USER,
-        ])
-        .status();
-    (id("-u").expect("useradd"), id("-g").expect("useradd"))
+    common::system_user(USER)
 }
 
 /// `dd if=/dev/zero of=path bs=1M` as `uid`/`gid` (no supplementary

@@ -27,33 +27,7 @@ const USER: &str = "tierfs-hostile";
 
 /// uid and gid of [`USER`], creating the account if needed.
 fn hostile() -> (u32, u32) {
-    let lookup = || {
-        let out = Command::new("id").args(["-u", USER]).output().unwrap();
-        let uid = String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse::<u32>()
-            .ok()?;
-        let out = Command::new("id").args(["-g", USER]).output().unwrap();
-        let gid = String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse::<u32>()
-            .ok()?;
-        Some((uid, gid))
-    };
-    if let Some(ids) = lookup() {
-        return ids;
-    }
-    // Parallel tests may race to create it; either way it exists afterwards.
-    let _ = Command::new("useradd")
-        .args([
-            "--system",
-            "--no-create-home",
-            "--shell",
-            "/usr/sbin/nologin",
-            USER,
-        ])
-        .status();
-    lookup().expect("cannot create the test user (useradd)")
+    common::system_user(USER)
 }
 
 /// A mount with `allow_other`, a `file://` remote `cloud`, no schedule,

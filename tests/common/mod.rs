@@ -1391,3 +1391,32 @@ pub fn os(s: &str) -> &OsStr {
 pub fn drop_kernel_caches() {
     let _ = fs::write("/proc/sys/vm/drop_caches", "2");
 }
+
+/// uid and gid of the unprivileged system account `user`, creating it
+/// (`useradd --system`) if needed. Parallel tests may race to create it;
+/// either way it exists afterwards.
+pub fn system_user(user: &str) -> (u32, u32) {
+    let id = |flag: &str| {
+        let out = Command::new("id").args([flag, user]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<u32>()
+            .ok()
+    };
+    if let (Some(u), Some(g)) = (id("-u"), id("-g")) {
+        return (u, g);
+    }
+    let _ = Command::new("useradd")
+        .args([
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            user,
+        ])
+        .status();
+    match (id("-u"), id("-g")) {
+        (Some(u), Some(g)) => (u, g),
+        _ => panic!("cannot create the test user {user} (useradd)"),
+    }
+}
