@@ -357,6 +357,7 @@ fn run_inner(
         CatalogOptions {
             access_flush_interval: config.access_flush_interval,
             group: config.control_group,
+            hot_dir: Some(config.hot_dir.clone()),
         },
     )?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

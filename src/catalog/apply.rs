@@ -7,7 +7,8 @@
 
 use rusqlite::{Connection, params};
 
-use super::event::{RenameTarget, is_at_or_below, subtree_bounds};
+use super::event::{is_at_or_below, subtree_bounds};
+use super::look::{Found, HotDir};
 
 /// Inserts a file or updates its size/mtime/ino, keeping every other column.
 /// `generation` is bumped when size or mtime changed (the content changed).
@@ -117,37 +118,120 @@ pub(crate) fn rename(conn: &Connection, from: &[u8], to: &[u8]) -> rusqlite::Res
     Ok(true)
 }
 
-/// A rename the hot-dir watcher saw. The mount reports its own renames too,
-/// so this may be a late echo of a rename already applied, after which a new
-/// file or directory may have taken the name `from`: moving its rows would
-/// put the wrong file's row (and state) at `to`. Rows move only if they still
-/// describe what is at `to`: a file row with the inode found there, or for a
-/// directory, only if nothing is catalogued below `to` yet (a directory can
-/// only be renamed onto an empty one). Returns what [`rename`] returns.
-pub(crate) fn rename_seen_beside(
+/// Applies a [`Look`](super::FileEvent::Look) hint at `key`: the catalog
+/// takes what is there now. `gone` (a [`Gone`](super::FileEvent::Gone)
+/// hint) also drops the rows of a path that is not there.
+pub(crate) fn look(
     conn: &Connection,
+    hot: &HotDir,
+    key: &[u8],
+    gone: bool,
+) -> rusqlite::Result<()> {
+    match hot.look(key) {
+        Ok(Found::File {
+            size,
+            mtime_ns,
+            ino,
+        }) => {
+            // A directory may have been replaced by this file.
+            delete_below(conn, key)?;
+            if !row_has_ino(conn, key, ino)? {
+                adopt(conn, hot, key, size, mtime_ns, ino)?;
+            }
+            upsert(conn, key, size, mtime_ns, ino)
+        }
+        // A file may have been replaced by this directory.
+        Ok(Found::Directory) => delete_exact(conn, key).map(drop),
+        Ok(Found::Other) => delete_exact(conn, key).map(drop),
+        Ok(Found::Missing) if gone => remove(conn, key),
+        Ok(Found::Missing) => Ok(()),
+        Err(e) => {
+            tracing::warn!(path = %String::from_utf8_lossy(key), "cannot look at changed path: {e}");
+            Ok(())
+        }
+    }
+}
+
+/// Whether the row at `key` is the file with inode `ino`.
+fn row_has_ino(conn: &Connection, key: &[u8], ino: u64) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM files WHERE path = ?1 AND ino = ?2)")?
+        .query_row(params![key, to_sql_u64(ino)], |r| r.get(0))
+}
+
+/// The file now at `key` (inode `ino`, `size`, `mtime_ns`) has no row there:
+/// if a row elsewhere has its inode, size and mtime (a rename keeps all
+/// three) and that row's own path no longer holds the inode, the file was
+/// renamed — by the mount, in a reordered report, or beside it — and that row
+/// (id, state, hash, access time) moves here. A hard link's other name still
+/// holds the inode, so a new name of a linked file is not an adoption.
+fn adopt(
+    conn: &Connection,
+    hot: &HotDir,
+    key: &[u8],
+    size: u64,
+    mtime_ns: i64,
+    ino: u64,
+) -> rusqlite::Result<()> {
+    let candidates: Vec<Vec<u8>> = conn
+        .prepare_cached(
+            "SELECT path FROM files
+             WHERE ino = ?1 AND size = ?2 AND mtime_ns = ?3 AND path <> ?4",
+        )?
+        .query_map(
+            params![to_sql_u64(ino), to_sql_u64(size), mtime_ns, key],
+            |r| r.get(0),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    for old in candidates {
+        let still_there = matches!(hot.look(&old), Ok(Found::File { ino: i, .. }) if i == ino);
+        if still_there {
+            continue;
+        }
+        delete_exact(conn, key)?;
+        conn.prepare_cached("UPDATE files SET path = ?2 WHERE path = ?1")?
+            .execute([old.as_slice(), key])?;
+        return Ok(());
+    }
+    Ok(())
+}
+
+/// Applies a [`Moved`](super::FileEvent::Moved) hint: each row at or below
+/// `from` moves to its name below `to` if the file there now is that row's
+/// file (same inode); then `to` is looked at and `from` checked for removal.
+/// A rename already applied (reported by the mount too) finds no row whose
+/// file is at the new name, so it moves nothing.
+pub(crate) fn moved(
+    conn: &Connection,
+    hot: &HotDir,
     from: &[u8],
     to: &[u8],
-    target: RenameTarget,
-) -> rusqlite::Result<bool> {
-    let describes_target: bool = match target {
-        RenameTarget::File { ino } => conn
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM files WHERE path = ?1 AND ino = ?2)")?
-            .query_row(params![from, to_sql_u64(ino)], |r| r.get(0))?,
-        RenameTarget::Directory => {
-            let (lo, hi) = subtree_bounds(to);
-            let moved_already: bool = conn
-                .prepare_cached(
-                    "SELECT EXISTS (SELECT 1 FROM files WHERE path > ?1 AND path < ?2)",
-                )?
-                .query_row(params![lo, hi], |r| r.get(0))?;
-            !moved_already
-        }
-    };
-    if !describes_target {
-        return Ok(true);
+) -> rusqlite::Result<()> {
+    if from == to || is_at_or_below(to, from) || is_at_or_below(from, to) {
+        return Ok(());
     }
-    rename(conn, from, to)
+    if let Ok(Found::Directory) = hot.look(to) {
+        let (lo, hi) = subtree_bounds(from);
+        let rows: Vec<(Vec<u8>, i64)> = conn
+            .prepare_cached(
+                "SELECT path, ino FROM files WHERE path = ?1 OR (path > ?2 AND path < ?3)",
+            )?
+            .query_map(params![from, lo, hi], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (old, ino) in rows {
+            let mut new = to.to_vec();
+            new.extend_from_slice(&old[from.len()..]);
+            let here =
+                matches!(hot.look(&new), Ok(Found::File { ino: i, .. }) if i == from_sql_u64(ino));
+            if here {
+                delete_exact(conn, &new)?;
+                conn.prepare_cached("UPDATE files SET path = ?2 WHERE path = ?1")?
+                    .execute([old.as_slice(), new.as_slice()])?;
+            }
+        }
+    } else {
+        look(conn, hot, to, false)?;
+    }
+    look(conn, hot, from, true)
 }
 
 /// Records an access time, only ever moving it forward.

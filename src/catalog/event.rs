@@ -32,24 +32,44 @@ pub enum FileEvent {
         /// Removed path, relative to the mount root.
         path: PathBuf,
     },
-    /// `from` (a file or a whole directory) was renamed to `to`: rows move,
-    /// keeping their ids and columns; rows previously at or below `to` are replaced.
+    /// `from` (a file or a whole directory) was renamed to `to` through the
+    /// mount: rows move, keeping their ids and columns; rows previously at or
+    /// below `to` are replaced. Then `to` is looked at as [`FileEvent::Gone`]
+    /// would (a later rename or unlink may already have taken it away). The
+    /// mount sends its renames in the order they happened.
     Renamed {
         /// Old path.
         from: PathBuf,
         /// New path.
         to: PathBuf,
     },
-    /// A rename the hot-dir watcher saw (the mount reports its own renames
-    /// as [`FileEvent::Renamed`], so this may be a late echo of one already
-    /// applied): rows move only if they still describe what is at `to`.
-    RenamedBeside {
+    /// Hint: something may have changed at `path`. The catalog writer looks
+    /// at the file itself when it applies the hint (the last look wins): a
+    /// regular file is inserted or updated (taking over the row of the file
+    /// with its inode if that one is no longer at its old name), a directory
+    /// replaces a file row. A missing path changes nothing: every
+    /// disappearance is reported by [`FileEvent::Gone`] or a rename.
+    Look {
+        /// Path, relative to the mount root.
+        path: PathBuf,
+    },
+    /// Hint: `path` may have been removed. Applied like [`FileEvent::Look`],
+    /// except that a missing path drops its row and every row below it.
+    Gone {
+        /// Path, relative to the mount root.
+        path: PathBuf,
+    },
+    /// Hint from the hot-dir watcher: `from` may have been renamed to `to`.
+    /// Each row at or below `from` moves only if the file now at its new
+    /// name is that row's file (same inode) — so a rename already applied
+    /// (the watcher also sees renames made through the mount) moves nothing.
+    /// Then `to` and `from` are looked at as [`FileEvent::Look`] and
+    /// [`FileEvent::Gone`].
+    Moved {
         /// Old path.
         from: PathBuf,
         /// New path.
         to: PathBuf,
-        /// What the watcher found at `to` right after the rename.
-        target: RenameTarget,
     },
     /// A read/open through the mount at `at_ns` (Unix nanoseconds). Coalesced
     /// in memory (latest per path) and written every `access_flush_interval`.
@@ -59,18 +79,6 @@ pub enum FileEvent {
         /// When, in nanoseconds since the Unix epoch.
         at_ns: i64,
     },
-}
-
-/// What the hot-dir watcher found at the target of a rename.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RenameTarget {
-    /// A file (or other non-directory) with this inode number.
-    File {
-        /// Inode number in the hot directory.
-        ino: u64,
-    },
-    /// A directory.
-    Directory,
 }
 
 /// The database key of a relative path: its bytes without leading or

@@ -12,7 +12,8 @@ use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags};
 
-use super::writer::{Control, GroupedJob, Job, JobStep, Msg, Op, Writer, WriterStats};
+use super::look::HotDir;
+use super::writer::{Control, GroupedJob, Job, JobStep, Msg, Writer, WriterStats};
 use super::{CatalogError, FileEvent, ReconcileStats, schema};
 
 /// Tunables for [`Catalog::open`].
@@ -24,6 +25,10 @@ pub struct CatalogOptions {
     /// creates with the catalog's mode and owner) gets this group and mode
     /// 0660, so its members' `tierctl` can read it. `None`: mode 0600.
     pub group: Option<u32>,
+    /// The hot directory the mount serves: hints
+    /// ([`FileEvent::Look`](super::FileEvent::Look) and friends) are looked
+    /// up beneath it when applied. `None` (tools, tests): hints are ignored.
+    pub hot_dir: Option<PathBuf>,
 }
 
 impl Default for CatalogOptions {
@@ -31,6 +36,7 @@ impl Default for CatalogOptions {
         CatalogOptions {
             access_flush_interval: Duration::from_secs(30),
             group: None,
+            hot_dir: None,
         }
     }
 }
@@ -82,6 +88,14 @@ impl Catalog {
         let version = schema::migrate(&mut conn, &path)?;
         tracing::info!(catalog = %path.display(), schema_version = version, "catalog opened");
 
+        let hot = match &opts.hot_dir {
+            Some(dir) => Some(HotDir::open(dir).map_err(|source| CatalogError::Io {
+                path: dir.clone(),
+                op: "open hot directory",
+                source,
+            })?),
+            None => None,
+        };
         let (tx, rx) = crossbeam_channel::unbounded();
         let stats = Arc::new(WriterStats::default());
         let writer = Writer::new(
@@ -90,6 +104,7 @@ impl Catalog {
             opts.access_flush_interval,
             lock,
             stats.clone(),
+            hot,
         );
         let thread = std::thread::Builder::new()
             .name("tierfs-catalog".into())
@@ -114,11 +129,7 @@ impl Catalog {
     /// Queues a change. Never blocks and never fails: if the writer has
     /// stopped, the event is dropped and a warning is logged (once).
     pub fn send(&self, ev: FileEvent) {
-        self.send_op(Op::Event(ev));
-    }
-
-    pub(crate) fn send_op(&self, op: Op) {
-        if self.inner.tx.send(Msg::Op(op)).is_err() {
+        if self.inner.tx.send(Msg::Event(ev)).is_err() {
             let n = self.inner.dropped_events.fetch_add(1, Ordering::Relaxed) + 1;
             if !self.inner.warned_closed.swap(true, Ordering::Relaxed) {
                 tracing::warn!(catalog = %self.inner.path.display(), "catalog writer has stopped; dropping file events");

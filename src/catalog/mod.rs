@@ -19,6 +19,7 @@ pub mod backup;
 mod error;
 mod event;
 mod handle;
+mod look;
 mod reader;
 mod reconcile;
 mod schema;
@@ -31,7 +32,7 @@ mod writer;
 mod tests;
 
 pub use error::CatalogError;
-pub use event::{FileEvent, RenameTarget, path_key};
+pub use event::{FileEvent, path_key};
 pub use handle::{Catalog, CatalogOptions};
 pub use reader::{CatalogReader, FileRow, StateCount, StatusSummary};
 pub use reconcile::ReconcileStats;

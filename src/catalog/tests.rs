@@ -88,6 +88,10 @@ impl Fixture {
             .map(|(_, id)| id)
     }
 
+    fn size(&self, path: &str) -> Option<u64> {
+        self.reader().file(Path::new(path)).unwrap().map(|r| r.size)
+    }
+
     fn reader(&self) -> CatalogReader {
         CatalogReader::open(&self.db).unwrap()
     }
@@ -269,67 +273,141 @@ fn rename_file_keeps_id_and_replaces_target() {
     assert_eq!(f.paths(), ["y"]);
 }
 
-/// The watcher's report of a rename the mount already reported arrives
-/// late, after a new file took the old name: it must not move the new file's
-/// row onto the renamed file (nor a new directory's rows).
+/// A fixture whose catalog looks at hints in its hot directory.
+fn with_hot_dir() -> (Fixture, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let hot = dir.path().join("hot");
+    fs::create_dir_all(&hot).unwrap();
+    let db = dir.path().join("catalog.db");
+    let catalog = Catalog::open(
+        &db,
+        CatalogOptions {
+            access_flush_interval: Duration::from_secs(3600),
+            hot_dir: Some(hot.clone()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    (Fixture { dir, db, catalog }, hot)
+}
+
+fn look(path: &str) -> FileEvent {
+    FileEvent::Look { path: p(path) }
+}
+
+/// A hint records what is at the path when the writer applies it, not
+/// when it was sent; a missing path is dropped only by a `Gone` hint.
 #[test]
-fn late_watcher_echo_of_a_rename_moves_nothing() {
-    let f = Fixture::new();
-    let file = |path: &str, size: u64, ino: u64| FileEvent::Upsert {
-        path: p(path),
-        size,
-        mtime_ns: 1_000,
-        ino,
+fn hints_record_what_is_there_when_applied() {
+    let (f, hot) = with_hot_dir();
+    fs::write(hot.join("x"), b"1").unwrap();
+    f.catalog.send(look("x"));
+    fs::write(hot.join("x"), b"12345").unwrap();
+    f.send([]);
+    assert_eq!(f.size("x"), Some(5), "the look saw the file as it is now");
+    fs::remove_file(hot.join("x")).unwrap();
+    f.send([look("x")]);
+    assert_eq!(f.paths(), ["x"], "a look at a missing path removes nothing");
+    f.send([FileEvent::Gone { path: p("x") }]);
+    assert!(f.paths().is_empty());
+    // A directory that replaced a file, and a file that replaced a directory.
+    fs::create_dir(hot.join("d")).unwrap();
+    fs::write(hot.join("d/a"), b"a").unwrap();
+    fs::write(hot.join("e"), b"e").unwrap();
+    f.send([look("d/a"), look("e")]);
+    fs::remove_dir_all(hot.join("d")).unwrap();
+    fs::write(hot.join("d"), b"now a file").unwrap();
+    fs::remove_file(hot.join("e")).unwrap();
+    fs::create_dir(hot.join("e")).unwrap();
+    f.send([look("d"), look("e")]);
+    assert_eq!(f.paths(), ["d"]);
+}
+
+/// The watcher also sees renames made through the mount and reports them
+/// late, maybe after a new file took the old name: such an echo moves
+/// nothing, while a rename made beside the mount moves the row.
+#[test]
+fn a_late_echo_of_a_rename_moves_nothing() {
+    let (f, hot) = with_hot_dir();
+    let moved = |from: &str, to: &str| FileEvent::Moved {
+        from: p(from),
+        to: p(to),
     };
-    f.send([file("x", 1, 10)]);
+    fs::write(hot.join("x"), b"1").unwrap();
+    f.send([look("x")]);
     let renamed = f.id("x").unwrap();
     // Through the mount: x → y, then a new file x.
+    fs::rename(hot.join("x"), hot.join("y")).unwrap();
+    fs::write(hot.join("x"), b"22").unwrap();
     f.send([
         FileEvent::Renamed {
             from: p("x"),
             to: p("y"),
         },
-        file("x", 2, 11),
+        look("x"),
     ]);
     let new = f.id("x").unwrap();
-    // The watcher's echo: inode 10 is what it found at y.
-    f.send([FileEvent::RenamedBeside {
-        from: p("x"),
-        to: p("y"),
-        target: RenameTarget::File { ino: 10 },
-    }]);
+    assert_ne!(new, renamed);
+    f.send([moved("x", "y")]);
     assert_eq!(f.id("y"), Some(renamed));
     assert_eq!(f.id("x"), Some(new));
-    // A rename made beside the mount (the row at `from` is the file now at
-    // `to`) moves the row as usual.
-    f.send([FileEvent::RenamedBeside {
-        from: p("x"),
-        to: p("z"),
-        target: RenameTarget::File { ino: 11 },
-    }]);
+    // Beside the mount: x → z.
+    fs::rename(hot.join("x"), hot.join("z")).unwrap();
+    f.send([moved("x", "z")]);
     assert_eq!(f.id("z"), Some(new));
     assert_eq!(f.paths(), ["y", "z"]);
-    // Directories: the echo finds rows already below the target.
-    f.send([file("d/a", 1, 20)]);
+    // Directories: an echo finds the rows already moved.
+    fs::create_dir(hot.join("d")).unwrap();
+    fs::write(hot.join("d/a"), b"a").unwrap();
+    f.send([look("d/a")]);
+    fs::rename(hot.join("d"), hot.join("e")).unwrap();
+    fs::create_dir(hot.join("d")).unwrap();
+    fs::write(hot.join("d/b"), b"b").unwrap();
     f.send([
         FileEvent::Renamed {
             from: p("d"),
             to: p("e"),
         },
-        file("d/b", 1, 21),
+        look("d/b"),
     ]);
-    f.send([FileEvent::RenamedBeside {
-        from: p("d"),
-        to: p("e"),
-        target: RenameTarget::Directory,
-    }]);
+    let b = f.id("d/b").unwrap();
+    f.send([moved("d", "e")]);
     assert_eq!(f.paths(), ["d/b", "e/a", "y", "z"]);
-    f.send([FileEvent::RenamedBeside {
-        from: p("d"),
-        to: p("f"),
-        target: RenameTarget::Directory,
-    }]);
+    fs::rename(hot.join("d"), hot.join("f")).unwrap();
+    f.send([moved("d", "f")]);
     assert_eq!(f.paths(), ["e/a", "f/b", "y", "z"]);
+    assert_eq!(f.id("f/b"), Some(b));
+}
+
+/// Reports that arrive out of order (a close reported after the rename that
+/// followed it, renames of one file reported in reverse) still leave one
+/// row, with its id, at the file's current name.
+#[test]
+fn reordered_reports_keep_the_row_at_the_current_name() {
+    let (f, hot) = with_hot_dir();
+    fs::write(hot.join("x"), b"data").unwrap();
+    f.send([look("x")]);
+    let id = f.id("x").unwrap();
+    fs::rename(hot.join("x"), hot.join("y")).unwrap();
+    fs::rename(hot.join("y"), hot.join("z")).unwrap();
+    f.send([
+        look("x"),
+        FileEvent::Renamed {
+            from: p("y"),
+            to: p("z"),
+        },
+        FileEvent::Renamed {
+            from: p("x"),
+            to: p("y"),
+        },
+    ]);
+    assert_eq!(f.paths(), ["z"]);
+    assert_eq!(f.id("z"), Some(id));
+    // A hard link's other name still holds the inode: no adoption.
+    fs::hard_link(hot.join("z"), hot.join("w")).unwrap();
+    f.send([look("w")]);
+    assert_eq!(f.paths(), ["w", "z"]);
+    assert_eq!(f.id("z"), Some(id));
 }
 
 #[test]
@@ -751,8 +829,7 @@ fn catalog_is_send_sync_and_usable_from_many_threads() {
 
 #[test]
 fn watcher_follows_changes_made_in_the_hot_dir() {
-    let f = Fixture::new();
-    let hot = f.hot();
+    let (f, hot) = with_hot_dir();
     fs::create_dir_all(hot.join("sub")).unwrap();
     let watcher = watch(&hot, f.catalog.clone()).unwrap();
     let reader = f.reader();

@@ -6,11 +6,20 @@
 //! `notify`'s `RecommendedWatcher` — not `notify-debouncer-full`, whose file-id
 //! cache keeps every path in memory.
 //!
-//! Changed paths are coalesced for [`WINDOW`], then each is `lstat`ed and the
-//! catalog told what is there now: missing → `Removed`, regular file →
-//! `Upsert`, directory that appeared (created or moved in) → walked, every file
-//! upserted. Renames inside the tree are forwarded as `Renamed` so rows keep
-//! their ids and states. A queue overflow triggers a full `reconcile`.
+//! Changed paths are coalesced for [`WINDOW`], then each is sent to the
+//! catalog as a hint (`Look`, or `Gone` if it was deleted or moved out); the
+//! catalog writer looks at the path when it applies the hint, so what it
+//! records is what is there then. A directory that appeared (created or moved
+//! in) is walked, a hint per file. Renames inside the tree are forwarded at
+//! once as `Moved` hints so rows keep their ids and states. A queue overflow
+//! triggers a full `reconcile`.
+//!
+//! The watcher also sees every change the daemon itself makes (through the
+//! mount, or the tiering engine rewriting a file). It needs no way to tell
+//! them apart: a hint only makes the writer look again, and a look at a file
+//! whose row already matches it changes nothing; a `Moved` hint moves a row
+//! only if that row's file (its inode) is at the new name and no longer at
+//! the old one, which a rename already applied never satisfies.
 
 use std::collections::HashMap;
 use std::io;
@@ -21,9 +30,9 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 
-use super::event::{RenameTarget, key_to_path, path_key};
-use super::walk::{mtime_ns, walk};
-use super::writer::Op;
+use super::event::{key_to_path, path_key};
+use super::look::{Found, look_beneath};
+use super::walk::walk;
 use super::{Catalog, CatalogError, FileEvent};
 
 /// How long changed paths are gathered before they are examined.
@@ -168,9 +177,8 @@ impl Drop for Watcher {
 struct Coalescer {
     root: PathBuf,
     catalog: Catalog,
-    /// Changed absolute paths; `true` if the path (re)appeared, so a directory
-    /// there must be walked.
-    pending: HashMap<PathBuf, bool>,
+    /// Changed absolute paths and what happened to them.
+    pending: HashMap<PathBuf, Mark>,
     /// When the oldest pending change arrived.
     since: Option<Instant>,
 }
@@ -231,39 +239,44 @@ impl Coalescer {
     fn note(&mut self, event: Event) {
         match event.kind {
             EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
-                self.mark_all(&event.paths, false)
+                self.mark_all(&event.paths, Mark::CHANGED)
             }
             EventKind::Access(_) => {}
             EventKind::Modify(ModifyKind::Name(RenameMode::Both)) if event.paths.len() == 2 => {
                 self.renamed(&event.paths[0], &event.paths[1]);
             }
             EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
-                self.mark_all(&event.paths, true);
+                self.mark_all(&event.paths, Mark::APPEARED);
             }
-            _ => self.mark_all(&event.paths, false),
+            EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(RenameMode::From)) => {
+                self.mark_all(&event.paths, Mark::REMOVED)
+            }
+            _ => self.mark_all(&event.paths, Mark::CHANGED),
         }
     }
 
-    fn mark_all(&mut self, paths: &[PathBuf], appeared: bool) {
+    fn mark_all(&mut self, paths: &[PathBuf], mark: Mark) {
         for path in paths {
-            self.mark(path.clone(), appeared);
+            self.mark(path.clone(), mark);
         }
     }
 
-    fn mark(&mut self, path: PathBuf, appeared: bool) {
-        *self.pending.entry(path).or_insert(false) |= appeared;
+    fn mark(&mut self, path: PathBuf, mark: Mark) {
+        self.pending.entry(path).or_default().add(mark);
         self.since.get_or_insert_with(Instant::now);
     }
 
-    /// A rename inside the tree: forward it at once so rows keep their ids,
-    /// and move pending changes below `from` to their new place.
+    /// A rename inside the tree: forward it at once, in order, so rows keep
+    /// their ids (the writer moves a row only if its file is at the new name
+    /// when the hint is applied), and move pending changes below `from` to
+    /// their new place.
     fn renamed(&mut self, from: &Path, to: &Path) {
         let (Some(from_key), Some(to_key)) = (self.key(from), self.key(to)) else {
-            self.mark(from.to_path_buf(), false);
-            self.mark(to.to_path_buf(), true);
+            self.mark(from.to_path_buf(), Mark::REMOVED);
+            self.mark(to.to_path_buf(), Mark::APPEARED);
             return;
         };
-        let from_appeared = self.pending.remove(from);
+        let from_mark = self.pending.remove(from);
         self.pending.remove(to);
         let moved: Vec<PathBuf> = self
             .pending
@@ -272,32 +285,19 @@ impl Coalescer {
             .cloned()
             .collect();
         for old in moved {
-            if let (Some(appeared), Ok(rest)) = (self.pending.remove(&old), old.strip_prefix(from))
-            {
-                self.mark(to.join(rest), appeared);
+            if let (Some(mark), Ok(rest)) = (self.pending.remove(&old), old.strip_prefix(from)) {
+                self.mark(to.join(rest), mark);
             }
         }
-        // If `to` is gone again already, what is there now is all that matters.
-        if let Ok(meta) = lstat_beneath(&self.root, &to_key) {
-            let target = if meta.is_dir() {
-                RenameTarget::Directory
-            } else {
-                RenameTarget::File {
-                    ino: std::os::unix::fs::MetadataExt::ino(&meta),
-                }
-            };
-            self.catalog.send(FileEvent::RenamedBeside {
-                from: key_to_path(&from_key),
-                to: key_to_path(&to_key),
-                target,
-            });
+        self.catalog.send(FileEvent::Moved {
+            from: key_to_path(&from_key),
+            to: key_to_path(&to_key),
+        });
+        // A directory created and renamed within one window still has to be
+        // walked at its new name.
+        if let Some(mark) = from_mark.filter(|m| m.appeared) {
+            self.mark(to.to_path_buf(), mark);
         }
-        // Re-examine both names (the rename may be an echo of one made
-        // through the mount, and `from` may hold a new file by now): cheap
-        // for a file, and a directory is only walked if it had itself just
-        // appeared.
-        self.mark(from.to_path_buf(), false);
-        self.mark(to.to_path_buf(), from_appeared.unwrap_or(false));
     }
 
     /// The catalog key of an absolute path under the root.
@@ -305,79 +305,39 @@ impl Coalescer {
         path_key(path.strip_prefix(&self.root).ok()?)
     }
 
-    /// `lstat`s every pending path and tells the catalog what is there now.
+    /// Sends a hint for every pending path; the catalog writer looks at each
+    /// when it applies it. Directories that appeared are walked here, a hint
+    /// per file found.
     fn examine(&mut self) {
         self.since = None;
-        let mut paths: Vec<(PathBuf, bool)> = self.pending.drain().collect();
+        let mut paths: Vec<(PathBuf, Mark)> = self.pending.drain().collect();
         // Component order puts every directory right before its descendants.
-        paths.sort();
+        paths.sort_by(|a, b| a.0.cmp(&b.0));
         let mut walked: Option<PathBuf> = None;
-        for (path, appeared) in paths {
+        for (path, mark) in paths {
             let Some(key) = self.key(&path) else { continue };
-            match lstat_beneath(&self.root, &key) {
-                // Gone, or only reachable through a symlink now.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-                    ) || e.raw_os_error() == Some(libc::ELOOP) =>
-                {
-                    self.catalog.send(FileEvent::Removed {
-                        path: key_to_path(&key),
-                    });
-                }
-                Err(e) => tracing::warn!(path = %path.display(), "cannot stat changed path: {e}"),
-                Ok(meta) if meta.is_file() => {
-                    if appeared {
-                        // It may have replaced a directory.
-                        self.catalog.send_op(Op::ForgetBelow(key.clone()));
-                    }
-                    let upsert = |meta: &std::fs::Metadata| FileEvent::Upsert {
-                        path: key_to_path(&key),
-                        size: std::os::unix::fs::MetadataExt::size(meta),
-                        mtime_ns: mtime_ns(meta),
-                        ino: std::os::unix::fs::MetadataExt::ino(meta),
-                    };
-                    let first = upsert(&meta);
-                    self.catalog.send(first.clone());
-                    // The mount (or the tiering engine) may have changed the
-                    // file and reported its final state between that lstat
-                    // and the send, which would then have put an older state
-                    // after it: look once more and send what is there now.
-                    if let Ok(again) = lstat_beneath(&self.root, &key)
-                        && again.is_file()
-                    {
-                        let now = upsert(&again);
-                        if now != first {
-                            self.catalog.send(now);
-                        }
-                    }
-                }
-                Ok(meta) if meta.is_dir() => {
-                    if !appeared || walked.as_ref().is_some_and(|w| path.starts_with(w)) {
-                        continue;
-                    }
-                    // It may have replaced a file.
-                    self.catalog.send_op(Op::ForgetExact(key.clone()));
-                    self.walk(&key);
-                    walked = Some(path);
-                }
-                // Symlink, device, fifo or socket: not a catalogued file.
-                Ok(_) => self.catalog.send(FileEvent::Removed {
-                    path: key_to_path(&key),
-                }),
+            let hint_path = key_to_path(&key);
+            self.catalog.send(if mark.removed {
+                FileEvent::Gone { path: hint_path }
+            } else {
+                FileEvent::Look { path: hint_path }
+            });
+            if mark.appeared
+                && !walked.as_ref().is_some_and(|w| path.starts_with(w))
+                && matches!(look_beneath_root(&self.root, &key), Ok(Found::Directory))
+            {
+                self.walk(&key);
+                walked = Some(path);
             }
         }
     }
 
-    /// Upserts every regular file below directory `key` (moved in or created).
+    /// Sends a hint for every regular file below directory `key` (moved in
+    /// or created).
     fn walk(&self, key: &[u8]) {
         let result = walk(&self.root, key, |f| {
-            self.catalog.send(FileEvent::Upsert {
+            self.catalog.send(FileEvent::Look {
                 path: key_to_path(&f.key),
-                size: f.size,
-                mtime_ns: f.mtime_ns,
-                ino: f.ino,
             });
             true
         });
@@ -399,22 +359,40 @@ impl Coalescer {
     }
 }
 
-/// `lstat` of the path `key` below `root`, reached beneath it without
-/// following a symlink on the way (`ELOOP` if one is there); a final
-/// symlink is stat-ed itself. Works at any depth.
-fn lstat_beneath(root: &Path, key: &[u8]) -> io::Result<std::fs::Metadata> {
+/// What is at `key` below `root` (see [`super::look`]).
+fn look_beneath_root(root: &Path, key: &[u8]) -> io::Result<Found> {
     use std::os::fd::AsFd;
-    use std::os::unix::ffi::OsStrExt;
-    if key.is_empty() {
-        return std::fs::metadata(root);
-    }
     let dir = std::fs::File::open(root)?;
-    let fd = crate::fs::sys::open_beneath(
-        dir.as_fd(),
-        Path::new(std::ffi::OsStr::from_bytes(key)),
-        libc::O_PATH,
-    )?;
-    std::fs::File::from(fd).metadata()
+    look_beneath(dir.as_fd(), key)
+}
+
+/// What happened to a pending path within the window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Mark {
+    /// It was created or moved in: a directory there must be walked.
+    appeared: bool,
+    /// It was deleted or moved out: a missing path drops its rows.
+    removed: bool,
+}
+
+impl Mark {
+    const CHANGED: Mark = Mark {
+        appeared: false,
+        removed: false,
+    };
+    const APPEARED: Mark = Mark {
+        appeared: true,
+        removed: false,
+    };
+    const REMOVED: Mark = Mark {
+        appeared: false,
+        removed: true,
+    };
+
+    fn add(&mut self, other: Mark) {
+        self.appeared |= other.appeared;
+        self.removed |= other.removed;
+    }
 }
 
 #[cfg(test)]
@@ -459,6 +437,13 @@ mod tests {
         assert!(p.last.is_some_and(|l| l >= t));
     }
 
+    fn with_hot_dir(root: &Path) -> CatalogOptions {
+        CatalogOptions {
+            hot_dir: Some(root.to_path_buf()),
+            ..CatalogOptions::default()
+        }
+    }
+
     /// Feeds `events` straight to a coalescer (no inotify) and waits for it to finish.
     fn feed(root: &Path, catalog: &Catalog, events: Vec<Event>) {
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -489,7 +474,7 @@ mod tests {
         fs::create_dir_all(root.join("d")).unwrap();
         fs::write(root.join("d/f"), b"x").unwrap();
         let db = dir.path().join("c.db");
-        let catalog = Catalog::open(&db, CatalogOptions::default()).unwrap();
+        let catalog = Catalog::open(&db, with_hot_dir(&root)).unwrap();
         catalog.send(FileEvent::Upsert {
             path: "stale".into(),
             size: 1,
@@ -516,7 +501,7 @@ mod tests {
         // Created as x, then renamed to y.
         fs::write(root.join("y"), b"12").unwrap();
         let db = dir.path().join("c.db");
-        let catalog = Catalog::open(&db, CatalogOptions::default()).unwrap();
+        let catalog = Catalog::open(&db, with_hot_dir(&root)).unwrap();
         let both = EventKind::Modify(ModifyKind::Name(RenameMode::Both));
         feed(
             &root,
@@ -553,7 +538,7 @@ mod tests {
         fs::write(root.join("was-file/inner"), b"1").unwrap();
         fs::write(root.join("was-dir"), b"1").unwrap();
         let db = dir.path().join("c.db");
-        let catalog = Catalog::open(&db, CatalogOptions::default()).unwrap();
+        let catalog = Catalog::open(&db, with_hot_dir(&root)).unwrap();
         for path in ["was-file", "was-dir/a", "was-dir/b/c"] {
             catalog.send(FileEvent::Upsert {
                 path: path.into(),

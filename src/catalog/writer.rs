@@ -33,6 +33,7 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use super::access::PendingAccesses;
 use super::event::{FileEvent, path_key};
+use super::look::HotDir;
 use super::{CatalogError, ReconcileStats, apply, reconcile};
 
 /// Most changes applied in one transaction.
@@ -61,17 +62,6 @@ pub(crate) struct WriterStats {
     pub(crate) failed: AtomicU64,
     /// Changes dropped because the retry queue was full.
     pub(crate) dropped: AtomicU64,
-}
-
-/// A change to apply.
-#[derive(Debug)]
-pub(crate) enum Op {
-    /// A public event.
-    Event(FileEvent),
-    /// Drop the row at exactly this key (the path is a directory now).
-    ForgetExact(Vec<u8>),
-    /// Drop every row strictly below this key (the path is a file now).
-    ForgetBelow(Vec<u8>),
 }
 
 /// A request that needs an answer; it ends the current batch.
@@ -138,7 +128,7 @@ impl std::fmt::Debug for Control {
 #[derive(Debug)]
 pub(crate) enum Msg {
     /// A change.
-    Op(Op),
+    Event(FileEvent),
     /// A request.
     Control(Control),
 }
@@ -165,6 +155,9 @@ pub(crate) struct Writer {
     /// Changes whose write failed for want of space, waiting to be retried.
     retry: Retry,
     stats: Arc<WriterStats>,
+    /// Where hints are looked at; `None` for a catalog without a mount
+    /// (tools, tests), which then ignores hints.
+    hot: Option<HotDir>,
     _lock: File,
 }
 
@@ -173,7 +166,7 @@ pub(crate) struct Writer {
 /// as long as no rename or removal came between them).
 #[derive(Debug)]
 struct Retry {
-    ops: VecDeque<Op>,
+    ops: VecDeque<FileEvent>,
     /// Position in `ops` (counted from `base`) of the latest upsert per path
     /// since the last non-upsert change.
     upserts: HashMap<Vec<u8>, u64>,
@@ -204,8 +197,8 @@ impl Retry {
 
     /// Queues `op` behind the others, coalescing an upsert with a queued one
     /// of the same path. Returns `false` if the queue is full (`op` dropped).
-    fn push(&mut self, op: Op) -> bool {
-        if let Op::Event(FileEvent::Upsert { path, .. }) = &op
+    fn push(&mut self, op: FileEvent) -> bool {
+        if let FileEvent::Upsert { path, .. } | FileEvent::Look { path } = &op
             && let Some(key) = path_key(path)
         {
             if let Some(&pos) = self.upserts.get(&key)
@@ -235,7 +228,7 @@ impl Retry {
     }
 
     /// Takes up to `n` changes from the front.
-    fn take_front(&mut self, n: usize) -> Vec<Op> {
+    fn take_front(&mut self, n: usize) -> Vec<FileEvent> {
         let n = n.min(self.ops.len());
         self.base += n as u64;
         self.upserts.retain(|_, pos| *pos >= self.base);
@@ -243,7 +236,7 @@ impl Retry {
     }
 
     /// Puts changes taken with [`take_front`](Self::take_front) back.
-    fn put_back(&mut self, ops: Vec<Op>) {
+    fn put_back(&mut self, ops: Vec<FileEvent>) {
         self.base -= ops.len() as u64;
         for op in ops.into_iter().rev() {
             self.ops.push_front(op);
@@ -286,6 +279,7 @@ impl Writer {
         access_interval: Duration,
         lock: File,
         stats: Arc<WriterStats>,
+        hot: Option<HotDir>,
     ) -> Self {
         Writer {
             conn,
@@ -295,6 +289,7 @@ impl Writer {
             stashed: None,
             retry: Retry::new(),
             stats,
+            hot,
             _lock: lock,
         }
     }
@@ -339,7 +334,7 @@ impl Writer {
                 }
             };
             let control = match msg {
-                Msg::Op(op) => self.gather_and_apply(op, &rx),
+                Msg::Event(op) => self.gather_and_apply(op, &rx),
                 Msg::Control(c) => Some(c),
             };
             if self
@@ -458,14 +453,14 @@ impl Writer {
 
     /// Applies `first` and the changes that follow it within [`GATHER_TIME`],
     /// in one transaction. Returns the request that ended the batch, if any.
-    fn gather_and_apply(&mut self, first: Op, rx: &Receiver<Msg>) -> Option<Control> {
+    fn gather_and_apply(&mut self, first: FileEvent, rx: &Receiver<Msg>) -> Option<Control> {
         let started = Instant::now();
         let mut batch = vec![first];
         let mut control = None;
         'gather: while batch.len() < MAX_BATCH {
             loop {
                 match rx.try_recv() {
-                    Ok(Msg::Op(op)) => {
+                    Ok(Msg::Event(op)) => {
                         batch.push(op);
                         if batch.len() >= MAX_BATCH {
                             break 'gather;
@@ -490,7 +485,7 @@ impl Writer {
         control
     }
 
-    fn apply_batch(&mut self, batch: Vec<Op>) {
+    fn apply_batch(&mut self, batch: Vec<FileEvent>) {
         if !self.retry.is_empty() {
             // Earlier changes are waiting for space: queue behind them.
             for op in batch {
@@ -504,7 +499,7 @@ impl Writer {
         }
         let needs_sql = batch
             .iter()
-            .any(|op| !matches!(op, Op::Event(FileEvent::Accessed { .. })));
+            .any(|op| !matches!(op, FileEvent::Accessed { .. }));
         if !needs_sql {
             for op in batch {
                 apply_in_memory(&mut self.accesses, op);
@@ -523,8 +518,8 @@ impl Writer {
     }
 
     /// Queues `op` for retry; access times go straight to the in-memory set.
-    fn hold(&mut self, op: Op) {
-        if matches!(op, Op::Event(FileEvent::Accessed { .. })) {
+    fn hold(&mut self, op: FileEvent) {
+        if matches!(op, FileEvent::Accessed { .. }) {
             apply_in_memory(&mut self.accesses, op);
             return;
         }
@@ -579,7 +574,10 @@ impl Writer {
     /// Applies `batch` in one transaction. A transient failure (no space, I/O,
     /// busy) rolls the whole transaction back and hands the batch back;
     /// other per-change errors are recorded and the rest is committed.
-    fn write_ops(&mut self, batch: Vec<Op>) -> Result<(), (Vec<Op>, rusqlite::Error)> {
+    fn write_ops(
+        &mut self,
+        batch: Vec<FileEvent>,
+    ) -> Result<(), (Vec<FileEvent>, rusqlite::Error)> {
         let tx = match self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -597,7 +595,7 @@ impl Writer {
         let mut errors = Vec::new();
         let mut transient = None;
         for op in &batch {
-            if let Err(e) = apply_op(&tx, &mut self.accesses, op) {
+            if let Err(e) = apply_op(&tx, self.hot.as_ref(), &mut self.accesses, op) {
                 if is_transient(&e) {
                     transient = Some(e);
                     break;
@@ -697,8 +695,8 @@ impl Failures {
 }
 
 /// Applies an access event to the pending set (no SQL).
-fn apply_in_memory(accesses: &mut PendingAccesses, op: Op) {
-    if let Op::Event(FileEvent::Accessed { path, at_ns }) = op
+fn apply_in_memory(accesses: &mut PendingAccesses, op: FileEvent) {
+    if let FileEvent::Accessed { path, at_ns } = op
         && let Some(key) = path_key(&path)
     {
         accesses.record(key, at_ns);
@@ -706,18 +704,23 @@ fn apply_in_memory(accesses: &mut PendingAccesses, op: Op) {
 }
 
 /// Applies one change inside the current transaction.
-fn apply_op(conn: &Connection, accesses: &mut PendingAccesses, op: &Op) -> rusqlite::Result<()> {
+fn apply_op(
+    conn: &Connection,
+    hot: Option<&HotDir>,
+    accesses: &mut PendingAccesses,
+    op: &FileEvent,
+) -> rusqlite::Result<()> {
     match op {
-        Op::Event(FileEvent::Upsert {
+        FileEvent::Upsert {
             path,
             size,
             mtime_ns,
             ino,
-        }) => match path_key(path) {
+        } => match path_key(path) {
             Some(key) => apply::upsert(conn, &key, *size, *mtime_ns, *ino),
             None => Ok(()),
         },
-        Op::Event(FileEvent::Removed { path }) => match path_key(path) {
+        FileEvent::Removed { path } => match path_key(path) {
             Some(key) => {
                 accesses.remove(&key);
                 apply::remove(conn, &key)
@@ -727,36 +730,52 @@ fn apply_op(conn: &Connection, accesses: &mut PendingAccesses, op: &Op) -> rusql
                 Ok(())
             }
         },
-        Op::Event(FileEvent::Renamed { from, to }) => match (path_key(from), path_key(to)) {
+        FileEvent::Renamed { from, to } => match (path_key(from), path_key(to)) {
             (Some(from_key), Some(to_key)) => {
                 if apply::rename(conn, &from_key, &to_key)? {
                     accesses.rename(&from_key, &to_key);
                 } else {
                     tracing::warn!(from = %from.display(), to = %to.display(), "ignoring rename into or out of its own subtree");
                 }
-                Ok(())
+                // A later rename or unlink may already have taken `to` away.
+                match hot {
+                    Some(hot) => apply::look(conn, hot, &to_key, true),
+                    None => Ok(()),
+                }
             }
             _ => {
                 tracing::warn!(from = %from.display(), to = %to.display(), "ignoring rename of the mount root");
                 Ok(())
             }
         },
-        Op::Event(FileEvent::RenamedBeside { from, to, target }) => {
-            if let (Some(from_key), Some(to_key)) = (path_key(from), path_key(to))
-                && apply::rename_seen_beside(conn, &from_key, &to_key, *target)?
-            {
-                accesses.rename(&from_key, &to_key);
+        FileEvent::Look { path } | FileEvent::Gone { path } => {
+            let gone = matches!(op, FileEvent::Gone { .. });
+            match (path_key(path), hot) {
+                (Some(key), Some(hot)) => {
+                    if gone {
+                        accesses.remove(&key);
+                    }
+                    apply::look(conn, hot, &key, gone)
+                }
+                (Some(_), None) => {
+                    tracing::debug!(path = %path.display(), "no hot directory to look at; hint ignored");
+                    Ok(())
+                }
+                (None, _) => Ok(()),
             }
-            Ok(())
         }
-        Op::Event(FileEvent::Accessed { path, at_ns }) => {
+        FileEvent::Moved { from, to } => match (path_key(from), path_key(to), hot) {
+            (Some(from_key), Some(to_key), Some(hot)) => {
+                apply::moved(conn, hot, &from_key, &to_key)
+            }
+            _ => Ok(()),
+        },
+        FileEvent::Accessed { path, at_ns } => {
             if let Some(key) = path_key(path) {
                 accesses.record(key, *at_ns);
             }
             Ok(())
         }
-        Op::ForgetExact(key) => apply::delete_exact(conn, key).map(drop),
-        Op::ForgetBelow(key) => apply::delete_below(conn, key).map(drop),
     }
 }
 
@@ -764,21 +783,19 @@ fn apply_op(conn: &Connection, accesses: &mut PendingAccesses, op: &Op) -> rusql
 mod retry_tests {
     use super::*;
 
-    fn upsert(path: &str, size: u64) -> Op {
-        Op::Event(FileEvent::Upsert {
+    fn upsert(path: &str, size: u64) -> FileEvent {
+        FileEvent::Upsert {
             path: PathBuf::from(path),
             size,
             mtime_ns: 0,
             ino: 1,
-        })
+        }
     }
 
-    fn sizes(ops: &[Op]) -> Vec<(String, u64)> {
+    fn sizes(ops: &[FileEvent]) -> Vec<(String, u64)> {
         ops.iter()
             .filter_map(|op| match op {
-                Op::Event(FileEvent::Upsert { path, size, .. }) => {
-                    Some((path.display().to_string(), *size))
-                }
+                FileEvent::Upsert { path, size, .. } => Some((path.display().to_string(), *size)),
                 _ => None,
             })
             .collect()
@@ -791,9 +808,9 @@ mod retry_tests {
         assert!(r.push(upsert("b", 1)));
         assert!(r.push(upsert("a", 2)));
         assert_eq!(r.ops.len(), 2, "the second upsert of a replaced the first");
-        assert!(r.push(Op::Event(FileEvent::Removed {
+        assert!(r.push(FileEvent::Removed {
             path: PathBuf::from("a")
-        })));
+        }));
         assert!(r.push(upsert("a", 3)));
         assert_eq!(r.ops.len(), 4, "an upsert after a removal is kept apart");
         // Taking from the front and putting back keeps positions right.

@@ -366,6 +366,16 @@ impl FsShared {
         Ok(data.len() as u32)
     }
 
+    /// `close` of a handle: a handle that may have written reports its file.
+    pub(super) fn do_flush(&self, fh: FileHandle) {
+        if let Ok(open) = self.open_file(fh)
+            && (open.writable || open.dirty.load(Ordering::Relaxed))
+            && let Some(path) = self.rel_path(&open.inode)
+        {
+            self.feed.send(FileEvent::Look { path });
+        }
+    }
+
     pub(super) fn do_release(&self, fh: FileHandle) {
         if let Some(open) = self.handles.remove_file(fh.0) {
             if (open.writable || open.dirty.load(Ordering::Relaxed))

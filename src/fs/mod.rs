@@ -129,6 +129,8 @@ pub struct FsShared {
     warned_passthrough: AtomicBool,
     tiering: Option<Tiering>,
     gate: Arc<crate::tier::gate::Gate>,
+    /// Held across a rename and its report to the catalog (see `do_rename`).
+    rename_order: parking_lot::Mutex<()>,
 }
 
 impl std::fmt::Debug for TierFs {
@@ -180,6 +182,7 @@ impl TierFs {
                 .map(|t| t.tier.gate().clone())
                 .unwrap_or_default(),
             tiering: options.tiering,
+            rename_order: parking_lot::Mutex::new(()),
         };
         Ok((
             TierFs {
@@ -271,18 +274,16 @@ impl FsShared {
         }
     }
 
-    /// Reports the current size and mtime of a regular file to the catalog.
+    /// Tells the catalog that the regular file `st` at `path` changed; the
+    /// catalog looks at it when it applies the hint. Sent before the
+    /// operation is answered, so a `tierctl` command issued after it returned
+    /// finds it applied (the control server flushes the catalog first).
     fn report_file(&self, path: Option<PathBuf>, st: &libc::stat) {
         if st.st_mode & libc::S_IFMT != libc::S_IFREG {
             return;
         }
         if let Some(path) = path {
-            self.feed.send(FileEvent::Upsert {
-                path,
-                size: st.st_size as u64,
-                mtime_ns: attr::unix_nanos(st.st_mtime, st.st_mtime_nsec),
-                ino: st.st_ino,
-            });
+            self.feed.send(FileEvent::Look { path });
         }
     }
 
@@ -618,15 +619,16 @@ impl Filesystem for TierFs {
         &self,
         _req: &Request,
         _ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        // Nothing is buffered in userspace, so `close` has nothing to flush.
-        // ENOSYS makes the kernel stop sending FLUSH for the rest of the
-        // mount (it then treats every flush as done): one round trip less
-        // per `close`.
-        reply.error(Errno::ENOSYS);
+        // Nothing is buffered in userspace. FLUSH is the one request `close`
+        // waits for (RELEASE comes later, asynchronously): a file written
+        // through this handle is reported to the catalog here, so whoever
+        // closed it and then runs `tierctl` finds the change catalogued.
+        self.do_flush(fh);
+        reply.ok();
     }
 
     fn release(

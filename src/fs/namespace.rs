@@ -142,7 +142,7 @@ impl FsShared {
         let path = self.child_path(&parent, name);
         sys::unlink_at(parent.path_fd()?.as_fd(), name, flags).map_err(errno)?;
         if let Some(path) = path {
-            self.feed.send(FileEvent::Removed { path });
+            self.feed.send(FileEvent::Gone { path });
         }
         Ok(())
     }
@@ -159,6 +159,9 @@ impl FsShared {
         let new_parent = self.inode(new_parent)?;
         let from = self.child_path(&parent, name);
         let to = self.child_path(&new_parent, new_name);
+        // Renames reach the catalog in the order they happened: a rename of
+        // the new name by another thread cannot be reported before this one.
+        let _order = self.rename_order.lock();
         sys::rename_at(
             parent.path_fd()?.as_fd(),
             name,
