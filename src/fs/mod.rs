@@ -529,11 +529,10 @@ impl Filesystem for TierFs {
         match self.open_hot(&inode, flags.0, register) {
             Ok(Some((fh, id))) => reply_opened(reply, fh, id),
             Ok(None) => {
-                let Some(reply) = self.open_stub_for_reading(&inode, flags.0, reply) else {
-                    return;
-                };
                 if flags.0 & libc::O_ACCMODE == libc::O_RDONLY {
-                    // No chunk hashes to stream from: the whole file first.
+                    if flags.0 & libc::O_TRUNC == 0 {
+                        return self.open_stub_for_reading(inode, flags.0, (uid, gid), reply);
+                    }
                     return self.open_after_recall(inode, flags.0, (uid, gid), reply);
                 }
                 match self.open_stub_for_writing(&inode, flags.0) {
@@ -748,6 +747,17 @@ impl Filesystem for TierFs {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        if name == xattr::STATE_XATTR {
+            let inode = match self.inode(ino) {
+                Ok(i) => i,
+                Err(e) => return reply.error(e),
+            };
+            return self.reply_tier_state(&inode, size, move |r| match r {
+                Ok(xattr::XattrReply::Size(n)) => reply.size(n),
+                Ok(xattr::XattrReply::Data(d)) => reply.data(&d),
+                Err(e) => reply.error(e),
+            });
+        }
         match self.do_getxattr(ino, name, size) {
             Ok(xattr::XattrReply::Size(n)) => reply.size(n),
             Ok(xattr::XattrReply::Data(d)) => reply.data(&d),

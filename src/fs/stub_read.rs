@@ -117,9 +117,11 @@ fn read_local(file: &File, offset: u64, size: u32) -> FsResult<Vec<u8>> {
 }
 
 impl TierFs {
-    /// Opens a cold file read-only without downloading anything, if its
-    /// chunk hashes are known; reads then stream verified chunks. Returns
-    /// the reply back when it cannot (the caller recalls the file first).
+    /// Opens a cold file read-only (`O_RDONLY` without `O_TRUNC`) without
+    /// downloading anything, if its chunk hashes are known; reads then stream
+    /// verified chunks. Otherwise the file is recalled first. Either way the
+    /// work, catalog look-up included, runs on the tiering runtime: the FUSE
+    /// thread returns at once and `reply` is answered from there.
     ///
     /// What a read-only use brings back: nothing at open; the chunks read
     /// (plus one chunk of read-ahead) while reading; the whole file once it
@@ -128,21 +130,43 @@ impl TierFs {
     /// it kept back (see `Tier::stream_closed`).
     pub(super) fn open_stub_for_reading(
         &self,
-        inode: &Arc<Inode>,
+        inode: Arc<Inode>,
         flags: i32,
+        creds: (u32, u32),
+        reply: ReplyOpen,
+    ) {
+        let (Some(tiering), Some(rel)) = (self.tiering.clone(), self.rel_path(&inode)) else {
+            return self.open_after_recall(inode, flags, creds, reply);
+        };
+        let fs = self.clone();
+        let caller = super::handles::current_caller();
+        tiering.runtime.spawn(async move {
+            let tier = tiering.tier.clone();
+            let looked_up = rel.clone();
+            let fill = tokio::task::spawn_blocking(move || tier.stub_fill(&looked_up)).await;
+            let _caller = super::handles::CallerGuard::with(caller);
+            match fill {
+                Ok(Ok(Some(fill))) => {
+                    if let Some(reply) = fs.open_streaming(&inode, rel, fill, reply) {
+                        fs.open_after_recall(inode, flags, creds, reply);
+                    }
+                }
+                // No chunk hashes to stream from (or the look-up failed,
+                // which the recall will report): the whole file first.
+                _ => fs.open_after_recall(inode, flags, creds, reply),
+            }
+        });
+    }
+
+    /// Opens a streaming handle on the stub `inode` read through `fill`.
+    /// Returns the reply back if the file was recalled meanwhile.
+    fn open_streaming(
+        &self,
+        inode: &Arc<Inode>,
+        rel: std::path::PathBuf,
+        fill: Arc<crate::tier::StubFill>,
         reply: ReplyOpen,
     ) -> Option<ReplyOpen> {
-        let readonly = flags & libc::O_ACCMODE == libc::O_RDONLY && flags & libc::O_TRUNC == 0;
-        let (Some(tiering), Some(rel)) = (self.tiering.clone(), self.rel_path(inode)) else {
-            return Some(reply);
-        };
-        if !readonly {
-            return Some(reply);
-        }
-        let fill = match tiering.tier.stub_fill(&rel) {
-            Ok(Some(fill)) => fill,
-            _ => return Some(reply),
-        };
         if let Err(e) = self.handles.admit() {
             reply.error(e);
             return None;

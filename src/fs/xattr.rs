@@ -82,24 +82,38 @@ fn without_private(list: Vec<u8>) -> Vec<u8> {
 }
 
 impl FsShared {
-    /// The value of [`STATE_XATTR`] for `inode`.
-    fn tier_state(&self, inode: &super::inode::Inode) -> FsResult<Vec<u8>> {
+    /// Answers a read of [`STATE_XATTR`] on `inode`. A stub is cold and a
+    /// non-stub without tiering is hot at once; otherwise the catalog is asked
+    /// on the tiering runtime (a FUSE thread never waits for it) and `reply`
+    /// called from there.
+    pub(super) fn reply_tier_state(
+        &self,
+        inode: &super::inode::Inode,
+        size: u32,
+        reply: impl FnOnce(FsResult<XattrReply>) + Send + 'static,
+    ) {
         if !inode.is_regular() {
-            return Err(Errno::NO_XATTR);
+            return reply(Err(Errno::NO_XATTR));
         }
         if inode.is_stub() {
-            return Ok(b"cold".to_vec());
+            return reply(sized(b"cold".to_vec(), size));
         }
-        let state = match (&self.tiering, self.rel_path(inode)) {
-            (Some(t), Some(rel)) => t.tier.state_of(&rel).unwrap_or_else(|| "hot".into()),
-            _ => "hot".into(),
+        let (Some(tiering), Some(rel)) = (self.tiering.clone(), self.rel_path(inode)) else {
+            return reply(sized(b"hot".to_vec(), size));
         };
-        let shown = match state.as_str() {
-            "premigrated" | "releasing" => "premigrated",
-            "cold" | "recalling" => "cold",
-            _ => "hot",
-        };
-        Ok(shown.as_bytes().to_vec())
+        tiering.runtime.spawn(async move {
+            let tier = tiering.tier.clone();
+            let state = tokio::task::spawn_blocking(move || tier.state_of(&rel))
+                .await
+                .ok()
+                .flatten();
+            let shown = match state.as_deref() {
+                Some("premigrated" | "releasing") => "premigrated",
+                Some("cold" | "recalling") => "cold",
+                _ => "hot",
+            };
+            reply(sized(shown.as_bytes().to_vec(), size));
+        });
     }
 
     pub(super) fn do_getxattr(
@@ -109,9 +123,6 @@ impl FsShared {
         size: u32,
     ) -> FsResult<XattrReply> {
         let inode = self.inode(ino)?;
-        if name == STATE_XATTR {
-            return sized(self.tier_state(&inode)?, size);
-        }
         if is_private(name) {
             return Err(Errno::NO_XATTR);
         }
