@@ -11,8 +11,8 @@ use tierfs::config::Config;
 use tierfs::control::{Reply, Request};
 use tierfs::tier::{FsckReport, Tier, gate::Gate};
 
-use super::Outcome;
-use super::daemon::{self, write_json};
+use crate::Outcome;
+use crate::daemon::{self, write_json};
 
 #[derive(Debug, Args)]
 pub struct FsckArgs {

@@ -9,10 +9,10 @@ use tierfs::config::Config;
 use tierfs::control::{Reply, Request};
 use tierfs::tier::{MigrateRequest, MigrateSummary};
 
-use super::daemon::{self, exact_all, mib_per_sec, seconds, write_json};
-use super::paths::{self, Mount};
-use super::table::write_fields;
-use super::{Outcome, human};
+use crate::daemon::{self, exact_all, mib_per_sec, seconds, write_json};
+use crate::paths::{self, Mount};
+use crate::table::write_fields;
+use crate::{Outcome, human};
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {

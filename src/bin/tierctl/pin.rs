@@ -8,9 +8,9 @@ use serde::Serialize;
 use tierfs::config::Config;
 use tierfs::control::{Reply, Request};
 
-use super::daemon::{self, CHANGE_TIMEOUT, exact_all, write_json};
-use super::paths::{self, Mount};
-use super::{Outcome, human};
+use crate::daemon::{self, CHANGE_TIMEOUT, exact_all, write_json};
+use crate::paths::{self, Mount};
+use crate::{Outcome, human};
 
 #[derive(Debug, Args)]
 pub struct PinArgs {

@@ -20,9 +20,9 @@ use tierfs::config::Config;
 use tierfs::control::{Reply, Request};
 use tierfs::rules::{self, Decision, Explanation, FileFacts, Rule, RuleSet};
 
-use super::daemon::{self, CHANGE_TIMEOUT, write_json};
-use super::table::{Align, Table, write_fields};
-use super::{Outcome, UsageError, human, paths};
+use crate::daemon::{self, CHANGE_TIMEOUT, write_json};
+use crate::table::{Align, Table, write_fields};
+use crate::{Outcome, UsageError, human, paths};
 
 #[derive(Debug, Subcommand)]
 pub enum RuleCommand {

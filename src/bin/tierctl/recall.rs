@@ -9,11 +9,11 @@ use tierfs::config::Config;
 use tierfs::control::{Reply, Request};
 use tierfs::tier::RecallSummary;
 
-use super::daemon::{self, exact_all, mib_per_sec, seconds, write_json};
-use super::migrate::write_failures;
-use super::paths::{self, Mount};
-use super::table::write_fields;
-use super::{Outcome, human};
+use crate::daemon::{self, exact_all, mib_per_sec, seconds, write_json};
+use crate::migrate::write_failures;
+use crate::paths::{self, Mount};
+use crate::table::write_fields;
+use crate::{Outcome, human};
 
 #[derive(Debug, Args)]
 pub struct RecallArgs {

@@ -13,8 +13,10 @@ use tierfs::config::Config;
 use tierfs::control::{self, ControlError, DaemonStatus, JobProgress, Reply, Request, Response};
 use tierfs::escape::ExactPath;
 
-use super::human;
-use super::status::DAEMON_TIMEOUT;
+use crate::human;
+
+/// How long to wait for the daemon's status before calling it unreachable.
+pub const DAEMON_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long a rule or pin change may take (it waits behind the catalog's
 /// queue of pending writes).

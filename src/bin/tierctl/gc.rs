@@ -9,10 +9,10 @@ use tierfs::config::Config;
 use tierfs::control::{Reply, Request};
 use tierfs::tier::GcSummary;
 
-use super::daemon::{self, write_json};
-use super::migrate::write_failures;
-use super::table::write_fields;
-use super::{Outcome, human};
+use crate::daemon::{self, write_json};
+use crate::migrate::write_failures;
+use crate::table::write_fields;
+use crate::{Outcome, human};
 
 #[derive(Debug, Args)]
 pub struct GcArgs {

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use tierfs::control::{self, Reply, Request};
 use tierfs::remote::{HealthReport, HealthState};
 
-use super::human;
+use crate::human;
 
 /// Each remote's health from the daemon at `socket`; empty when the daemon
 /// does not answer or predates this request.
