@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Args;
 use serde::Serialize;
 use tierfs::config::Config;
-use tierfs::control::{Reply, Request};
+use tierfs::control::Request;
 use tierfs::tier::GcSummary;
 
 use crate::daemon::{self, write_json};
@@ -41,10 +41,7 @@ pub fn run(config: &Config, args: &GcArgs, out: &mut impl Write) -> anyhow::Resu
     let request = Request::Gc {
         grace_secs: args.grace.map(|d| d.as_secs()),
     };
-    let summary = match daemon::ask_running(config, &request, daemon::JOB_TIMEOUT)? {
-        Reply::Gc(summary) => summary,
-        other => return Err(daemon::unexpected("a garbage collection summary", &other)),
-    };
+    let summary: GcSummary = daemon::ask_running(config, &request, daemon::JOB_TIMEOUT)?;
     // The daemon uses the gc_grace of its own config; normally this one.
     let grace = args.grace.unwrap_or(config.gc_grace);
     let outcome = if summary.failures.is_empty() {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use serde::Serialize;
 use tierfs::config::Config;
-use tierfs::control::{Reply, Request};
+use tierfs::control::Request;
 use tierfs::tier::RecallSummary;
 
 use crate::daemon::{self, exact_all, mib_per_sec, seconds, write_json};
@@ -43,10 +43,7 @@ pub fn run(config: &Config, args: &RecallArgs, out: &mut impl Write) -> anyhow::
     let request = Request::Recall {
         paths: paths.clone(),
     };
-    let summary = match daemon::run_job(config, &request, "recalling")? {
-        Reply::Recall(summary) => summary,
-        other => return Err(daemon::unexpected("a recall summary", &other)),
-    };
+    let summary: RecallSummary = daemon::run_job(config, &request, "recalling")?;
     let outcome = if summary.failures.is_empty() {
         Outcome::Success
     } else {

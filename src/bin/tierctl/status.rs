@@ -14,7 +14,7 @@ use serde::Serialize;
 use tierfs::activity::ActivityReport;
 use tierfs::catalog::{CatalogError, CatalogReader, FileRow, StatusSummary};
 use tierfs::config::Config;
-use tierfs::control::{self, ControlError, DaemonStatus, Reply, Request, Response};
+use tierfs::control::{self, ControlError, DaemonStatus, Request};
 use tierfs::escape::{Escaped, ExactPath, escape_str};
 
 use crate::daemon::DAEMON_TIMEOUT;
@@ -103,10 +103,7 @@ pub fn overview(config: &Config, json: bool, out: &mut impl Write) -> anyhow::Re
 
 /// The daemon's activity report; `None` from a daemon too old to give one.
 fn query_activity(socket: &Path) -> Option<ActivityReport> {
-    match control::request(socket, &Request::Activity, DAEMON_TIMEOUT) {
-        Ok(Response::Ok(Reply::Activity(report))) => Some(report),
-        _ => None,
-    }
+    control::call(socket, &Request::Activity, DAEMON_TIMEOUT).ok()
 }
 
 /// Running job, last migration run and recent errors.
