@@ -121,3 +121,66 @@ fn placed(rows: &[RuleRow], id: i64) -> Option<PlacedRule> {
         text: rows[index].text.clone(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::CatalogOptions;
+
+    fn rule(text: &str) -> Rule {
+        super::super::parse(text).unwrap()
+    }
+
+    #[test]
+    fn add_remove_and_move_report_where_the_rule_stands() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(&dir.path().join("c.db"), CatalogOptions::default()).unwrap();
+        let a = add(&catalog, &rule("a/** -> cloud"), None, 1).unwrap();
+        assert_eq!(
+            (a.position, a.rules, a.text.as_str()),
+            (1, 1, "a/** -> cloud")
+        );
+        let b = add(&catalog, &rule("pin b/**"), Some(1), 2).unwrap();
+        assert_eq!((b.position, b.rules), (1, 2));
+        let c = add(&catalog, &rule("c/* -> cloud"), Some(99), 3).unwrap();
+        assert_eq!((c.position, c.rules), (3, 3));
+
+        let moved = move_to(&catalog, c.id, 1).unwrap();
+        assert_eq!((moved.id, moved.position, moved.rules), (c.id, 1, 3));
+        let removed = remove(&catalog, b.id).unwrap();
+        assert_eq!((removed.position, removed.rules), (2, 2));
+        assert_eq!(removed.text, "pin b/**");
+
+        assert!(matches!(remove(&catalog, b.id), Err(EditError::NotFound { id }) if id == b.id));
+        assert!(matches!(
+            move_to(&catalog, 999, 1),
+            Err(EditError::NotFound { id: 999 })
+        ));
+
+        let rows = catalog.exec("read", |c| tiering::rules(c)).unwrap();
+        let order: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        assert_eq!(order, [c.id, a.id]);
+        catalog.close().unwrap();
+    }
+
+    #[test]
+    fn stored_rules_that_do_not_parse_are_set_aside() {
+        let rows = [
+            RuleRow {
+                id: 1,
+                position: 1,
+                text: "a/** -> cloud".into(),
+            },
+            RuleRow {
+                id: 2,
+                position: 2,
+                text: "a/** older 3 -> cloud".into(),
+            },
+        ];
+        let stored = parse_stored(&rows);
+        assert_eq!(stored.usable.len(), 1);
+        assert_eq!(stored.usable[0].0, 1);
+        assert_eq!(stored.broken.len(), 1);
+        assert_eq!(stored.broken[0].0, 2);
+    }
+}
