@@ -3,7 +3,10 @@
 //! Rules are stored in the catalog. Changes go through the daemon when it
 //! runs; when it does not, tierctl opens the catalog read-write itself (the
 //! daemon holds an exclusive lock on it while running, so the two cannot
-//! race). `list`, `test` and `add --dry-run` only read the catalog.
+//! race). Either way the change is made by `tierfs::rules::edit`. `list`,
+//! `test` and `add --dry-run` only read the catalog; the dry run's figures
+//! come from `tierfs::rules::impact`, as `cost-report --what-if`'s do. This
+//! file checks arguments and words the results.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -309,8 +312,8 @@ fn now_ns() -> i64 {
 #[derive(Serialize)]
 struct AddedJson {
     id: i64,
-    position: Option<usize>,
-    rules: Option<usize>,
+    position: usize,
+    rules: usize,
     text: String,
     saved_via: Via,
 }
@@ -339,8 +342,8 @@ fn add(config: &Config, args: &AddArgs, out: &mut impl Write) -> anyhow::Result<
             out,
             &AddedJson {
                 id,
-                position: Some(position),
-                rules: Some(rules),
+                position,
+                rules,
                 text: rule.text,
                 saved_via: via,
             },
