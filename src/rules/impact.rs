@@ -185,3 +185,115 @@ fn measure_impact(
     })?;
     Ok(result)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Catalog, CatalogOptions};
+
+    const DAY_NS: i64 = 86_400 * 1_000_000_000;
+
+    #[test]
+    fn measures_what_the_candidate_rule_adds_and_takes_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let catalog = Catalog::open(&path, CatalogOptions::default()).unwrap();
+        let now_ns = 1_000 * DAY_NS;
+        catalog
+            .exec("files", move |c| {
+                let mut insert = c.prepare(
+                    "INSERT INTO files (path, size, mtime_ns, ino, state, pinned) \
+                     VALUES (CAST(?1 AS BLOB), ?2, ?3, ?4, ?5, ?6)",
+                )?;
+                let old = now_ns - 400 * DAY_NS;
+                for (i, (p, size, state, pinned)) in [
+                    ("a/old", 10, "hot", false),
+                    ("a/kept", 20, "hot", true),
+                    ("b/old", 30, "premigrated", false),
+                    ("c/cold", 40, "cold", false),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    insert.execute(rusqlite::params![p, size, old, i as i64 + 1, state, pinned])?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        catalog.close().unwrap();
+
+        let conn = Connection::open(&path).unwrap();
+        let current = vec![(1, crate::rules::parse("b/** -> cloud").unwrap())];
+        let candidate = crate::rules::parse("* older 365d -> cloud").unwrap();
+        let now = time_from_ns(now_ns);
+        let dry = measure(Some(&conn), &current, &candidate, None, now).unwrap();
+        assert_eq!((dry.position, dry.rules), (2, 2));
+        let i = &dry.impact;
+        assert_eq!(
+            i.considered,
+            Tally {
+                files: 2,
+                bytes: 40
+            }
+        );
+        assert_eq!(
+            i.pinned,
+            Tally {
+                files: 1,
+                bytes: 20
+            }
+        );
+        assert_eq!(
+            i.before,
+            Tally {
+                files: 1,
+                bytes: 30
+            }
+        );
+        assert_eq!(
+            i.after,
+            Tally {
+                files: 2,
+                bytes: 40
+            }
+        );
+        // b/old stays with rule 1; a/old is the candidate's, and hot.
+        assert_eq!(
+            i.decided_by_rule,
+            Tally {
+                files: 1,
+                bytes: 10
+            }
+        );
+        assert_eq!(
+            i.newly_migrating,
+            Tally {
+                files: 1,
+                bytes: 10
+            }
+        );
+        assert_eq!(
+            i.decided_uploads.get(&("cloud".to_string(), None)),
+            Some(&Tally {
+                files: 1,
+                bytes: 10
+            })
+        );
+
+        // A pin in first place keeps b/old local.
+        let pin = crate::rules::parse("pin b/**").unwrap();
+        let dry = measure(Some(&conn), &current, &pin, Some(1), now).unwrap();
+        assert_eq!(dry.position, 1);
+        assert_eq!(
+            dry.impact.no_longer_migrating,
+            Tally {
+                files: 1,
+                bytes: 30
+            }
+        );
+
+        // No catalog: no files.
+        let dry = measure(None, &current, &candidate, Some(1), now).unwrap();
+        assert_eq!((dry.position, dry.impact.considered), (1, Tally::default()));
+    }
+}
