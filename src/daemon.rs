@@ -18,9 +18,11 @@ use fuser::{MountOption, Session, SessionACL};
 use crate::catalog::{Catalog, CatalogError, CatalogOptions, path_key, tiering};
 use crate::config::Config;
 use crate::control::{
-    self, ControlError, DaemonStatus, Done, JobProgress, Reply, Request, Response,
+    self, ControlError, DaemonStatus, ErrorKind, JobProgress, PinSummary, Reply, Request,
+    RequestError, Response, RuleAdded, RuleMoved, RuleRemoved,
 };
 use crate::fs::{FsOptions, FsStats, TierFs, Tiering};
+use crate::rules::edit;
 use crate::tier::{Tier, TierError, gate::Gate};
 
 /// Why the daemon could not start or stopped with an error.
@@ -589,7 +591,7 @@ fn handler(
                 | Request::Gc { .. }
                 | Request::Fsck { .. }
         );
-        let result: Result<Reply, String> = match request {
+        let result: Result<Reply, RequestError> = match request {
             Request::Status => {
                 // Changes made through the mount before the command are in
                 // the counts `tierctl status` reads next (the writer batches
@@ -613,14 +615,13 @@ fn handler(
             }
             Request::Migrate(req) => {
                 let dry_run = req.dry_run;
-                let result = runtime
-                    .block_on(tier.migrate(req))
-                    .map_err(|e| e.to_string());
+                let result = runtime.block_on(tier.migrate(req));
                 if !dry_run {
+                    let record = result.as_ref().map(Clone::clone).map_err(|e| e.to_string());
                     crate::activity::activity()
-                        .record_migration(crate::activity::RunRecord::new("tierctl", &result));
+                        .record_migration(crate::activity::RunRecord::new("tierctl", &record));
                 }
-                result.map(Reply::Migrate)
+                result.map(Reply::Migrate).map_err(tier_error)
             }
             Request::Activity => {
                 let p = tier.progress();
@@ -639,16 +640,16 @@ fn handler(
             Request::Recall { paths } => runtime
                 .block_on(tier.recall_paths(&paths))
                 .map(Reply::Recall)
-                .map_err(|e| e.to_string()),
+                .map_err(tier_error),
             Request::Gc { grace_secs } => runtime
                 .block_on(tier.gc(grace_secs.map_or(gc_grace, std::time::Duration::from_secs)))
                 .map(Reply::Gc)
-                .map_err(|e| e.to_string()),
+                .map_err(tier_error),
             Request::RemoteHealth => Ok(Reply::RemoteHealth(tier.remote_health())),
             Request::Fsck { repair } => runtime
                 .block_on(tier.fsck(repair))
                 .map(Reply::Fsck)
-                .map_err(|e| e.to_string()),
+                .map_err(tier_error),
             Request::Progress => {
                 let p = tier.progress();
                 Ok(Reply::Progress(JobProgress {
@@ -659,60 +660,17 @@ fn handler(
                 }))
             }
             Request::RuleAdd { text, position } => match crate::rules::parse(&text) {
-                Err(e) => Err(e.to_string()),
-                Ok(rule) => {
-                    let canonical = rule.text.clone();
-                    catalog
-                        .exec("add rule", move |c| {
-                            let tx = c.transaction()?;
-                            let id = tiering::add_rule(
-                                &tx,
-                                &canonical,
-                                position,
-                                now_unix() * 1_000_000_000,
-                            )?;
-                            tx.commit()?;
-                            Ok(id)
-                        })
-                        .map(|id| {
-                            Reply::Done(Done {
-                                message: format!("added rule #{id}: {}", rule.text),
-                                count: id,
-                            })
-                        })
-                        .map_err(|e| e.to_string())
-                }
+                Err(e) => Err(RequestError::new(ErrorKind::InvalidArgument, e.to_string())),
+                Ok(rule) => edit::add(&catalog, &rule, position, now_unix() * 1_000_000_000)
+                    .map(|placed| Reply::RuleAdd(RuleAdded(placed)))
+                    .map_err(edit_error),
             },
-            Request::RuleRemove { id } => catalog
-                .exec("remove rule", move |c| {
-                    let tx = c.transaction()?;
-                    let found = tiering::remove_rule(&tx, id)?;
-                    tx.commit()?;
-                    Ok(found)
-                })
-                .map_err(|e| e.to_string())
-                .and_then(|found| match found {
-                    true => Ok(Reply::Done(Done {
-                        message: format!("removed rule #{id}"),
-                        count: id,
-                    })),
-                    false => Err(format!("no rule #{id}")),
-                }),
-            Request::RuleMove { id, position } => catalog
-                .exec("move rule", move |c| {
-                    let tx = c.transaction()?;
-                    let found = tiering::move_rule(&tx, id, position)?;
-                    tx.commit()?;
-                    Ok(found)
-                })
-                .map_err(|e| e.to_string())
-                .and_then(|found| match found {
-                    true => Ok(Reply::Done(Done {
-                        message: format!("moved rule #{id} to position {position}"),
-                        count: id,
-                    })),
-                    false => Err(format!("no rule #{id}")),
-                }),
+            Request::RuleRemove { id } => edit::remove(&catalog, id)
+                .map(|placed| Reply::RuleRemove(RuleRemoved(placed)))
+                .map_err(edit_error),
+            Request::RuleMove { id, position } => edit::move_to(&catalog, id, position)
+                .map(|placed| Reply::RuleMove(RuleMoved(placed)))
+                .map_err(edit_error),
             Request::Pin { paths, pinned } => {
                 let keys: Vec<Vec<u8>> = paths.iter().filter_map(|p| path_key(p)).collect();
                 catalog
@@ -723,16 +681,8 @@ fn handler(
                         }
                         Ok(n)
                     })
-                    .map(|n| {
-                        Reply::Done(Done {
-                            message: format!(
-                                "{} {n} file(s)",
-                                if pinned { "pinned" } else { "unpinned" }
-                            ),
-                            count: n as i64,
-                        })
-                    })
-                    .map_err(|e| e.to_string())
+                    .map(|n| Reply::Pin(PinSummary { changed: n as u64 }))
+                    .map_err(|e| RequestError::new(ErrorKind::Failed, e.to_string()))
             }
         };
         if records_ledger && let Err(e) = catalog.exec("commit queued ledger rows", |_| Ok(())) {
@@ -740,9 +690,30 @@ fn handler(
         }
         match result {
             Ok(reply) => Response::Ok(reply),
-            Err(message) => Response::error(message),
+            Err(error) => Response::Error(error),
         }
     })
+}
+
+/// A failed tiering job as a control error: `unavailable` when trying again
+/// later may work (a remote was unreachable), else `failed`.
+fn tier_error(e: TierError) -> RequestError {
+    let kind = if e.is_transient() {
+        ErrorKind::Unavailable
+    } else {
+        ErrorKind::Failed
+    };
+    RequestError::new(kind, e.to_string())
+}
+
+/// A refused rule change as a control error: `not_found` for a missing
+/// rule, else `failed`.
+fn edit_error(e: edit::EditError) -> RequestError {
+    let kind = match e {
+        edit::EditError::NotFound { .. } => ErrorKind::NotFound,
+        edit::EditError::Catalog(_) => ErrorKind::Failed,
+    };
+    RequestError::new(kind, e.to_string())
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 use tierfs::catalog::{Catalog, CatalogOptions, FileEvent};
 use tierfs::config::Config;
-use tierfs::control::{self, DaemonStatus, Reply, Request, Response};
+use tierfs::control::{self, DaemonStatus, ErrorKind, Reply, Request, Response};
 
 const TIERCTL: &str = env!("CARGO_BIN_EXE_tierctl");
 
@@ -478,10 +478,10 @@ fn fake_daemon(setup: &Setup) -> control::ControlServer {
     };
     let handler: control::Handler = Arc::new(move |req| match req {
         Request::Status => Response::Ok(Reply::Status(status.clone())),
-        other => Response::error(format!(
-            "{} is not supported by this test server",
-            other.op()
-        )),
+        other => Response::error(
+            ErrorKind::InvalidRequest,
+            format!("{} is not supported by this test server", other.op()),
+        ),
     });
     control::serve(&setup.config.control_socket, handler).unwrap()
 }

@@ -11,7 +11,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 use tierfs::catalog::{Catalog, CatalogOptions, FileEvent};
 use tierfs::config::Config;
-use tierfs::control::{self, DaemonStatus, Done, JobProgress, Reply, Request, Response};
+use tierfs::control::{
+    self, DaemonStatus, ErrorKind, JobProgress, PinSummary, Reply, Request, Response, RuleAdded,
+};
+use tierfs::rules::edit::PlacedRule;
 use tierfs::tier::{GcSummary, MigrateSummary, RecallSummary};
 
 const TIERCTL: &str = env!("CARGO_BIN_EXE_tierctl");
@@ -533,18 +536,29 @@ impl FakeDaemon {
                     deleted_bytes: 2048,
                     failures: Vec::new(),
                 })),
-                Request::Pin { .. } => Response::Ok(Reply::Done(Done {
-                    message: "pinned 1 file(s)".into(),
-                    count: 1,
-                })),
-                Request::RuleAdd { .. } => Response::Ok(Reply::Done(Done {
-                    message: "added rule #41".into(),
-                    count: 41,
-                })),
-                Request::RuleRemove { id } => Response::error(format!("no rule #{id}")),
-                Request::Fsck { .. } => Response::error("fsck is not scripted in this test"),
-                Request::RuleMove { .. } => Response::error("not supported by this test server"),
-                Request::Activity => Response::error("not supported by this test server"),
+                Request::Pin { .. } => Response::Ok(Reply::Pin(PinSummary { changed: 1 })),
+                Request::RuleAdd { text, .. } => {
+                    Response::Ok(Reply::RuleAdd(RuleAdded(PlacedRule {
+                        id: 41,
+                        position: 1,
+                        rules: 1,
+                        text,
+                    })))
+                }
+                Request::RuleRemove { id } => {
+                    Response::error(ErrorKind::NotFound, format!("no rule #{id}"))
+                }
+                Request::Fsck { .. } => {
+                    Response::error(ErrorKind::Failed, "fsck is not scripted in this test")
+                }
+                Request::RuleMove { .. } => Response::error(
+                    ErrorKind::InvalidRequest,
+                    "not supported by this test server",
+                ),
+                Request::Activity => Response::error(
+                    ErrorKind::InvalidRequest,
+                    "not supported by this test server",
+                ),
                 Request::RemoteHealth => Response::Ok(Reply::RemoteHealth(Vec::new())),
             }
         });

@@ -15,7 +15,8 @@ use super::protocol::{DaemonStatus, Reply, Request, Response};
 /// (Connecting to a Unix socket does not wait unless the daemon's accept
 /// backlog is full.) A daemon that is not running is reported as
 /// [`ControlError::NotRunning`]; a [`Response::Error`] is returned as `Ok`,
-/// since the exchange itself worked.
+/// since the exchange itself worked. A successful reply is always the one
+/// for `req` (same op); any other is a [`ControlError::Protocol`] error.
 pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Response, ControlError> {
     let deadline = Instant::now() + timeout;
     let stream = UnixStream::connect(socket)
@@ -28,23 +29,45 @@ pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Respon
     };
     exchange.send(req)?;
     let line = exchange.receive_line()?;
-    serde_json::from_slice(&line).map_err(|e| exchange.protocol(format!("invalid response: {e}")))
+    let response: Response = serde_json::from_slice(&line)
+        .map_err(|e| exchange.protocol(format!("invalid response: {e}")))?;
+    match &response {
+        Response::Ok(reply) if reply.op() != req.op() => Err(exchange.protocol(format!(
+            "the daemon answered `{}` with a `{}` reply",
+            req.op(),
+            reply.op()
+        ))),
+        _ => Ok(response),
+    }
+}
+
+/// Sends `req` and returns its reply as the type `T` that request expects
+/// (e.g. [`DaemonStatus`] for [`Request::Status`]). A refusal is
+/// [`ControlError::Refused`], carrying the daemon's
+/// [`RequestError`](super::RequestError).
+pub fn call<T>(socket: &Path, req: &Request, timeout: Duration) -> Result<T, ControlError>
+where
+    T: TryFrom<Reply, Error = Reply>,
+{
+    match request(socket, req, timeout)? {
+        Response::Ok(reply) => T::try_from(reply).map_err(|other| ControlError::Protocol {
+            socket: socket.to_path_buf(),
+            message: format!(
+                "`{}` answered with a reply of the wrong type ({})",
+                req.op(),
+                other.op()
+            ),
+        }),
+        Response::Error(error) => Err(ControlError::Refused {
+            socket: socket.to_path_buf(),
+            error,
+        }),
+    }
 }
 
 /// Asks the daemon for its [`DaemonStatus`].
 pub fn status(socket: &Path, timeout: Duration) -> Result<DaemonStatus, ControlError> {
-    match request(socket, &Request::Status, timeout)? {
-        Response::Ok(Reply::Status(status)) => Ok(status),
-        #[allow(unreachable_patterns)] // becomes reachable as replies are added
-        Response::Ok(other) => Err(ControlError::Protocol {
-            socket: socket.to_path_buf(),
-            message: format!("expected a status reply, got {other:?}"),
-        }),
-        Response::Error(message) => Err(ControlError::Refused {
-            socket: socket.to_path_buf(),
-            message,
-        }),
-    }
+    call(socket, &Request::Status, timeout)
 }
 
 /// One request/response exchange on a connected socket, under a deadline.

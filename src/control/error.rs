@@ -4,6 +4,8 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::protocol::RequestError;
+
 /// What went wrong talking over (or setting up) the control socket.
 ///
 /// Every message names the socket path, so that a mismatch between the
@@ -44,13 +46,13 @@ pub enum ControlError {
         /// What was wrong with the answer.
         message: String,
     },
-    /// The daemon understood the request and refused or failed it.
-    #[error("tierfs daemon at {} refused the request: {message}", socket.display())]
+    /// The daemon answered the request with an error.
+    #[error("tierfs daemon at {} refused the request: {error}", socket.display())]
     Refused {
         /// The control socket path.
         socket: PathBuf,
-        /// The daemon's message.
-        message: String,
+        /// The daemon's error: its kind and message.
+        error: RequestError,
     },
     /// Another live daemon already serves this socket.
     #[error("another tierfs daemon is already serving {}", socket.display())]

@@ -10,15 +10,20 @@
 //! ```text
 //! → {"op":"status"}
 //! ← {"ok":true,"status":{"pid":4242,"version":"0.1.0",...}}
+//! → {"op":"rule_remove","id":9}
+//! ← {"ok":false,"error":{"kind":"not_found","message":"no rule #9"}}
 //! → {"op":"frobnicate"}
-//! ← {"ok":false,"error":"unsupported request: unknown op `frobnicate` ..."}
+//! ← {"ok":false,"error":{"kind":"invalid_request","message":"unsupported request: unknown op `frobnicate` ..."}}
 //! ```
 //!
 //! Requests are tagged by `"op"`; successful responses carry exactly one
-//! payload key named after the reply kind (`"status"`, …) next to
-//! `"ok":true`. New operations are added as new [`Request`] variants with a
-//! matching [`Reply`] variant; an older daemon answers an op it does not know
-//! with an `ok:false` error rather than dropping the connection.
+//! payload key, the request's op (`"status"`, `"rule_add"`, …), next to
+//! `"ok":true`: each [`Request`] variant has a [`Reply`] variant of the same
+//! name with its own payload type. Failures carry a [`RequestError`]: an
+//! [`ErrorKind`] that clients decide on, and a message for humans. New
+//! operations are added as a new [`Request`] variant with a matching
+//! [`Reply`] variant; an older daemon answers an op it does not know with an
+//! `invalid_request` error rather than dropping the connection.
 //!
 //! # Access
 //!
@@ -33,9 +38,12 @@ mod peer;
 mod protocol;
 mod server;
 
-pub use client::{request, status};
+pub use client::{call, request, status};
 pub use error::ControlError;
-pub use protocol::{DaemonStatus, Done, JobProgress, Reply, Request, Response};
+pub use protocol::{
+    DaemonStatus, ErrorKind, JobProgress, PinSummary, Reply, Request, RequestError, Response,
+    RuleAdded, RuleMoved, RuleRemoved,
+};
 pub use server::{ControlServer, Handler, MAX_CONNECTIONS, serve, serve_with_group};
 
 /// Largest request line the server accepts, in bytes (newline included).

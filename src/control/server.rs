@@ -21,7 +21,7 @@ use tracing::{debug, error, info, warn};
 use super::MAX_REQUEST_BYTES;
 use super::error::ControlError;
 use super::peer::{AccessPolicy, PeerCred, peer_cred, peer_groups};
-use super::protocol::{Request, Response};
+use super::protocol::{ErrorKind, Request, Response};
 
 /// Answers one request. Called on connection threads, possibly concurrently;
 /// it should be quick (it delays shutdown while it runs).
@@ -330,9 +330,12 @@ impl Shared {
             Ok(response) => response,
             Err(_) => {
                 error!(op, "control request handler panicked");
-                Response::error(format!(
-                    "internal error in the daemon while handling `{op}`; see the daemon's log"
-                ))
+                Response::error(
+                    ErrorKind::Internal,
+                    format!(
+                        "internal error in the daemon while handling `{op}`; see the daemon's log"
+                    ),
+                )
             }
         }
     }
@@ -492,7 +495,10 @@ fn serve_connection(stream: UnixStream, shared: &Shared) {
         // Read the request before refusing, so the client is not writing into
         // a closed socket when our answer arrives.
         let _ = read_request_line(&mut reader);
-        let _ = write_response(&stream, &Response::Error(message));
+        let _ = write_response(
+            &stream,
+            &Response::error(ErrorKind::PermissionDenied, message),
+        );
         return;
     }
     loop {
@@ -501,13 +507,14 @@ fn serve_connection(stream: UnixStream, shared: &Shared) {
             Ok(Some(line)) => (answer_line(shared, &line), Then::Continue),
             Ok(None) => return,
             Err(RequestLineError::TooLong) => (
-                Response::error(format!(
-                    "request too long (limit {MAX_REQUEST_BYTES} bytes)"
-                )),
+                Response::error(
+                    ErrorKind::InvalidRequest,
+                    format!("request too long (limit {MAX_REQUEST_BYTES} bytes)"),
+                ),
                 Then::Close,
             ),
             Err(RequestLineError::NotUtf8) => (
-                Response::error("request is not valid UTF-8"),
+                Response::error(ErrorKind::InvalidRequest, "request is not valid UTF-8"),
                 Then::Continue,
             ),
             Err(RequestLineError::Io(e)) => {
@@ -563,9 +570,9 @@ fn answer_line(shared: &Shared, line: &str) -> Response {
             debug!(op = request.op(), "control request");
             shared.answer(request)
         }
-        Err(message) => {
-            debug!("bad control request: {message}");
-            Response::Error(message)
+        Err(error) => {
+            debug!("bad control request: {error}");
+            Response::Error(error)
         }
     }
 }
@@ -599,8 +606,11 @@ fn read_request_line(reader: &mut impl BufRead) -> Result<Option<String>, Reques
 /// Writes `response` as one JSON line.
 fn write_response(mut stream: &UnixStream, response: &Response) -> io::Result<()> {
     let mut line = serde_json::to_vec(response).unwrap_or_else(|e| {
-        serde_json::to_vec(&Response::error(format!("cannot encode the reply: {e}")))
-            .unwrap_or_else(|_| br#"{"ok":false,"error":"cannot encode the reply"}"#.to_vec())
+        let error = Response::error(ErrorKind::Internal, format!("cannot encode the reply: {e}"));
+        serde_json::to_vec(&error).unwrap_or_else(|_| {
+            br#"{"ok":false,"error":{"kind":"internal","message":"cannot encode the reply"}}"#
+                .to_vec()
+        })
     });
     line.push(b'\n');
     stream.write_all(&line)?;

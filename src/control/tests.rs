@@ -33,10 +33,10 @@ fn sample_status() -> DaemonStatus {
 fn status_handler() -> Handler {
     Arc::new(|req| match req {
         Request::Status => Reply::Status(sample_status()).into(),
-        other => Response::error(format!(
-            "{} is not supported by this test server",
-            other.op()
-        )),
+        other => Response::error(
+            ErrorKind::InvalidRequest,
+            format!("{} is not supported by this test server", other.op()),
+        ),
     })
 }
 
@@ -92,10 +92,13 @@ fn one_connection_carries_several_requests() {
         .collect();
     assert!(matches!(parsed[0], Response::Ok(Reply::Status(_))));
     assert!(
-        matches!(&parsed[1], Response::Error(m) if m.contains("unknown op `launch`")),
+        matches!(&parsed[1], Response::Error(e)
+            if e.kind == ErrorKind::InvalidRequest && e.message.contains("unknown op `launch`")),
         "{parsed:?}"
     );
-    assert!(matches!(&parsed[2], Response::Error(m) if m.starts_with("unsupported request")));
+    assert!(
+        matches!(&parsed[2], Response::Error(e) if e.message.starts_with("unsupported request"))
+    );
     assert!(matches!(parsed[3], Response::Ok(Reply::Status(_))));
 }
 
@@ -198,7 +201,7 @@ fn slow_handler_times_out() {
     let socket = socket_in(&dir);
     let handler: Handler = Arc::new(|_| {
         std::thread::sleep(Duration::from_millis(500));
-        Response::error("too late")
+        Response::error(ErrorKind::Failed, "too late")
     });
     let _server = serve(&socket, handler).unwrap();
     let err = request(&socket, &Request::Status, Duration::from_millis(100)).unwrap_err();
@@ -265,7 +268,10 @@ fn unauthorised_peer_is_refused_with_a_reason() {
 
     let resp = request(&socket, &Request::Status, TIMEOUT).unwrap();
     match resp {
-        Response::Error(m) => assert!(m.contains("root only"), "{m}"),
+        Response::Error(e) => {
+            assert_eq!(e.kind, ErrorKind::PermissionDenied);
+            assert!(e.message.contains("root only"), "{e}");
+        }
         other => panic!("expected refusal, got {other:?}"),
     }
     let err = status(&socket, TIMEOUT).unwrap_err();
@@ -288,7 +294,8 @@ fn handler_panic_becomes_an_error_response() {
     let _server = serve(&socket, handler).unwrap();
     let resp = request(&socket, &Request::Status, TIMEOUT).unwrap();
     assert!(
-        matches!(&resp, Response::Error(m) if m.contains("internal error")),
+        matches!(&resp, Response::Error(e)
+            if e.kind == ErrorKind::Internal && e.message.contains("internal error")),
         "{resp:?}"
     );
     // The server survives.
@@ -310,7 +317,7 @@ fn oversized_request_is_refused() {
     BufReader::new(stream).read_line(&mut answer).unwrap();
     let resp: Response = serde_json::from_str(&answer).unwrap();
     assert!(
-        matches!(&resp, Response::Error(m) if m.contains("too long")),
+        matches!(&resp, Response::Error(e) if e.message.contains("too long")),
         "{resp:?}"
     );
 }

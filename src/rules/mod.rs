@@ -19,9 +19,15 @@
 //!   compiles every pattern into one matcher, so [`RuleSet::decide`] costs one
 //!   glob-set lookup per file however many rules there are.
 //!
+//! * [`edit`] parses the rules stored in the catalog and changes them;
+//!   [`impact`] measures what adding one would change. These two read the
+//!   catalog; the rest of the module is the language alone.
+//!
 //! The user-facing reference is `docs/rules.md`.
 
+pub mod edit;
 mod error;
+pub mod impact;
 mod lexer;
 mod parser;
 mod pattern;

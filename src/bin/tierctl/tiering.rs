@@ -6,14 +6,14 @@ use std::io::Write;
 use clap::Subcommand;
 use tierfs::config::Config;
 
-use super::fsck::FsckArgs;
-use super::gc::GcArgs;
-use super::migrate::MigrateArgs;
-use super::pin::PinArgs;
-use super::recall::RecallArgs;
-use super::rule::RuleCommand;
-use super::verify::VerifyArgs;
-use super::{Outcome, fsck, gc, migrate, pin, recall, rule};
+use crate::fsck::FsckArgs;
+use crate::gc::GcArgs;
+use crate::migrate::MigrateArgs;
+use crate::pin::PinArgs;
+use crate::recall::RecallArgs;
+use crate::rule::RuleCommand;
+use crate::verify::VerifyArgs;
+use crate::{Outcome, fsck, gc, migrate, pin, recall, rule};
 
 #[derive(Debug, Subcommand)]
 pub enum TieringCommand {
@@ -176,7 +176,7 @@ impl TieringCommand {
             TieringCommand::Unpin(args) => pin::run(config, args, false, out),
             TieringCommand::Gc(args) => gc::run(config, args, out),
             TieringCommand::Fsck(args) => fsck::run(config, args, out),
-            TieringCommand::Verify(args) => super::verify::run(config, args, out),
+            TieringCommand::Verify(args) => crate::verify::run(config, args, out),
         }
     }
 }

@@ -3,9 +3,11 @@
 //! Rules are stored in the catalog. Changes go through the daemon when it
 //! runs; when it does not, tierctl opens the catalog read-write itself (the
 //! daemon holds an exclusive lock on it while running, so the two cannot
-//! race). `list`, `test` and `add --dry-run` only read the catalog.
+//! race). Either way the change is made by `tierfs::rules::edit`. `list`,
+//! `test` and `add --dry-run` only read the catalog; the dry run's figures
+//! come from `tierfs::rules::impact`, as `cost-report --what-if`'s do. This
+//! file checks arguments and words the results.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -14,15 +16,17 @@ use anyhow::{Context, anyhow};
 use clap::{Args, Subcommand};
 use rusqlite::Connection;
 use serde::Serialize;
-use tierfs::catalog::tiering::{self, RuleRow, TierFile};
+use tierfs::catalog::tiering::{self, RuleRow};
 use tierfs::catalog::{Catalog, CatalogOptions, path_key};
 use tierfs::config::Config;
-use tierfs::control::{Reply, Request};
+use tierfs::control::{ErrorKind, Request, RuleAdded, RuleMoved, RuleRemoved};
+use tierfs::rules::edit::{self, EditError, PlacedRule};
+use tierfs::rules::impact::{self, DryRun, Impact, Tally};
 use tierfs::rules::{self, Decision, Explanation, FileFacts, Rule, RuleSet};
 
-use super::daemon::{self, CHANGE_TIMEOUT, write_json};
-use super::table::{Align, Table, write_fields};
-use super::{Outcome, UsageError, human, paths};
+use crate::daemon::{self, Answer, CHANGE_TIMEOUT, write_json};
+use crate::table::{Align, Table, write_fields};
+use crate::{Outcome, UsageError, human, paths};
 
 #[derive(Debug, Subcommand)]
 pub enum RuleCommand {
@@ -244,18 +248,14 @@ fn remote_problem(config: &Config, rule: &Rule) -> Option<String> {
 /// The stored rules parsed, skipping (and reporting) any that no longer
 /// parse, exactly as the daemon does.
 pub(crate) fn parsed_rules(rows: &[RuleRow]) -> Vec<(i64, Rule)> {
-    rows.iter()
-        .filter_map(|row| match rules::parse(&row.text) {
-            Ok(rule) => Some((row.id, rule)),
-            Err(e) => {
-                eprintln!(
-                    "warning: rule #{} does not parse and is ignored: {}",
-                    row.id, e.message
-                );
-                None
-            }
-        })
-        .collect()
+    let stored = edit::parse_stored(rows);
+    for (id, e) in &stored.broken {
+        eprintln!(
+            "warning: rule #{id} does not parse and is ignored: {}",
+            e.message
+        );
+    }
+    stored.usable
 }
 
 pub(crate) fn stored_rules(
@@ -281,29 +281,26 @@ enum Via {
     Catalog,
 }
 
-/// Runs `job` in one transaction on the catalog opened read-write. Only
-/// when the daemon is not running (it holds the catalog's lock otherwise).
-fn direct<T: Send + 'static>(
+/// Runs `change` on the catalog opened read-write. Only when the daemon is
+/// not running (it holds the catalog's lock otherwise).
+fn direct(
     config: &Config,
-    what: &'static str,
-    job: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
-) -> anyhow::Result<T> {
+    change: impl FnOnce(&Catalog) -> Result<PlacedRule, EditError>,
+) -> anyhow::Result<PlacedRule> {
     let catalog = Catalog::open(&config.catalog, CatalogOptions::default()).with_context(|| {
         format!(
             "the tierfs daemon is not running (no answer on {}), so tierctl tried to change the catalog directly",
             config.control_socket.display()
         )
     })?;
-    let result = catalog.exec(what, move |conn| {
-        let tx = conn.transaction()?;
-        let value = job(&tx)?;
-        tx.commit()?;
-        Ok(value)
-    });
+    let result = change(&catalog);
     let closed = catalog.close();
-    let value = result?;
+    let placed = result.map_err(|e| match e {
+        EditError::NotFound { id } => missing_rule(id),
+        other => other.into(),
+    })?;
     closed?;
-    Ok(value)
+    Ok(placed)
 }
 
 fn now_ns() -> i64 {
@@ -312,20 +309,11 @@ fn now_ns() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
-/// A rule's position and the number of rules, read back after a change
-/// (`None` if the catalog cannot be read).
-fn position_of(config: &Config, id: i64) -> Option<(RuleRow, usize)> {
-    let conn = paths::open_catalog(config).ok()??;
-    let rows = tiering::rules(&conn).ok()?;
-    let total = rows.len();
-    rows.into_iter().find(|r| r.id == id).map(|r| (r, total))
-}
-
 #[derive(Serialize)]
 struct AddedJson {
     id: i64,
-    position: Option<i64>,
-    rules: Option<usize>,
+    position: usize,
+    rules: usize,
     text: String,
     saved_via: Via,
 }
@@ -336,39 +324,37 @@ fn add(config: &Config, args: &AddArgs, out: &mut impl Write) -> anyhow::Result<
         text: rule.text.clone(),
         position: args.position,
     };
-    let (id, via) = match daemon::ask(config, &request, CHANGE_TIMEOUT)? {
-        Some(Reply::Done(done)) => (done.count, Via::Daemon),
-        Some(other) => return Err(daemon::unexpected("a confirmation", &other)),
+    let (placed, via) = match daemon::ask::<RuleAdded>(config, &request, CHANGE_TIMEOUT)? {
+        Some(RuleAdded(placed)) => (placed, Via::Daemon),
         None => {
-            let (text, position, now) = (rule.text.clone(), args.position, now_ns());
-            let id = direct(config, "add rule", move |c| {
-                tiering::add_rule(c, &text, position, now)
-            })?;
-            (id, Via::Catalog)
+            let placed = direct(config, |c| edit::add(c, &rule, args.position, now_ns()))?;
+            (placed, Via::Catalog)
         }
     };
-    let placed = position_of(config, id);
+    let PlacedRule {
+        id,
+        position,
+        rules,
+        ..
+    } = placed;
     if args.json {
         write_json(
             out,
             &AddedJson {
                 id,
-                position: placed.as_ref().map(|(r, _)| r.position),
-                rules: placed.as_ref().map(|(_, n)| *n),
+                position,
+                rules,
                 text: rule.text,
                 saved_via: via,
             },
         )?;
         return Ok(Outcome::Success);
     }
-    match &placed {
-        Some((row, total)) => writeln!(
-            out,
-            "added rule #{id} at position {} of {total}: {}",
-            row.position, rule.text
-        )?,
-        None => writeln!(out, "added rule #{id}: {}", rule.text)?,
-    }
+    writeln!(
+        out,
+        "added rule #{id} at position {position} of {rules}: {}",
+        rule.text
+    )?;
     if via == Via::Catalog {
         writeln!(
             out,
@@ -379,25 +365,17 @@ fn add(config: &Config, args: &AddArgs, out: &mut impl Write) -> anyhow::Result<
 }
 
 fn remove(config: &Config, id: i64, out: &mut impl Write) -> anyhow::Result<Outcome> {
-    let before = position_of(config, id).map(|(r, _)| r.text);
     let request = Request::RuleRemove { id };
-    let (found, via) =
-        match daemon::ask(config, &request, CHANGE_TIMEOUT).map_err(|e| no_such_rule(e, id))? {
-            Some(Reply::Done(_)) => (true, Via::Daemon),
-            Some(other) => return Err(daemon::unexpected("a confirmation", &other)),
-            None => {
-                require_catalog_for(config, id)?;
-                let found = direct(config, "remove rule", move |c| tiering::remove_rule(c, id))?;
-                (found, Via::Catalog)
-            }
-        };
-    if !found {
-        return Err(missing_rule(id));
-    }
-    match before {
-        Some(text) => writeln!(out, "removed rule #{id}: {text}")?,
-        None => writeln!(out, "removed rule #{id}")?,
-    }
+    let (removed, via) = match daemon::try_ask::<RuleRemoved>(config, &request, CHANGE_TIMEOUT)? {
+        Answer::Done(RuleRemoved(removed)) => (removed, Via::Daemon),
+        Answer::Refused(e) if e.kind == ErrorKind::NotFound => return Err(missing_rule(id)),
+        Answer::Refused(e) => return Err(daemon::refused(e)),
+        Answer::NotRunning => {
+            require_catalog_for(config, id)?;
+            (direct(config, |c| edit::remove(c, id))?, Via::Catalog)
+        }
+    };
+    writeln!(out, "removed rule #{id}: {}", removed.text)?;
     if via == Via::Catalog {
         writeln!(
             out,
@@ -414,29 +392,23 @@ fn move_rule(
     out: &mut impl Write,
 ) -> anyhow::Result<Outcome> {
     let request = Request::RuleMove { id, position };
-    let (found, via) =
-        match daemon::ask(config, &request, CHANGE_TIMEOUT).map_err(|e| no_such_rule(e, id))? {
-            Some(Reply::Done(_)) => (true, Via::Daemon),
-            Some(other) => return Err(daemon::unexpected("a confirmation", &other)),
-            None => {
-                require_catalog_for(config, id)?;
-                let found = direct(config, "move rule", move |c| {
-                    tiering::move_rule(c, id, position)
-                })?;
-                (found, Via::Catalog)
-            }
-        };
-    if !found {
-        return Err(missing_rule(id));
-    }
-    match position_of(config, id) {
-        Some((row, total)) => writeln!(
-            out,
-            "moved rule #{id} to position {} of {total}: {}",
-            row.position, row.text
-        )?,
-        None => writeln!(out, "moved rule #{id} to position {position}")?,
-    }
+    let (moved, via) = match daemon::try_ask::<RuleMoved>(config, &request, CHANGE_TIMEOUT)? {
+        Answer::Done(RuleMoved(moved)) => (moved, Via::Daemon),
+        Answer::Refused(e) if e.kind == ErrorKind::NotFound => return Err(missing_rule(id)),
+        Answer::Refused(e) => return Err(daemon::refused(e)),
+        Answer::NotRunning => {
+            require_catalog_for(config, id)?;
+            (
+                direct(config, |c| edit::move_to(c, id, position))?,
+                Via::Catalog,
+            )
+        }
+    };
+    writeln!(
+        out,
+        "moved rule #{id} to position {} of {}: {}",
+        moved.position, moved.rules, moved.text
+    )?;
     if via == Via::Catalog {
         writeln!(
             out,
@@ -448,15 +420,6 @@ fn move_rule(
 
 fn missing_rule(id: i64) -> anyhow::Error {
     anyhow!("there is no rule #{id} (see `tierctl rule list`)")
-}
-
-/// Rewords the daemon's "no rule #N" refusal like the direct path does.
-fn no_such_rule(err: anyhow::Error, id: i64) -> anyhow::Error {
-    if err.to_string().ends_with(&format!("no rule #{id}")) {
-        missing_rule(id)
-    } else {
-        err
-    }
 }
 
 /// Without a catalog there are no rules: say so rather than create one.
@@ -556,151 +519,14 @@ fn list(config: &Config, json: bool, out: &mut impl Write) -> anyhow::Result<Out
 
 // ------------------------------------------------------------ dry run
 
-/// Files and bytes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub(crate) struct Tally {
-    pub(crate) files: u64,
-    pub(crate) bytes: u64,
-}
-
-impl Tally {
-    fn add(&mut self, bytes: u64) {
-        self.files += 1;
-        self.bytes += bytes;
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "{} {} ({})",
-            human::count(self.files),
-            if self.files == 1 { "file" } else { "files" },
-            human::bytes(self.bytes)
-        )
-    }
-}
-
-/// What the rules would do with and without the new rule.
-#[derive(Debug, Default, Serialize)]
-pub(crate) struct Impact {
-    /// Hot or premigrated files not pinned: what a migration looks at.
-    considered: Tally,
-    /// Hot or premigrated files skipped because they are pinned.
-    pinned: Tally,
-    /// Would migrate with the current rules.
-    before: Tally,
-    /// Would migrate with the new rule added.
-    after: Tally,
-    /// Of `after`, per target (a mirrored file counts once per target).
-    after_by_target: BTreeMap<String, Tally>,
-    /// Files the new rule decides: migrated by it, or kept local by it (pin).
-    pub(crate) decided_by_rule: Tally,
-    /// Files that migrate only with the new rule.
-    newly_migrating: Tally,
-    /// Files that migrate now but would not with the new rule.
-    no_longer_migrating: Tally,
-    /// Files that migrate either way, to different targets.
-    retargeted: Tally,
-    /// Of `decided_by_rule`, the hot files per target (remote, class): what
-    /// the new rule would upload (premigrated files already have a copy).
-    /// Used by `cost-report --what-if`.
-    #[serde(skip)]
-    pub(crate) decided_uploads: BTreeMap<(String, Option<String>), Tally>,
-}
-
-/// Id given to the candidate rule (catalog ids start at 1).
-const NEW_RULE: i64 = 0;
-
-fn time_from_ns(ns: i64) -> SystemTime {
-    if ns >= 0 {
-        UNIX_EPOCH + std::time::Duration::from_nanos(ns.unsigned_abs())
-    } else {
-        UNIX_EPOCH - std::time::Duration::from_nanos(ns.unsigned_abs())
-    }
-}
-
-fn facts(f: &TierFile) -> FileFacts<'_> {
-    FileFacts {
-        path: &f.path,
-        size: f.size,
-        mtime: time_from_ns(f.mtime_ns),
-        last_access: f.last_access_ns.map(time_from_ns),
-    }
-}
-
-fn measure_impact(
-    conn: &Connection,
-    current: &RuleSet,
-    with_new: &RuleSet,
-) -> rusqlite::Result<Impact> {
-    let now = SystemTime::now();
-    let mut result = Impact::default();
-    // The same files a migration considers (see `Tier::plan`).
-    tiering::for_each_file_in_states(conn, &["hot", "premigrated"], |f| {
-        if f.pinned {
-            result.pinned.add(f.size);
-            return;
-        }
-        result.considered.add(f.size);
-        let facts = facts(&f);
-        let before = current.decide(&facts, now);
-        let after = with_new.decide(&facts, now);
-        let decided = match &after {
-            Decision::Migrate { rule_id, .. } | Decision::Pin { rule_id } => *rule_id == NEW_RULE,
-            Decision::None => false,
-        };
-        if decided {
-            result.decided_by_rule.add(f.size);
-            if let (Decision::Migrate { targets, .. }, "hot") = (&after, f.state.as_str()) {
-                for t in targets {
-                    result
-                        .decided_uploads
-                        .entry((t.remote.clone(), t.storage_class.clone()))
-                        .or_default()
-                        .add(f.size);
-                }
-            }
-        }
-        let before_targets = match &before {
-            Decision::Migrate { targets, .. } => {
-                result.before.add(f.size);
-                Some(targets)
-            }
-            _ => None,
-        };
-        match &after {
-            Decision::Migrate { targets, .. } => {
-                result.after.add(f.size);
-                for target in targets {
-                    result
-                        .after_by_target
-                        .entry(target.to_string())
-                        .or_default()
-                        .add(f.size);
-                }
-                match before_targets {
-                    None => result.newly_migrating.add(f.size),
-                    Some(old) if old != targets => result.retargeted.add(f.size),
-                    Some(_) => {}
-                }
-            }
-            _ => {
-                if before_targets.is_some() {
-                    result.no_longer_migrating.add(f.size);
-                }
-            }
-        }
-    })?;
-    Ok(result)
-}
-
-/// What inserting a rule would change.
-pub(crate) struct DryRun {
-    /// The impact on the catalogued files.
-    pub(crate) impact: Impact,
-    /// Where the rule would go (0-based).
-    pub(crate) at: usize,
-    /// How many rules there would be.
-    pub(crate) total: usize,
+/// How a tally reads in text: `3 files (1.2 MiB)`.
+fn describe(tally: &Tally) -> String {
+    format!(
+        "{} {} ({})",
+        human::count(tally.files),
+        if tally.files == 1 { "file" } else { "files" },
+        human::bytes(tally.bytes)
+    )
 }
 
 /// Measures what inserting `rule` at `position` (1-based; default last)
@@ -714,18 +540,8 @@ pub(crate) fn measure(
 ) -> anyhow::Result<DryRun> {
     let rows = stored_rules(conn, config)?;
     let current = parsed_rules(&rows);
-    let mut with_new = current.clone();
-    let at = position
-        .map(|p| p.saturating_sub(1).min(with_new.len()))
-        .unwrap_or(with_new.len());
-    with_new.insert(at, (NEW_RULE, rule.clone()));
-    let total = with_new.len();
-    let impact = match conn {
-        Some(conn) => measure_impact(conn, &RuleSet::new(current), &RuleSet::new(with_new))
-            .with_context(|| format!("cannot read the files in {}", config.catalog.display()))?,
-        None => Impact::default(),
-    };
-    Ok(DryRun { impact, at, total })
+    impact::measure(conn, &current, rule, position, SystemTime::now())
+        .with_context(|| format!("cannot read the files in {}", config.catalog.display()))
 }
 
 #[derive(Serialize)]
@@ -750,14 +566,18 @@ fn dry_run(
     out: &mut impl Write,
 ) -> anyhow::Result<Outcome> {
     let conn = paths::open_catalog(config)?;
-    let DryRun { impact, at, total } = measure(config, conn.as_ref(), &rule, position)?;
+    let DryRun {
+        impact,
+        position,
+        rules: total,
+    } = measure(config, conn.as_ref(), &rule, position)?;
     if json {
         write_json(
             out,
             &DryRunJson {
                 rule: &rule.text,
                 pin: rule.is_pin(),
-                position: at + 1,
+                position,
                 rules: total,
                 catalog: daemon::exact(&config.catalog),
                 catalog_exists: conn.is_some(),
@@ -771,7 +591,7 @@ fn dry_run(
         Some(_) => format!(
             "{} ({} to consider: hot or premigrated, not pinned)",
             config.catalog.display(),
-            impact.considered.describe()
+            describe(&impact.considered)
         ),
         None => format!(
             "{} (does not exist yet: no files)",
@@ -781,23 +601,23 @@ fn dry_run(
     let this_rule = if rule.is_pin() {
         format!(
             "covers {} that stay local; {} of them would otherwise migrate",
-            impact.decided_by_rule.describe(),
-            impact.no_longer_migrating.describe()
+            describe(&impact.decided_by_rule),
+            describe(&impact.no_longer_migrating)
         )
     } else {
-        format!("would migrate {}", impact.decided_by_rule.describe())
+        format!("would migrate {}", describe(&impact.decided_by_rule))
     };
     let mut fields = vec![
         ("rule", rule.text.clone()),
-        ("position", format!("{} of {total}", at + 1)),
+        ("position", format!("{position} of {total}")),
         ("catalog", catalog),
         ("this rule", this_rule),
         (
             "all rules",
             format!(
                 "would migrate {}; without this rule {}",
-                impact.after.describe(),
-                impact.before.describe()
+                describe(&impact.after),
+                describe(&impact.before)
             ),
         ),
     ];
@@ -806,15 +626,15 @@ fn dry_run(
             "change",
             format!(
                 "+{} newly migrating, -{} no longer migrating",
-                impact.newly_migrating.describe(),
-                impact.no_longer_migrating.describe()
+                describe(&impact.newly_migrating),
+                describe(&impact.no_longer_migrating)
             ),
         ));
     }
     if impact.retargeted.files > 0 {
         fields.push((
             "retargeted",
-            format!("{} go to other remotes", impact.retargeted.describe()),
+            format!("{} go to other remotes", describe(&impact.retargeted)),
         ));
     }
     write_fields(out, &fields)?;
@@ -942,6 +762,14 @@ fn test(
         writeln!(out, "note: {note}")?;
     }
     Ok(Outcome::Success)
+}
+
+fn time_from_ns(ns: i64) -> SystemTime {
+    if ns >= 0 {
+        UNIX_EPOCH + std::time::Duration::from_nanos(ns.unsigned_abs())
+    } else {
+        UNIX_EPOCH - std::time::Duration::from_nanos(ns.unsigned_abs())
+    }
 }
 
 /// The file's facts from the catalog, else from the hot dir.

@@ -3,10 +3,36 @@
 //! Exit status: 0 on success, 1 on a runtime error, 2 on a usage or
 //! configuration error.
 
-#[path = "../cli/mod.rs"]
-mod cli;
-#[path = "../cli/remote.rs"]
-mod remote_cmd;
+//! The commands live in the modules below, all binary-side (the library
+//! needs nothing from them). They depend on each other one way only:
+//!
+//! * leaves: `outcome`, `human`, `table`, `config_path`, `mount_path`;
+//! * `daemon` (talking to the daemon) uses the leaves;
+//! * `paths` (PATH arguments, read-only catalog) uses `daemon`;
+//! * the commands (`status`, `rule`, `migrate`, …) use all of the above,
+//!   and `cost_report` also uses `rule`;
+//! * `main` parses the command line and dispatches.
+
+mod config_path;
+mod cost_report;
+mod daemon;
+mod dr;
+mod fsck;
+mod gc;
+mod human;
+mod migrate;
+mod mount_path;
+mod outcome;
+mod paths;
+mod pin;
+mod recall;
+mod remote;
+mod remote_health;
+mod rule;
+mod status;
+mod table;
+mod tiering;
+mod verify;
 
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -15,8 +41,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use tierfs::config::{Config, ConfigError};
 
-use cli::config_path::{CONFIG_ENV, ConfigNotFound, locate_config};
-use cli::{Outcome, UsageError};
+use config_path::{CONFIG_ENV, ConfigNotFound, locate_config};
+use outcome::{Outcome, UsageError};
 
 /// Exit status for runtime errors.
 const EXIT_RUNTIME: u8 = 1;
@@ -97,9 +123,9 @@ enum Command {
     #[command(verbatim_doc_comment, subcommand)]
     Remote(RemoteCommand),
 
-    /// rule, migrate, recall, pin, unpin, gc (see cli/tiering.rs)
+    /// rule, migrate, recall, pin, unpin, gc (see tiering.rs)
     #[command(flatten)]
-    Tiering(cli::tiering::TieringCommand),
+    Tiering(tiering::TieringCommand),
 
     /// What the data costs, local vs cloud, and what each rule saves
     ///
@@ -124,7 +150,7 @@ enum Command {
     ///   tierctl cost-report --what-if 'media/** unaccessed 90d -> cloud'
     ///   tierctl cost-report --scale 1PB --prices my-prices.toml
     #[command(verbatim_doc_comment)]
-    CostReport(cli::cost_report::CostReportArgs),
+    CostReport(cost_report::CostReportArgs),
     /// Write man pages and shell completions to DIR (for packaging)
     #[command(hide = true)]
     GenerateAssets {
@@ -132,9 +158,9 @@ enum Command {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
-    /// backup, rebuild (see cli/dr.rs)
+    /// backup, rebuild (see dr.rs)
     #[command(flatten)]
-    Dr(cli::dr::DrCommand),
+    Dr(dr::DrCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -218,21 +244,21 @@ fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<Outcome> {
         }
         return Ok(Outcome::Success);
     }
-    if let Command::Dr(cli::dr::DrCommand::Keygen(args)) = &cli.command {
-        return cli::dr::keygen(args, out);
+    if let Command::Dr(dr::DrCommand::Keygen(args)) = &cli.command {
+        return dr::keygen(args, out);
     }
     let config = load_config(cli.config.as_deref())?;
     match &cli.command {
         Command::Status(args) => match &args.path {
-            None => cli::status::overview(&config, args.json, out),
-            Some(path) => cli::status::file(&config, path, args.json, out),
+            None => status::overview(&config, args.json, out),
+            Some(path) => status::file(&config, path, args.json, out),
         },
-        Command::Remote(RemoteCommand::List { json }) => remote_cmd::list(&config, *json, out),
+        Command::Remote(RemoteCommand::List { json }) => remote::list(&config, *json, out),
         Command::Remote(RemoteCommand::Test { name, json }) => {
-            remote_cmd::test(&config, name, *json, out)
+            remote::test(&config, name, *json, out)
         }
         Command::Tiering(command) => command.run(&config, out),
-        Command::CostReport(args) => cli::cost_report::run(&config, args, out),
+        Command::CostReport(args) => cost_report::run(&config, args, out),
         Command::GenerateAssets { .. } => Ok(Outcome::Success),
         Command::Dr(command) => command.run(&config, out),
     }

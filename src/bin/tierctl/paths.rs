@@ -7,8 +7,8 @@ use rusqlite::{Connection, OpenFlags};
 use tierfs::catalog::{CatalogError, CatalogReader, path_key};
 use tierfs::config::Config;
 
-use super::UsageError;
-use super::mount_path::{Root, to_mount_relative};
+use crate::UsageError;
+use crate::mount_path::{Root, to_mount_relative};
 
 /// How long a read waits while the daemon holds a write lock.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -59,7 +59,7 @@ pub fn resolve_without_daemon(config: &Config, inputs: &[PathBuf]) -> anyhow::Re
     if first_try.is_ok() || inputs.iter().all(|p| !p.is_absolute()) {
         return Ok(first_try?);
     }
-    let resolved = match super::daemon::status(config) {
+    let resolved = match crate::daemon::status(config) {
         Ok(Some(status)) => resolve(config, inputs, Mount::Known(&status.mountpoint)),
         Ok(None) => resolve(
             config,

@@ -6,14 +6,14 @@ use std::path::PathBuf;
 use clap::Args;
 use serde::Serialize;
 use tierfs::config::Config;
-use tierfs::control::{Reply, Request};
+use tierfs::control::Request;
 use tierfs::tier::RecallSummary;
 
-use super::daemon::{self, exact_all, mib_per_sec, seconds, write_json};
-use super::migrate::write_failures;
-use super::paths::{self, Mount};
-use super::table::write_fields;
-use super::{Outcome, human};
+use crate::daemon::{self, exact_all, mib_per_sec, seconds, write_json};
+use crate::migrate::write_failures;
+use crate::paths::{self, Mount};
+use crate::table::write_fields;
+use crate::{Outcome, human};
 
 #[derive(Debug, Args)]
 pub struct RecallArgs {
@@ -43,10 +43,7 @@ pub fn run(config: &Config, args: &RecallArgs, out: &mut impl Write) -> anyhow::
     let request = Request::Recall {
         paths: paths.clone(),
     };
-    let summary = match daemon::run_job(config, &request, "recalling")? {
-        Reply::Recall(summary) => summary,
-        other => return Err(daemon::unexpected("a recall summary", &other)),
-    };
+    let summary: RecallSummary = daemon::run_job(config, &request, "recalling")?;
     let outcome = if summary.failures.is_empty() {
         Outcome::Success
     } else {

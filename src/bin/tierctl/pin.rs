@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use clap::Args;
 use serde::Serialize;
 use tierfs::config::Config;
-use tierfs::control::{Reply, Request};
+use tierfs::control::{PinSummary, Request};
 
-use super::daemon::{self, CHANGE_TIMEOUT, exact_all, write_json};
-use super::paths::{self, Mount};
-use super::{Outcome, human};
+use crate::daemon::{self, CHANGE_TIMEOUT, exact_all, write_json};
+use crate::paths::{self, Mount};
+use crate::{Outcome, human};
 
 #[derive(Debug, Args)]
 pub struct PinArgs {
@@ -45,10 +45,7 @@ pub fn run(
         paths: paths.clone(),
         pinned,
     };
-    let changed = match daemon::ask_running(config, &request, CHANGE_TIMEOUT)? {
-        Reply::Done(done) => u64::try_from(done.count).unwrap_or(0),
-        other => return Err(daemon::unexpected("a confirmation", &other)),
-    };
+    let PinSummary { changed } = daemon::ask_running(config, &request, CHANGE_TIMEOUT)?;
     if args.json {
         write_json(
             out,

@@ -14,15 +14,13 @@ use serde::Serialize;
 use tierfs::activity::ActivityReport;
 use tierfs::catalog::{CatalogError, CatalogReader, FileRow, StatusSummary};
 use tierfs::config::Config;
-use tierfs::control::{self, ControlError, DaemonStatus, Reply, Request, Response};
+use tierfs::control::{self, ControlError, DaemonStatus, Request};
 use tierfs::escape::{Escaped, ExactPath, escape_str};
 
-use super::mount_path::{Root, to_mount_relative};
-use super::table::{Align, Table, write_fields};
-use super::{Outcome, UsageError, human};
-
-/// How long to wait for the daemon before calling it unreachable.
-pub const DAEMON_TIMEOUT: Duration = Duration::from_secs(2);
+use crate::daemon::DAEMON_TIMEOUT;
+use crate::mount_path::{Root, to_mount_relative};
+use crate::table::{Align, Table, write_fields};
+use crate::{Outcome, UsageError, human};
 
 /// What the daemon said, or why it said nothing.
 #[derive(Debug)]
@@ -76,7 +74,7 @@ pub fn overview(config: &Config, json: bool, out: &mut impl Write) -> anyhow::Re
     };
     let now = SystemTime::now();
     let remotes = match daemon {
-        Daemon::Running(_) => super::remote_health::query(&config.control_socket, DAEMON_TIMEOUT),
+        Daemon::Running(_) => crate::remote_health::query(&config.control_socket, DAEMON_TIMEOUT),
         _ => Vec::new(),
     };
     if json {
@@ -88,7 +86,7 @@ pub fn overview(config: &Config, json: bool, out: &mut impl Write) -> anyhow::Re
         write_overview_text(out, config, &daemon, &catalog, now)?;
         if !remotes.is_empty() {
             writeln!(out)?;
-            write_fields(out, &super::remote_health::fields(&remotes, now))?;
+            write_fields(out, &crate::remote_health::fields(&remotes, now))?;
         }
         if let Some(activity) = &activity {
             write_activity_text(out, activity, now)?;
@@ -105,10 +103,7 @@ pub fn overview(config: &Config, json: bool, out: &mut impl Write) -> anyhow::Re
 
 /// The daemon's activity report; `None` from a daemon too old to give one.
 fn query_activity(socket: &Path) -> Option<ActivityReport> {
-    match control::request(socket, &Request::Activity, DAEMON_TIMEOUT) {
-        Ok(Response::Ok(Reply::Activity(report))) => Some(report),
-        _ => None,
-    }
+    control::call(socket, &Request::Activity, DAEMON_TIMEOUT).ok()
 }
 
 /// Running job, last migration run and recent errors.
@@ -213,7 +208,7 @@ struct Cloud {
 
 fn cloud_copies(config: &Config, relative: &Path) -> anyhow::Result<Option<Cloud>> {
     let (Some(conn), Some(key)) = (
-        super::paths::open_catalog(config)?,
+        crate::paths::open_catalog(config)?,
         tierfs::catalog::path_key(relative),
     ) else {
         return Ok(None);

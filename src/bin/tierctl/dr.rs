@@ -14,9 +14,9 @@ use tierfs::remote::Remote;
 use tierfs::tier::backup::{BackupReport, backup_catalog};
 use tierfs::tier::rebuild::{RebuildReport, RebuildRequest, rebuild};
 
-use super::daemon::{self, write_json};
-use super::table::write_fields;
-use super::{Outcome, human};
+use crate::daemon::{self, write_json};
+use crate::table::write_fields;
+use crate::{Outcome, human};
 
 /// The disaster-recovery subcommands, flattened into tierctl's command list.
 #[derive(Debug, Subcommand)]

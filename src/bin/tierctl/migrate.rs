@@ -6,13 +6,13 @@ use std::path::PathBuf;
 use clap::Args;
 use serde::Serialize;
 use tierfs::config::Config;
-use tierfs::control::{Reply, Request};
+use tierfs::control::Request;
 use tierfs::tier::{MigrateRequest, MigrateSummary};
 
-use super::daemon::{self, exact_all, mib_per_sec, seconds, write_json};
-use super::paths::{self, Mount};
-use super::table::write_fields;
-use super::{Outcome, human};
+use crate::daemon::{self, exact_all, mib_per_sec, seconds, write_json};
+use crate::paths::{self, Mount};
+use crate::table::write_fields;
+use crate::{Outcome, human};
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
@@ -54,10 +54,7 @@ pub fn run(config: &Config, args: &MigrateArgs, out: &mut impl Write) -> anyhow:
     } else {
         "migrating"
     };
-    let summary = match daemon::run_job(config, &request, verb)? {
-        Reply::Migrate(summary) => summary,
-        other => return Err(daemon::unexpected("a migration summary", &other)),
-    };
+    let summary: MigrateSummary = daemon::run_job(config, &request, verb)?;
     let outcome = if summary.failures.is_empty() {
         Outcome::Success
     } else {

@@ -3,9 +3,6 @@
 //!
 //! Neither needs the daemon. Secrets are never printed: only where the
 //! credentials come from.
-//!
-//! Compiled into `tierctl` beside `cli` (`#[path = "../cli/remote.rs"] mod
-//! remote_cmd;`), so it names the shared plumbing as `crate::cli::…`.
 
 use std::io::Write;
 use std::time::Duration;
@@ -15,8 +12,8 @@ use serde::Serialize;
 use tierfs::config::{Config, RemoteConfig};
 use tierfs::remote::{Remote, RemoteTestReport, StepStatus};
 
-use crate::cli::table::{Align, Table};
-use crate::cli::{Outcome, UsageError, human};
+use crate::table::{Align, Table};
+use crate::{Outcome, UsageError, human};
 
 /// One remote as `remote list --json` shows it.
 #[derive(Debug, Serialize)]

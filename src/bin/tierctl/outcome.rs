@@ -1,27 +1,5 @@
-//! Command-line plumbing for `tierctl`: config lookup, path handling,
-//! human-readable formatting and the subcommands' implementations.
-//!
-//! Compiled into the `tierctl` binary (not the library), via
-//! `#[path = "../cli/mod.rs"] mod cli;`.
-
-pub mod config_path;
-pub mod cost_report;
-pub mod daemon;
-pub mod dr;
-pub mod fsck;
-pub mod gc;
-pub mod human;
-pub mod migrate;
-pub mod mount_path;
-pub mod paths;
-pub mod pin;
-pub mod recall;
-pub mod remote_health;
-pub mod rule;
-pub mod status;
-pub mod table;
-pub mod tiering;
-pub mod verify;
+//! How a `tierctl` command ended: [`Outcome`] for a report that was
+//! printed, [`UsageError`] for a mistake in how it was invoked.
 
 use std::fmt;
 

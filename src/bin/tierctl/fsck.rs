@@ -8,11 +8,11 @@ use anyhow::Context;
 use clap::Args;
 use tierfs::catalog::{Catalog, CatalogOptions};
 use tierfs::config::Config;
-use tierfs::control::{Reply, Request};
+use tierfs::control::Request;
 use tierfs::tier::{FsckReport, Tier, gate::Gate};
 
-use super::Outcome;
-use super::daemon::{self, write_json};
+use crate::Outcome;
+use crate::daemon::{self, write_json};
 
 #[derive(Debug, Args)]
 pub struct FsckArgs {
@@ -32,8 +32,7 @@ pub fn run(config: &Config, args: &FsckArgs, out: &mut impl Write) -> anyhow::Re
         repair: args.repair,
     };
     let report = match daemon::ask(config, &request, daemon::JOB_TIMEOUT)? {
-        Some(Reply::Fsck(report)) => report,
-        Some(other) => return Err(daemon::unexpected("an fsck report", &other)),
+        Some(report) => report,
         None => run_locally(config, args.repair)?,
     };
     let remaining = report.problems.len().saturating_sub(report.repaired.len());

@@ -17,9 +17,9 @@ use tierfs::cost::{
 };
 use tierfs::rules::RuleSet;
 
-use super::daemon::write_json;
-use super::table::{Align, Table, write_fields};
-use super::{Outcome, UsageError, human, paths, rule};
+use crate::daemon::write_json;
+use crate::table::{Align, Table, write_fields};
+use crate::{Outcome, UsageError, human, paths, rule};
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -18,9 +18,9 @@ use tierfs::config::{Config, parse_size};
 use tierfs::remote::Remote;
 use tierfs::tier::verify::{self, VerifyReport};
 
-use super::daemon::{mib_per_sec, seconds, write_json};
-use super::table::write_fields;
-use super::{Outcome, UsageError, human, paths};
+use crate::daemon::{mib_per_sec, seconds, write_json};
+use crate::table::write_fields;
+use crate::{Outcome, UsageError, human, paths};
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {

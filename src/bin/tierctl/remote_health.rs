@@ -3,18 +3,15 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use tierfs::control::{self, Reply, Request};
+use tierfs::control::{self, Request};
 use tierfs::remote::{HealthReport, HealthState};
 
-use super::human;
+use crate::human;
 
 /// Each remote's health from the daemon at `socket`; empty when the daemon
 /// does not answer or predates this request.
 pub fn query(socket: &Path, timeout: Duration) -> Vec<HealthReport> {
-    match control::request(socket, &Request::RemoteHealth, timeout).map(|r| r.into_result()) {
-        Ok(Ok(Reply::RemoteHealth(reports))) => reports,
-        _ => Vec::new(),
-    }
+    control::call(socket, &Request::RemoteHealth, timeout).unwrap_or_default()
 }
 
 /// One `remote NAME` field per remote, e.g. `down for 12s (3 failed

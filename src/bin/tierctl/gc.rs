@@ -6,13 +6,13 @@ use std::time::Duration;
 use clap::Args;
 use serde::Serialize;
 use tierfs::config::Config;
-use tierfs::control::{Reply, Request};
+use tierfs::control::Request;
 use tierfs::tier::GcSummary;
 
-use super::daemon::{self, write_json};
-use super::migrate::write_failures;
-use super::table::write_fields;
-use super::{Outcome, human};
+use crate::daemon::{self, write_json};
+use crate::migrate::write_failures;
+use crate::table::write_fields;
+use crate::{Outcome, human};
 
 #[derive(Debug, Args)]
 pub struct GcArgs {
@@ -41,10 +41,7 @@ pub fn run(config: &Config, args: &GcArgs, out: &mut impl Write) -> anyhow::Resu
     let request = Request::Gc {
         grace_secs: args.grace.map(|d| d.as_secs()),
     };
-    let summary = match daemon::ask_running(config, &request, daemon::JOB_TIMEOUT)? {
-        Reply::Gc(summary) => summary,
-        other => return Err(daemon::unexpected("a garbage collection summary", &other)),
-    };
+    let summary: GcSummary = daemon::ask_running(config, &request, daemon::JOB_TIMEOUT)?;
     // The daemon uses the gc_grace of its own config; normally this one.
     let grace = args.grace.unwrap_or(config.gc_grace);
     let outcome = if summary.failures.is_empty() {

@@ -10,11 +10,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use tierfs::config::Config;
-use tierfs::control::{self, ControlError, DaemonStatus, JobProgress, Reply, Request, Response};
+use tierfs::control::{
+    self, ControlError, DaemonStatus, JobProgress, Reply, Request, RequestError,
+};
 use tierfs::escape::ExactPath;
 
-use super::human;
-use super::status::DAEMON_TIMEOUT;
+use crate::human;
+
+/// How long to wait for the daemon's status before calling it unreachable.
+pub const DAEMON_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long a rule or pin change may take (it waits behind the catalog's
 /// queue of pending writes).
@@ -55,26 +59,56 @@ fn not_running(config: &Config, reason: &str, socket: &Path) -> anyhow::Error {
     )
 }
 
-/// Sends `req` and returns the reply. `Ok(None)` if the daemon is not
-/// running; a refusal is an error carrying the daemon's message.
-pub fn ask(config: &Config, req: &Request, timeout: Duration) -> anyhow::Result<Option<Reply>> {
-    match control::request(&config.control_socket, req, timeout) {
-        Ok(Response::Ok(reply)) => Ok(Some(reply)),
-        Ok(Response::Error(message)) => {
-            Err(anyhow!("the tierfs daemon reported an error: {message}"))
-        }
-        Err(ControlError::NotRunning { .. }) => Ok(None),
+/// How the daemon answered a request.
+pub enum Answer<T> {
+    /// It did what was asked; its reply.
+    Done(T),
+    /// It refused or failed; its error (callers decide on the kind).
+    Refused(RequestError),
+    /// It is not running.
+    NotRunning,
+}
+
+/// Sends `req` and returns the daemon's answer. Failing to talk to a
+/// running daemon (no permission, no answer, a garbled one) is an error.
+pub fn try_ask<T>(config: &Config, req: &Request, timeout: Duration) -> anyhow::Result<Answer<T>>
+where
+    T: TryFrom<Reply, Error = Reply>,
+{
+    match control::call(&config.control_socket, req, timeout) {
+        Ok(reply) => Ok(Answer::Done(reply)),
+        Err(ControlError::Refused { error, .. }) => Ok(Answer::Refused(error)),
+        Err(ControlError::NotRunning { .. }) => Ok(Answer::NotRunning),
         Err(e) => Err(e.into()),
     }
 }
 
+/// A refusal as an error carrying the daemon's message.
+pub fn refused(error: RequestError) -> anyhow::Error {
+    anyhow!("the tierfs daemon reported an error: {}", error.message)
+}
+
+/// Sends `req` and returns the reply. `Ok(None)` if the daemon is not
+/// running; a refusal is an error carrying the daemon's message.
+pub fn ask<T>(config: &Config, req: &Request, timeout: Duration) -> anyhow::Result<Option<T>>
+where
+    T: TryFrom<Reply, Error = Reply>,
+{
+    match try_ask(config, req, timeout)? {
+        Answer::Done(reply) => Ok(Some(reply)),
+        Answer::Refused(error) => Err(refused(error)),
+        Answer::NotRunning => Ok(None),
+    }
+}
+
 /// Like [`ask`], but "not running" is an error that says how to start it.
-pub fn ask_running(config: &Config, req: &Request, timeout: Duration) -> anyhow::Result<Reply> {
-    match control::request(&config.control_socket, req, timeout) {
-        Ok(Response::Ok(reply)) => Ok(reply),
-        Ok(Response::Error(message)) => {
-            Err(anyhow!("the tierfs daemon reported an error: {message}"))
-        }
+pub fn ask_running<T>(config: &Config, req: &Request, timeout: Duration) -> anyhow::Result<T>
+where
+    T: TryFrom<Reply, Error = Reply>,
+{
+    match control::call(&config.control_socket, req, timeout) {
+        Ok(reply) => Ok(reply),
+        Err(ControlError::Refused { error, .. }) => Err(refused(error)),
         Err(ControlError::NotRunning { socket, reason }) => {
             Err(not_running(config, reason, &socket))
         }
@@ -82,15 +116,13 @@ pub fn ask_running(config: &Config, req: &Request, timeout: Duration) -> anyhow:
     }
 }
 
-/// An answer of the wrong kind (a daemon of another version?).
-pub fn unexpected(expected: &str, reply: &Reply) -> anyhow::Error {
-    anyhow!("the tierfs daemon answered with something other than {expected}: {reply:?}")
-}
-
 /// Runs a long job (`req` blocks until it is done). While it runs, when
 /// stderr is a terminal, a progress line labelled `verb` is drawn there from
 /// the daemon's progress counters, polled on a second connection.
-pub fn run_job(config: &Config, req: &Request, verb: &'static str) -> anyhow::Result<Reply> {
+pub fn run_job<T>(config: &Config, req: &Request, verb: &'static str) -> anyhow::Result<T>
+where
+    T: TryFrom<Reply, Error = Reply>,
+{
     if !std::io::stderr().is_terminal() {
         return ask_running(config, req, JOB_TIMEOUT);
     }
@@ -136,10 +168,7 @@ fn draw_progress(socket: &Path, verb: &str, stopped: &mpsc::Receiver<()>) {
 }
 
 fn poll(socket: &Path) -> Option<JobProgress> {
-    match control::request(socket, &Request::Progress, Duration::from_secs(1)) {
-        Ok(Response::Ok(Reply::Progress(p))) => Some(p),
-        _ => None,
-    }
+    control::call(socket, &Request::Progress, Duration::from_secs(1)).ok()
 }
 
 fn is_complete(p: &JobProgress) -> bool {
