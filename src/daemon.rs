@@ -646,6 +646,16 @@ fn handler(
                 .map(Reply::Gc)
                 .map_err(tier_error),
             Request::RemoteHealth => Ok(Reply::RemoteHealth(tier.remote_health())),
+            Request::Sync => {
+                // Every hint the mount sent before this request is applied
+                // (the writer handles its queue in order) and committed.
+                if let Err(e) = catalog.flush() {
+                    tracing::warn!(error = %e, "catalog writes failed before a sync");
+                }
+                Ok(Reply::Sync(crate::control::Synced {
+                    pending: catalog.pending_writes(),
+                }))
+            }
             Request::Fsck { repair } => runtime
                 .block_on(tier.fsck(repair))
                 .map(Reply::Fsck)

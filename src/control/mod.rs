@@ -42,7 +42,7 @@ pub use client::{call, request, status};
 pub use error::ControlError;
 pub use protocol::{
     DaemonStatus, ErrorKind, JobProgress, PinSummary, Reply, Request, RequestError, Response,
-    RuleAdded, RuleMoved, RuleRemoved,
+    RuleAdded, RuleMoved, RuleRemoved, Synced,
 };
 pub use server::{ControlServer, Handler, MAX_CONNECTIONS, serve, serve_with_group};
 

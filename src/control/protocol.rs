@@ -82,6 +82,10 @@ pub enum Request {
     /// Whether each remote answered its last requests; answered with
     /// [`Reply::RemoteHealth`].
     RemoteHealth,
+    /// Commit every change the mount reported before this request; answered
+    /// with [`Reply::Sync`] once committed. `tierctl` sends it before reading
+    /// the catalog itself, so it sees every operation that returned before.
+    Sync,
 }
 
 impl Request {
@@ -112,6 +116,7 @@ impl Request {
             Request::Fsck { .. } => "fsck",
             Request::Activity => "activity",
             Request::RemoteHealth => "remote_health",
+            Request::Sync => "sync",
         }
     }
 }
@@ -300,6 +305,8 @@ pub enum Reply {
     Activity(crate::activity::ActivityReport),
     /// Answer to [`Request::RemoteHealth`]: one entry per configured remote.
     RemoteHealth(Vec<crate::remote::HealthReport>),
+    /// Answer to [`Request::Sync`].
+    Sync(Synced),
 }
 
 impl Reply {
@@ -318,6 +325,7 @@ impl Reply {
             Reply::Pin(_) => "pin",
             Reply::Activity(_) => "activity",
             Reply::RemoteHealth(_) => "remote_health",
+            Reply::Sync(_) => "sync",
         }
     }
 }
@@ -351,7 +359,17 @@ reply_payloads!(
     Pin(PinSummary),
     Activity(crate::activity::ActivityReport),
     RemoteHealth(Vec<crate::remote::HealthReport>),
+    Sync(Synced),
 );
+
+/// Answer to [`Request::Sync`]: the catalog holds every change reported
+/// before the request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Synced {
+    /// Changes held in memory because the catalog cannot be written (full
+    /// disk); they are not in the catalog yet.
+    pub pending: u64,
+}
 
 /// Progress of the running job.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -83,6 +83,28 @@ where
     }
 }
 
+/// Read-your-writes: asks a running daemon to commit every change the mount
+/// reported before now, so that what `tierctl` then reads from the catalog
+/// includes every operation that returned before this command. A daemon
+/// that is not running has nothing pending; one that does not answer is
+/// reported on stderr and the catalog read as it is.
+pub fn sync_catalog(config: &Config) {
+    match try_ask::<tierfs::control::Synced>(config, &Request::Sync, DAEMON_TIMEOUT) {
+        Ok(Answer::Done(synced)) if synced.pending > 0 => eprintln!(
+            "tierctl: warning: {} changes are held in memory until the catalog can be written",
+            synced.pending
+        ),
+        Ok(Answer::Done(_)) | Ok(Answer::NotRunning) => {}
+        Ok(Answer::Refused(e)) => {
+            eprintln!(
+                "tierctl: warning: the daemon did not sync the catalog: {}",
+                e.message
+            )
+        }
+        Err(e) => eprintln!("tierctl: warning: the daemon did not sync the catalog: {e:#}"),
+    }
+}
+
 /// A refusal as an error carrying the daemon's message.
 pub fn refused(error: RequestError) -> anyhow::Error {
     anyhow!("the tierfs daemon reported an error: {}", error.message)

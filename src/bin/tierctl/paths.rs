@@ -76,8 +76,10 @@ pub fn resolve_without_daemon(config: &Config, inputs: &[PathBuf]) -> anyhow::Re
 }
 
 /// A read-only connection to the catalog, `None` if the catalog does not
-/// exist yet. Works while the daemon writes (WAL).
+/// exist yet. Works while the daemon writes (WAL). A running daemon commits
+/// what the mount reported first (see [`crate::daemon::sync_catalog`]).
 pub fn open_catalog(config: &Config) -> anyhow::Result<Option<Connection>> {
+    crate::daemon::sync_catalog(config);
     // The reader checks that the file is a tierfs catalog of a known version.
     match CatalogReader::open(&config.catalog) {
         Ok(_) => {}

@@ -187,6 +187,7 @@ pub fn file(
     out: &mut impl Write,
 ) -> anyhow::Result<Outcome> {
     let relative = resolve_file_path(config, input)?;
+    crate::daemon::sync_catalog(config);
     let lookup = look_up(&config.catalog, &relative)?;
     let cloud = cloud_copies(config, &relative)?;
     if json {
