@@ -1,5 +1,5 @@
 //! Unit tests on a `file://` remote (no servers needed); the per-backend
-//! integration tests live in `tests/remote_*.rs`.
+//! integration tests live in `tests/remotes/remote_*.rs`.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,4 +1,4 @@
-//! Scenarios every backend must pass, run by `tests/remote_*.rs` against
+//! Scenarios every backend must pass, run by `tests/remotes/remote_*.rs` against
 //! their server. Each scenario works under its own key prefix, so tests
 //! sharing a server don't see each other's objects.
 
