@@ -38,6 +38,9 @@ mod metrics;
 mod mount_helper;
 // POSIX behaviour: every call compared with a plain directory.
 mod posix_ops;
+// Read-your-writes: `tierctl` right after an operation through the mount
+// sees it (1,000 rounds of change-then-ask).
+mod read_your_writes;
 // SIGTERM while a transfer runs.
 mod shutdown;
 // What `tierctl status` reports about the daemon's recent work.
