@@ -27,7 +27,6 @@ use common::tiering::{add_rule, socket};
 use common::{MountOptions, TestMount};
 use servers::SeaweedFs;
 use tierfs::control::{Reply, Request};
-use tierfs::tier::MigrateRequest;
 
 const WORKERS: u64 = 3;
 /// Names each worker may use; about half exist at any time.
@@ -890,39 +889,56 @@ fn random_io_during_migrations_and_recalls_matches_the_model() {
         .map(|w| worker_process(m.mnt().to_path_buf(), w, seed, until))
         .collect();
 
-    // Migrations and recalls, back to back, through the control socket.
+    // Migrations (`tierctl migrate`, as a cron job runs it: its exit status
+    // must be 0 whatever the workers just renamed or deleted) and recalls
+    // (control socket), back to back.
     let released = Arc::new(AtomicU64::new(0));
     let recalled = Arc::new(AtomicU64::new(0));
+    let migrations = Arc::new(AtomicU64::new(0));
     let tiering = {
         let (sock, stop) = (socket(&m), stop.clone());
-        let (released, recalled) = (released.clone(), recalled.clone());
+        let config = m.config().to_path_buf();
+        let (released, recalled, migrations) =
+            (released.clone(), recalled.clone(), migrations.clone());
         std::thread::spawn(move || {
             let mut errors = Vec::new();
             let mut round = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 round += 1;
-                // A recall right after every other migration, while files
-                // are still cold.
-                let req = if round.is_multiple_of(2) {
-                    Request::Recall {
-                        paths: vec![PathBuf::from("s")],
+                if !round.is_multiple_of(2) {
+                    let out = std::process::Command::new(common::TIERCTL)
+                        .arg("-c")
+                        .arg(&config)
+                        .args(["migrate", "--json"])
+                        .stdin(std::process::Stdio::null())
+                        .output()
+                        .unwrap();
+                    migrations.fetch_add(1, Ordering::Relaxed);
+                    let report: serde_json::Value =
+                        serde_json::from_slice(&out.stdout).unwrap_or_default();
+                    if !out.status.success() {
+                        errors.push(format!(
+                            "tierctl migrate exited {}: {}{}",
+                            out.status,
+                            String::from_utf8_lossy(&out.stdout),
+                            String::from_utf8_lossy(&out.stderr)
+                        ));
                     }
-                } else {
-                    Request::Migrate(MigrateRequest::default())
+                    released.fetch_add(report["released"].as_u64().unwrap_or(0), Ordering::Relaxed);
+                    continue;
+                }
+                // A recall right after every migration, while files are
+                // still cold.
+                let req = Request::Recall {
+                    paths: vec![PathBuf::from("s")],
                 };
                 match tierfs::control::request(&sock, &req, Duration::from_secs(300))
                     .map(|r| r.into_result())
                 {
-                    Ok(Ok(Reply::Migrate(s))) => {
-                        released.fetch_add(s.released, Ordering::Relaxed);
-                    }
                     Ok(Ok(Reply::Recall(s))) => {
                         recalled.fetch_add(s.recalled, Ordering::Relaxed);
                     }
                     other => errors.push(format!("{req:?}: {other:?}")),
-                }
-                if !round.is_multiple_of(2) {
-                    continue;
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -940,17 +956,20 @@ fn random_io_during_migrations_and_recalls_matches_the_model() {
         *counts.entry(k).or_default() += v;
     }
     let mismatches: Vec<&String> = tallies.iter().flat_map(|t| &t.mismatches).collect();
-    let (released, recalled) = (
+    let (released, recalled, migrations) = (
         released.load(Ordering::Relaxed),
         recalled.load(Ordering::Relaxed),
+        migrations.load(Ordering::Relaxed),
     );
     // Recalls made by opening cold files (reads, writes), from the daemon log.
     let log = m.daemon_log();
     let recalls_on_open = log.lines().filter(|l| l.contains(" recalled ")).count() as u64;
     eprintln!(
-        "stress seed {seed}: {ops} ops in {:?}, {released} releases, {recalled} recalls by \
-         tierctl, {recalls_on_open} recalls in all, {} mismatches; ran (on cold files) {counts:?}",
+        "stress seed {seed}: {ops} ops in {:?}, {migrations} `tierctl migrate` runs ({} exited \
+         non-zero), {released} releases, {recalled} recalls by tierctl, {recalls_on_open} recalls \
+         in all, {} mismatches; ran (on cold files) {counts:?}",
         started.elapsed(),
+        tier_errors.len(),
         mismatches.len()
     );
     assert!(

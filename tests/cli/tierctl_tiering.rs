@@ -509,6 +509,7 @@ impl FakeDaemon {
             seen.lock().unwrap().push(req.clone());
             match req {
                 Request::Status => Response::Ok(Reply::Status(status.clone())),
+                Request::Sync => Response::Ok(Reply::Sync(control::Synced::default())),
                 Request::Progress => Response::Ok(Reply::Progress(JobProgress::default())),
                 Request::Migrate(m) => Response::Ok(Reply::Migrate(MigrateSummary {
                     candidates: 3,
@@ -575,7 +576,12 @@ impl FakeDaemon {
             .lock()
             .unwrap()
             .iter()
-            .filter(|r| !matches!(r, Request::Status | Request::Progress | Request::Activity))
+            .filter(|r| {
+                !matches!(
+                    r,
+                    Request::Status | Request::Progress | Request::Activity | Request::Sync
+                )
+            })
             .cloned()
             .collect()
     }

@@ -95,6 +95,8 @@ pub fn sync_catalog(config: &Config) {
             synced.pending
         ),
         Ok(Answer::Done(_)) | Ok(Answer::NotRunning) => {}
+        // A daemon older than the sync request: its catalog lags as it did.
+        Ok(Answer::Refused(e)) if e.kind == tierfs::control::ErrorKind::InvalidRequest => {}
         Ok(Answer::Refused(e)) => {
             eprintln!(
                 "tierctl: warning: the daemon did not sync the catalog: {}",
