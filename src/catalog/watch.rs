@@ -24,7 +24,11 @@
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
@@ -98,6 +102,24 @@ pub struct Watcher {
     tx: Sender<WatchMsg>,
     thread: Option<std::thread::JoinHandle<()>>,
     dir: PathBuf,
+    barriers: Arc<Barriers>,
+}
+
+/// Barriers (see [`Watcher::barrier`]): a private directory watched by the
+/// same inotify instance as the hot dir, and the callers waiting for their
+/// sentinel file to come through.
+struct Barriers {
+    dir: tempfile::TempDir,
+    next: AtomicU64,
+    waiting: Mutex<HashMap<u64, Sender<()>>>,
+}
+
+impl Barriers {
+    /// The barrier number of a sentinel path, if it is one.
+    fn number(&self, path: &Path) -> Option<u64> {
+        let name = path.strip_prefix(self.dir.path()).ok()?.to_str()?;
+        name.strip_prefix("b-")?.parse().ok()
+    }
 }
 
 impl std::fmt::Debug for Watcher {
@@ -122,6 +144,18 @@ pub fn watch(hot_dir: &Path, catalog: Catalog) -> Result<Watcher, CatalogError> 
         dir: dir.clone(),
         source,
     };
+    let barriers = Arc::new(Barriers {
+        dir: tempfile::Builder::new()
+            .prefix("tierfs-watch-")
+            .tempdir()
+            .map_err(|source| CatalogError::Io {
+                path: std::env::temp_dir(),
+                op: "create the watcher's barrier directory",
+                source,
+            })?,
+        next: AtomicU64::new(0),
+        waiting: Mutex::new(HashMap::new()),
+    });
     let (tx, rx) = crossbeam_channel::unbounded();
     let handler_tx = tx.clone();
     let mut pacer = Pacer { last: None };
@@ -138,11 +172,15 @@ pub fn watch(hot_dir: &Path, catalog: Catalog) -> Result<Watcher, CatalogError> 
     inotify
         .watch(&dir, RecursiveMode::Recursive)
         .map_err(watch_err)?;
+    inotify
+        .watch(barriers.dir.path(), RecursiveMode::NonRecursive)
+        .map_err(watch_err)?;
     let coalescer = Coalescer {
         root: dir.clone(),
         catalog: catalog.clone(),
         pending: HashMap::new(),
         since: None,
+        barriers: Some(barriers.clone()),
     };
     let thread = std::thread::Builder::new()
         .name("tierfs-watch".into())
@@ -158,7 +196,35 @@ pub fn watch(hot_dir: &Path, catalog: Catalog) -> Result<Watcher, CatalogError> 
         tx,
         thread: Some(thread),
         dir,
+        barriers,
     })
+}
+
+impl Watcher {
+    /// Waits until every change made in the hot dir before this call has been
+    /// sent to the catalog as a hint (at most `timeout`; `false` if it took
+    /// longer). A sentinel file is created in a private directory watched by
+    /// the same inotify instance, whose events arrive in the order they
+    /// happened: once the watcher thread sees the sentinel it has seen every
+    /// earlier change, and it sends the pending hints at once instead of at
+    /// the end of its window. `tierctl` gets read-your-writes for changes
+    /// made beside the mount this way (see the daemon's sync request).
+    pub fn barrier(&self, timeout: Duration) -> bool {
+        let n = self.barriers.next.fetch_add(1, Ordering::Relaxed);
+        let (done, wait) = crossbeam_channel::bounded(1);
+        self.barriers.waiting.lock().insert(n, done);
+        let sentinel = self.barriers.dir.path().join(format!("b-{n}"));
+        let passed = match std::fs::File::create(&sentinel) {
+            Ok(_) => wait.recv_timeout(timeout).is_ok(),
+            Err(e) => {
+                tracing::warn!(path = %sentinel.display(), "cannot create watcher barrier: {e}");
+                false
+            }
+        };
+        self.barriers.waiting.lock().remove(&n);
+        let _ = std::fs::remove_file(&sentinel);
+        passed
+    }
 }
 
 impl Drop for Watcher {
@@ -181,6 +247,8 @@ struct Coalescer {
     pending: HashMap<PathBuf, Mark>,
     /// When the oldest pending change arrived.
     since: Option<Instant>,
+    /// Sentinels of [`Watcher::barrier`] (`None` in unit tests).
+    barriers: Option<Arc<Barriers>>,
 }
 
 impl Coalescer {
@@ -215,6 +283,9 @@ impl Coalescer {
                     return;
                 }
                 Some(WatchMsg::Event(Ok(event))) => {
+                    if self.is_barrier(&event) {
+                        continue;
+                    }
                     if event.need_rescan() {
                         self.rescan();
                     } else {
@@ -234,6 +305,37 @@ impl Coalescer {
                 self.examine();
             }
         }
+    }
+
+    /// Handles an event in the barrier directory: a new sentinel sends the
+    /// pending hints now and releases its waiter. Returns whether `event` was
+    /// one (such events are never hot-dir changes).
+    fn is_barrier(&mut self, event: &Event) -> bool {
+        let Some(barriers) = self.barriers.clone() else {
+            return false;
+        };
+        if !event
+            .paths
+            .iter()
+            .any(|p| p.starts_with(barriers.dir.path()))
+        {
+            return false;
+        }
+        if matches!(event.kind, EventKind::Create(_)) {
+            let numbers: Vec<u64> = event
+                .paths
+                .iter()
+                .filter_map(|p| barriers.number(p))
+                .collect();
+            self.examine();
+            let waiting = barriers.waiting.lock();
+            for n in numbers {
+                if let Some(done) = waiting.get(&n) {
+                    let _ = done.try_send(());
+                }
+            }
+        }
+        true
     }
 
     fn note(&mut self, event: Event) {
@@ -456,6 +558,7 @@ mod tests {
             catalog: catalog.clone(),
             pending: HashMap::new(),
             since: None,
+            barriers: None,
         };
         coalescer.run(rx);
         catalog.flush().unwrap();
