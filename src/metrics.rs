@@ -182,7 +182,7 @@ impl Metrics {
         match CatalogReader::open(catalog).and_then(|r| r.status()) {
             Ok(summary) => {
                 for row in &summary.by_state {
-                    let labels = vec![("state".to_string(), row.state.clone())];
+                    let labels = vec![("state".to_string(), row.state.to_string())];
                     self.files
                         .get_or_create(&labels)
                         .set(i64::try_from(row.files).unwrap_or(i64::MAX));

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
+use super::FileState;
 use super::apply::{from_sql_u64, to_sql_u64};
 use super::event::key_to_path;
 
@@ -28,7 +29,7 @@ pub struct TierFile {
     /// Last read through the mount (ns), if ever.
     pub last_access_ns: Option<i64>,
     /// Tiering state.
-    pub state: String,
+    pub state: FileState,
     /// Pinned by `tierctl pin`.
     pub pinned: bool,
     /// Content generation (bumped when size or mtime change).
@@ -98,7 +99,7 @@ fn file_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TierFile> {
 /// memory stays flat on a million rows).
 pub fn for_each_file_in_states(
     conn: &Connection,
-    states: &[&str],
+    states: &[FileState],
     mut each: impl FnMut(TierFile),
 ) -> rusqlite::Result<()> {
     let marks = vec!["?"; states.len()].join(",");
@@ -158,8 +159,8 @@ const LINKS_OF: &str = "ino = (SELECT ino FROM files WHERE id = ?1) AND id <> ?1
 pub fn transition(
     conn: &Connection,
     id: i64,
-    from: &str,
-    to: &str,
+    from: FileState,
+    to: FileState,
     generation: Option<i64>,
 ) -> rusqlite::Result<bool> {
     let n = conn
@@ -168,7 +169,7 @@ pub fn transition(
              AND (?4 IS NULL OR generation = ?4)",
         )?
         .execute(params![id, from, to, generation])?;
-    if n == 1 && matches!(to, "hot" | "premigrated" | "cold") {
+    if n == 1 && to.is_settled() {
         conn.prepare_cached(&format!(
             "UPDATE files SET state = ?2 WHERE state <> ?2 AND {LINKS_OF}"
         ))?
@@ -363,27 +364,30 @@ pub fn delete_object_row(conn: &Connection, id: i64) -> rusqlite::Result<()> {
 pub fn recover_transient_states(
     conn: &Connection,
     has_stub_marker: impl Fn(&std::path::Path) -> bool,
-) -> rusqlite::Result<Vec<(PathBuf, String, String)>> {
+) -> rusqlite::Result<Vec<(PathBuf, FileState, FileState)>> {
     let mut stuck = Vec::new();
-    for_each_file_in_states(conn, &["uploading", "releasing", "recalling"], |f| {
-        stuck.push(f)
-    })?;
+    let transient = [
+        FileState::Uploading,
+        FileState::Releasing,
+        FileState::Recalling,
+    ];
+    for_each_file_in_states(conn, &transient, |f| stuck.push(f))?;
     let mut changes = Vec::new();
     for f in stuck {
-        let to = match f.state.as_str() {
+        let to = match f.state {
             // Nothing was freed; any uploaded object is garbage until reused.
-            "uploading" => "hot",
+            FileState::Uploading => FileState::Hot,
             // The marker is set before blocks are freed and removed only after
             // a recall has been verified and synced.
-            _ if has_stub_marker(&f.path) => "cold",
-            _ => "premigrated",
+            _ if has_stub_marker(&f.path) => FileState::Cold,
+            _ => FileState::Premigrated,
         };
-        if to == "hot" {
+        if to == FileState::Hot {
             mark_hot(conn, f.id)?;
         } else {
-            transition(conn, f.id, &f.state, to, None)?;
+            transition(conn, f.id, f.state, to, None)?;
         }
-        changes.push((f.path, f.state, to.to_string()));
+        changes.push((f.path, f.state, to));
     }
     Ok(changes)
 }
@@ -516,13 +520,14 @@ mod tests {
     fn transitions_are_guarded_by_state_and_generation() {
         let (_d, c) = conn();
         let id = add_file(&c, "a");
-        assert!(transition(&c, id, "hot", "uploading", Some(0)).unwrap());
-        assert!(!transition(&c, id, "hot", "uploading", Some(0)).unwrap());
+        let (hot, uploading) = (FileState::Hot, FileState::Uploading);
+        assert!(transition(&c, id, hot, uploading, Some(0)).unwrap());
+        assert!(!transition(&c, id, hot, uploading, Some(0)).unwrap());
         c.execute("UPDATE files SET generation = 1", []).unwrap();
         assert!(!mark_premigrated(&c, id, 0, &[7; 32]).unwrap());
         assert!(mark_premigrated(&c, id, 1, &[7; 32]).unwrap());
         let f = file_by_path(&c, b"a").unwrap().unwrap();
-        assert_eq!(f.state, "premigrated");
+        assert_eq!(f.state, FileState::Premigrated);
         assert_eq!(f.blake3.unwrap(), "07".repeat(32));
     }
 
@@ -550,7 +555,7 @@ mod tests {
         changes.sort();
         let got: Vec<(String, String)> = changes
             .into_iter()
-            .map(|(p, _, to)| (p.display().to_string(), to))
+            .map(|(p, _, to)| (p.display().to_string(), to.to_string()))
             .collect();
         assert_eq!(
             got,

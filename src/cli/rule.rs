@@ -15,7 +15,7 @@ use clap::{Args, Subcommand};
 use rusqlite::Connection;
 use serde::Serialize;
 use tierfs::catalog::tiering::{self, RuleRow, TierFile};
-use tierfs::catalog::{Catalog, CatalogOptions, path_key};
+use tierfs::catalog::{Catalog, CatalogOptions, FileState, path_key};
 use tierfs::config::Config;
 use tierfs::control::{Reply, Request};
 use tierfs::rules::{self, Decision, Explanation, FileFacts, Rule, RuleSet};
@@ -635,7 +635,8 @@ fn measure_impact(
     let now = SystemTime::now();
     let mut result = Impact::default();
     // The same files a migration considers (see `Tier::plan`).
-    tiering::for_each_file_in_states(conn, &["hot", "premigrated"], |f| {
+    let movable = [FileState::Hot, FileState::Premigrated];
+    tiering::for_each_file_in_states(conn, &movable, |f| {
         if f.pinned {
             result.pinned.add(f.size);
             return;
@@ -960,7 +961,7 @@ fn subject(config: &Config, conn: Option<&Connection>, relative: &Path) -> anyho
                 size: f.size,
                 mtime_ns: f.mtime_ns,
                 last_access_ns: f.last_access_ns,
-                state: Some(f.state),
+                state: Some(f.state.to_string()),
                 pinned: f.pinned,
             });
         }

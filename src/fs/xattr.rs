@@ -87,19 +87,20 @@ impl FsShared {
         if !inode.is_regular() {
             return Err(Errno::NO_XATTR);
         }
+        use crate::catalog::FileState;
         if inode.is_stub() {
             return Ok(b"cold".to_vec());
         }
         let state = match (&self.tiering, self.rel_path(inode)) {
-            (Some(t), Some(rel)) => t.tier.state_of(&rel).unwrap_or_else(|| "hot".into()),
-            _ => "hot".into(),
+            (Some(t), Some(rel)) => t.tier.state_of(&rel).unwrap_or(FileState::Hot),
+            _ => FileState::Hot,
         };
-        let shown = match state.as_str() {
-            "premigrated" | "releasing" => "premigrated",
-            "cold" | "recalling" => "cold",
-            _ => "hot",
+        let shown = match state {
+            FileState::Premigrated | FileState::Releasing => FileState::Premigrated,
+            FileState::Cold | FileState::Recalling => FileState::Cold,
+            FileState::Hot | FileState::Uploading => FileState::Hot,
         };
-        Ok(shown.as_bytes().to_vec())
+        Ok(shown.as_str().as_bytes().to_vec())
     }
 
     pub(super) fn do_getxattr(

@@ -48,7 +48,7 @@ use stub::StubMarker;
 pub use stub_fill::{FillReader, StubFill};
 
 use crate::catalog::tiering::{self, LedgerEntry, TierFile};
-use crate::catalog::{Catalog, path_key};
+use crate::catalog::{Catalog, FileState, path_key};
 use crate::config::Config;
 use crate::fs::sys;
 use crate::remote::{PutOptions, Remote};
@@ -300,7 +300,7 @@ impl Tier {
 
     /// Resolves files left in transient states by a crash. Run at start,
     /// before the mount serves requests.
-    pub fn recover(&self) -> Result<Vec<(PathBuf, String, String)>, TierError> {
+    pub fn recover(&self) -> Result<Vec<(PathBuf, FileState, FileState)>, TierError> {
         let hot_fd = self
             .hot_fd
             .try_clone()
@@ -315,8 +315,8 @@ impl Tier {
                 })
             })?;
         for (path, from, to) in &changes {
-            tracing::warn!(path = %path.display(), from, to, "recovered interrupted tiering state");
-            if to == "cold" {
+            tracing::warn!(path = %path.display(), %from, %to, "recovered interrupted tiering state");
+            if *to == FileState::Cold {
                 // A release interrupted between its two truncates.
                 let file = self.open_rel(path, libc::O_RDWR)?;
                 let marker =
@@ -373,7 +373,11 @@ impl Tier {
             .catalog
             .exec_grouped("list migration candidates", |c| {
                 let mut all = Vec::new();
-                tiering::for_each_file_in_states(c, &["hot", "premigrated"], |f| all.push(f))?;
+                tiering::for_each_file_in_states(
+                    c,
+                    &[FileState::Hot, FileState::Premigrated],
+                    |f| all.push(f),
+                )?;
                 Ok(all)
             })?;
         let now = SystemTime::now();
@@ -615,7 +619,13 @@ impl Tier {
                         &chunks,
                         holes.encode().as_deref(),
                     )?;
-                    tiering::transition(c, id, "hot", "uploading", Some(generation))
+                    tiering::transition(
+                        c,
+                        id,
+                        FileState::Hot,
+                        FileState::Uploading,
+                        Some(generation),
+                    )
                 })?;
                 if !started {
                     return Ok(Outcome::Skipped("changed since catalogued"));
@@ -851,7 +861,7 @@ impl Tier {
         }
         let id = f.id;
         let started = self.catalog.exec_durable("mark releasing", move |c| {
-            tiering::transition(c, id, "premigrated", "releasing", None)
+            tiering::transition(c, id, FileState::Premigrated, FileState::Releasing, None)
         })?;
         if !started {
             return Ok(Some("catalog state changed"));
@@ -865,7 +875,7 @@ impl Tier {
             let now = sys::stat_fd(file.as_fd()).map_err(io_err(rel, "stat"))?;
             if (now.st_ctime, now.st_ctime_nsec) != (st.st_ctime, st.st_ctime_nsec) {
                 self.catalog.exec_grouped("undo releasing", move |c| {
-                    tiering::transition(c, id, "releasing", "premigrated", None)
+                    tiering::transition(c, id, FileState::Releasing, FileState::Premigrated, None)
                 })?;
                 return Ok(Some("changed while releasing"));
             }
@@ -896,7 +906,7 @@ impl Tier {
         }
         failpoint::pause("punched");
         self.catalog.exec_grouped("mark cold", move |c| {
-            tiering::transition(c, id, "releasing", "cold", None)
+            tiering::transition(c, id, FileState::Releasing, FileState::Cold, None)
         })?;
         tracing::debug!(path = %rel.display(), bytes = f.size, "released");
         Ok(None)
@@ -1024,7 +1034,7 @@ impl Tier {
         if let Some(row) = &row {
             let id = row.id;
             self.catalog.exec_grouped("mark recalling", move |c| {
-                tiering::transition(c, id, "cold", "recalling", None)
+                tiering::transition(c, id, FileState::Cold, FileState::Recalling, None)
             })?;
         }
         let bytes = *hash.as_bytes();
@@ -1124,7 +1134,7 @@ impl Tier {
             if let Some(row) = &row {
                 let id = row.id;
                 self.catalog.exec_grouped("undo recalling", move |c| {
-                    tiering::transition(c, id, "recalling", "cold", None)
+                    tiering::transition(c, id, FileState::Recalling, FileState::Cold, None)
                 })?;
             }
             if objects.is_empty() {
@@ -1184,7 +1194,7 @@ impl Tier {
         if let Some(row) = row {
             let id = row.id;
             self.catalog.exec_grouped("mark premigrated", move |c| {
-                tiering::transition(c, id, "recalling", "premigrated", None)
+                tiering::transition(c, id, FileState::Recalling, FileState::Premigrated, None)
             })?;
         }
         self.fills.remove(id);
@@ -1209,7 +1219,7 @@ impl Tier {
             let mut under = self
                 .catalog
                 .exec_grouped("list files", move |c| tiering::files_under(c, &key))?;
-            under.retain(|f| f.state == "cold");
+            under.retain(|f| f.state == FileState::Cold);
             files.extend(under);
         }
         self.reset_progress(files.len() as u64, files.iter().map(|f| f.size).sum());
@@ -1340,7 +1350,7 @@ impl Tier {
     }
 
     /// The catalog state of the file at `rel`, if catalogued.
-    pub fn state_of(&self, rel: &Path) -> Option<String> {
+    pub fn state_of(&self, rel: &Path) -> Option<FileState> {
         let key = path_key(rel)?;
         self.catalog
             .exec_grouped("read file state", move |c| tiering::file_by_path(c, &key))
