@@ -16,6 +16,7 @@ pub mod control;
 pub mod cost;
 pub mod daemon;
 pub mod escape;
+pub mod events;
 pub mod fs;
 pub mod metrics;
 pub mod remote;

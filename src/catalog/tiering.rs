@@ -11,9 +11,10 @@ use std::path::PathBuf;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use super::FileState;
 use super::apply::{from_sql_u64, to_sql_u64};
 use super::event::key_to_path;
+use super::{Catalog, FileState};
+use crate::events::{Event, Recorder, RuleRun};
 
 /// A file as the tier engine sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -358,6 +359,85 @@ pub fn delete_object_row(conn: &Connection, id: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Whether any file row (whatever its state) names content `blake3`.
+pub fn content_referenced(conn: &Connection, blake3: &[u8; 32]) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM files WHERE blake3 = ?1)")?
+        .query_row([&blake3[..]], |r| r.get(0))
+}
+
+/// Keys of the objects recorded on `remote`.
+pub fn object_keys(conn: &Connection, remote: &str) -> rusqlite::Result<Vec<String>> {
+    conn.prepare_cached("SELECT key FROM objects WHERE remote = ?1")?
+        .query_map([remote], |r| r.get(0))?
+        .collect()
+}
+
+/// Deletes the row at `path` (a file gone from the hot dir).
+pub fn forget_file(conn: &Connection, path: &[u8]) -> rusqlite::Result<usize> {
+    conn.prepare_cached("DELETE FROM files WHERE path = ?1")?
+        .execute([path])
+}
+
+/// Marks file `id` cold with content `blake3`, whatever its state (a stub
+/// found on disk, repaired by `fsck`).
+pub fn mark_stub_cold(conn: &Connection, id: i64, blake3: &[u8; 32]) -> rusqlite::Result<usize> {
+    conn.prepare_cached("UPDATE files SET state = 'cold', blake3 = ?2 WHERE id = ?1")?
+        .execute(params![id, &blake3[..]])
+}
+
+/// Each rule's last run as saved in `meta` (JSON), if saved.
+pub fn saved_rule_runs(conn: &Connection) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT value FROM meta WHERE key = 'last_rule_runs'")?
+        .query_row([], |r| r.get(0))
+        .optional()
+}
+
+/// Saves `runs` as their rules' last runs, keeping the saved runs of other
+/// rules (an unreadable saved value is replaced).
+pub fn save_rule_runs(conn: &Connection, runs: &[RuleRun]) -> rusqlite::Result<()> {
+    let saved = saved_rule_runs(conn)?
+        .and_then(|json| serde_json::from_str::<Vec<RuleRun>>(&json).ok())
+        .unwrap_or_default();
+    let mut by_id: std::collections::BTreeMap<i64, RuleRun> =
+        saved.into_iter().map(|r| (r.rule_id, r)).collect();
+    for run in runs {
+        by_id.insert(run.rule_id, run.clone());
+    }
+    let all: Vec<&RuleRun> = by_id.values().collect();
+    let json = serde_json::to_string(&all).unwrap_or_else(|_| "[]".into());
+    conn.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_rule_runs', ?1)")?
+        .execute([json])?;
+    Ok(())
+}
+
+/// The recorder of engine events kept in the catalog: billable requests go
+/// to the cost ledger, rule runs to `meta`. It queues them for the writer
+/// and never waits ([`Catalog::exec_detached`]).
+#[derive(Debug, Clone)]
+pub struct CatalogRecorder(pub Catalog);
+
+impl Recorder for CatalogRecorder {
+    fn record(&self, event: &Event) {
+        match event {
+            Event::Billed(entry) => {
+                let entry = entry.clone();
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as i64);
+                self.0
+                    .exec_detached("cost ledger entry", move |c| record(c, &entry, now));
+            }
+            Event::RuleRuns(runs) => {
+                let runs = runs.clone();
+                self.0.exec_detached("save the rules' last runs", move |c| {
+                    save_rule_runs(c, &runs)
+                });
+            }
+            Event::Recalled { .. } | Event::MigrationRun { .. } => {}
+        }
+    }
+}
+
 /// Puts every file left in a transient state by a crash back into a stable
 /// one. `has_stub_marker(path)` tells whether the hot file carries the stub
 /// marker (its local data may be gone). Returns (path, from, to) per change.
@@ -456,24 +536,7 @@ pub fn move_rule(conn: &Connection, id: i64, position: usize) -> rusqlite::Resul
     Ok(true)
 }
 
-/// One billable request (or a batch of them) for the cost report.
-#[derive(Debug, Clone, Default)]
-pub struct LedgerEntry {
-    /// Remote name.
-    pub remote: String,
-    /// `put`, `get`, `delete`, `head` or `list`.
-    pub op: &'static str,
-    /// Number of requests.
-    pub requests: u64,
-    /// Bytes transferred (uploaded for put, downloaded for get).
-    pub bytes: u64,
-    /// Storage class involved.
-    pub storage_class: Option<String>,
-    /// Age of a deleted object (for early-deletion charges).
-    pub object_age_ns: Option<i64>,
-    /// The file concerned, if any.
-    pub path: Option<Vec<u8>>,
-}
+pub use crate::events::LedgerEntry;
 
 /// Appends a ledger entry at `now_ns`.
 pub fn record(conn: &Connection, e: &LedgerEntry, now_ns: i64) -> rusqlite::Result<()> {

@@ -167,18 +167,8 @@ pub enum Reply {
     RemoteHealth(Vec<crate::remote::HealthReport>),
 }
 
-/// Progress of the running job.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobProgress {
-    /// Files finished.
-    pub files_done: u64,
-    /// Files in the job.
-    pub files_total: u64,
-    /// Bytes handled.
-    pub bytes_done: u64,
-    /// Bytes in the job.
-    pub bytes_total: u64,
-}
+/// Progress of the running job (defined beside the activity report).
+pub use crate::activity::JobProgress;
 
 /// Result of a small change request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
