@@ -36,6 +36,9 @@ mod tally;
 pub mod verify;
 mod watchdog;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};

@@ -38,8 +38,9 @@ use crate::rules::RuleSet;
 /// How one file's migration ended.
 #[derive(Debug)]
 pub(super) enum Outcome {
-    /// Released; `uploaded` bytes were sent.
-    Released { uploaded: u64 },
+    /// Released: `bytes` freed (the file's size when it was released),
+    /// `uploaded` bytes sent.
+    Released { bytes: u64, uploaded: u64 },
     /// Not migrated this run.
     Skipped(SkipReason),
 }
@@ -84,15 +85,15 @@ impl Migrator {
         // they stay local, and the schedule retries them with back-off.
         let unreachable = &parking_lot::Mutex::new(BTreeSet::new());
         let mut results = futures::stream::iter(files.into_iter().map(|p| async move {
-            let (path, size) = (p.file.path.clone(), p.file.size);
+            let path = p.file.path.clone();
             let result = self.one_guarded(core, rules, p, unreachable).await;
             core.progress.files_done.fetch_add(1, Ordering::Relaxed);
-            (path, size, result)
+            (path, result)
         }))
         .buffer_unordered(concurrency(core));
         let mut transient = 0;
-        while let Some((path, size, result)) = results.next().await {
-            transient += count(summary, &mut tally, path, size, result);
+        while let Some((path, result)) = results.next().await {
+            transient += count(summary, &mut tally, path, result);
         }
         RunResult {
             transient,
@@ -162,14 +163,13 @@ fn count(
     summary: &mut MigrateSummary,
     tally: &mut RuleTally,
     path: PathBuf,
-    size: u64,
     result: Result<Outcome, TierError>,
 ) -> u64 {
     match result {
-        Ok(Outcome::Released { uploaded }) => {
-            tally.released(&path, size);
+        Ok(Outcome::Released { bytes, uploaded }) => {
+            tally.released(&path, bytes);
             summary.released += 1;
-            summary.released_bytes += size;
+            summary.released_bytes += bytes;
             summary.uploaded_bytes += uploaded;
             0
         }

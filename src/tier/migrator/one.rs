@@ -63,7 +63,10 @@ impl Migrator {
         drop(pass_buffer);
         tracing::debug!(path = %f.path.display(), secs = started.elapsed().as_secs_f64(), "release step done");
         Ok(match released {
-            None => Outcome::Released { uploaded },
+            None => Outcome::Released {
+                bytes: f.size,
+                uploaded,
+            },
             Some(why) => Outcome::Skipped(why),
         })
     }
