@@ -17,8 +17,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::control::JobProgress;
-use crate::tier::MigrateSummary;
+pub use crate::events::RuleRun;
+use crate::events::{Event, Recorder, RunTotals};
 
 /// How many recent errors are kept in memory.
 pub const ERROR_RING: usize = 200;
@@ -60,7 +60,7 @@ pub struct RunRecord {
 
 impl RunRecord {
     /// Summarises a finished run.
-    pub fn new(trigger: &str, result: &Result<MigrateSummary, String>) -> RunRecord {
+    pub fn new(trigger: &str, result: &Result<RunTotals, String>) -> RunRecord {
         let mut r = RunRecord {
             finished_unix: now_unix(),
             trigger: trigger.to_string(),
@@ -76,7 +76,7 @@ impl RunRecord {
                 r.released = s.released;
                 r.released_bytes = s.released_bytes;
                 r.skipped = s.skipped;
-                r.failed = s.failures.len() as u64;
+                r.failed = s.failed;
                 r.seconds = s.seconds;
             }
             Err(e) => r.error = Some(e.clone()),
@@ -85,76 +85,17 @@ impl RunRecord {
     }
 }
 
-/// What one rule did in the last migration run that evaluated it.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct RuleRun {
-    /// The rule's id (`tierctl rule list`).
-    pub rule_id: i64,
-    /// When that run ended, in seconds since the Unix epoch.
-    pub finished_unix: i64,
-    /// Files the rule selected.
-    pub selected: u64,
-    /// Of those, files released.
-    pub released: u64,
-    /// Bytes released.
-    pub released_bytes: u64,
-    /// Files that failed.
-    pub failed: u64,
-}
-
-/// Per-rule counts gathered during one migration run.
-#[derive(Debug)]
-pub struct RuleTally<'a> {
-    rule_of: &'a std::collections::HashMap<std::path::PathBuf, i64>,
-    runs: BTreeMap<i64, RuleRun>,
-}
-
-impl<'a> RuleTally<'a> {
-    /// Starts a tally for the rules `rule_ids`, where `rule_of` says which
-    /// rule selected each planned file.
-    pub fn new(
-        rule_ids: &[i64],
-        rule_of: &'a std::collections::HashMap<std::path::PathBuf, i64>,
-    ) -> Self {
-        let mut runs: BTreeMap<i64, RuleRun> = rule_ids
-            .iter()
-            .map(|&id| {
-                (
-                    id,
-                    RuleRun {
-                        rule_id: id,
-                        ..Default::default()
-                    },
-                )
-            })
-            .collect();
-        for id in rule_of.values() {
-            if let Some(r) = runs.get_mut(id) {
-                r.selected += 1;
-            }
-        }
-        RuleTally { rule_of, runs }
-    }
-
-    fn run_of(&mut self, path: &std::path::Path) -> Option<&mut RuleRun> {
-        let id = self.rule_of.get(path)?;
-        self.runs.get_mut(id)
-    }
-
-    /// Counts a released file.
-    pub fn released(&mut self, path: &std::path::Path, bytes: u64) {
-        if let Some(r) = self.run_of(path) {
-            r.released += 1;
-            r.released_bytes += bytes;
-        }
-    }
-
-    /// Counts a failed file.
-    pub fn failed(&mut self, path: &std::path::Path) {
-        if let Some(r) = self.run_of(path) {
-            r.failed += 1;
-        }
-    }
+/// Progress of the running job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobProgress {
+    /// Files finished.
+    pub files_done: u64,
+    /// Files in the job.
+    pub files_total: u64,
+    /// Bytes handled.
+    pub bytes_done: u64,
+    /// Bytes in the job.
+    pub bytes_total: u64,
 }
 
 /// The daemon's answer to `Request::Activity`.
@@ -197,19 +138,16 @@ impl Activity {
         ring.push_back(error);
     }
 
-    /// Records a finished migration run (and counts it in the metrics).
+    /// Records a finished migration run.
     pub fn record_migration(&self, run: RunRecord) {
-        crate::metrics::metrics().record_migration(run.released, run.released_bytes, run.failed);
         *self.last_migration.lock() = Some(run);
     }
 
     /// Records what each rule did in a finished (not dry) migration run.
-    pub fn record_rule_runs(&self, tally: RuleTally<'_>) {
-        let now = now_unix();
+    pub fn record_rule_runs(&self, runs: &[RuleRun]) {
         let mut rules = self.rules.lock();
-        for (id, mut run) in tally.runs {
-            run.finished_unix = now;
-            rules.insert(id, run);
+        for run in runs {
+            rules.insert(run.rule_id, run.clone());
         }
     }
 
@@ -247,6 +185,18 @@ impl Activity {
             errors_24h: recent.len() as u64,
             recent_errors: recent[shown..].iter().map(|e| (*e).clone()).collect(),
             rules: self.rules.lock().values().cloned().collect(),
+        }
+    }
+}
+
+impl Recorder for Activity {
+    fn record(&self, event: &Event) {
+        match event {
+            Event::MigrationRun { trigger, outcome } => {
+                self.record_migration(RunRecord::new(trigger, outcome))
+            }
+            Event::RuleRuns(runs) => self.record_rule_runs(runs),
+            Event::Billed(_) | Event::Recalled { .. } => {}
         }
     }
 }
@@ -346,39 +296,54 @@ mod tests {
         assert!(r.recent_errors.is_empty());
     }
 
+    fn run(rule_id: i64, released: u64) -> RuleRun {
+        RuleRun {
+            rule_id,
+            finished_unix: now_unix(),
+            selected: released,
+            released,
+            ..Default::default()
+        }
+    }
+
     #[test]
-    fn rule_runs_count_per_rule() {
-        let rule_of: std::collections::HashMap<std::path::PathBuf, i64> =
-            [("a".into(), 1), ("b".into(), 1), ("c".into(), 2)]
-                .into_iter()
-                .collect();
-        let mut tally = RuleTally::new(&[1, 2, 3], &rule_of);
-        tally.released(std::path::Path::new("a"), 10);
-        tally.failed(std::path::Path::new("c"));
+    fn rule_runs_keep_each_rules_latest() {
         let act = Activity::default();
-        act.record_rule_runs(tally);
+        act.record_rule_runs(&[run(1, 1), run(2, 0)]);
+        act.record_rule_runs(&[run(1, 3)]);
         let rules = act.report(None, now_unix()).rules;
-        assert_eq!(rules.len(), 3);
         assert_eq!(
-            (
-                rules[0].selected,
-                rules[0].released,
-                rules[0].released_bytes
-            ),
-            (2, 1, 10)
+            rules
+                .iter()
+                .map(|r| (r.rule_id, r.released))
+                .collect::<Vec<_>>(),
+            [(1, 3), (2, 0)]
         );
-        assert_eq!((rules[1].selected, rules[1].failed), (1, 1));
-        assert_eq!(rules[2].selected, 0);
-        assert!(rules.iter().all(|r| r.finished_unix > 0));
+    }
+
+    #[test]
+    fn migration_runs_come_as_events() {
+        let act = Activity::default();
+        let totals = RunTotals {
+            released: 2,
+            failed: 1,
+            ..Default::default()
+        };
+        act.record(&Event::MigrationRun {
+            trigger: "tierctl",
+            outcome: Ok(totals),
+        });
+        let last = act.report(None, now_unix()).last_migration.unwrap();
+        assert_eq!(
+            (last.trigger.as_str(), last.released, last.failed),
+            ("tierctl", 2, 1)
+        );
     }
 
     #[test]
     fn rule_runs_survive_a_save_and_restore() {
         let act = Activity::default();
-        let rule_of = std::collections::HashMap::from([(std::path::PathBuf::from("a"), 7)]);
-        let mut tally = RuleTally::new(&[7], &rule_of);
-        tally.released(std::path::Path::new("a"), 5);
-        act.record_rule_runs(tally);
+        act.record_rule_runs(&[run(7, 1)]);
         let saved = act.rule_runs_json();
         let fresh = Activity::default();
         fresh.restore_rule_runs(&saved);

@@ -378,15 +378,7 @@ fn run_inner(
     )?);
     tier.recover()?;
     // Each rule's last run, saved by earlier runs, for `tierctl status`.
-    if let Ok(Some(saved)) = catalog.exec("load rule runs", |c| {
-        use rusqlite::OptionalExtension;
-        c.query_row(
-            "SELECT value FROM meta WHERE key = 'last_rule_runs'",
-            [],
-            |r| r.get::<_, String>(0),
-        )
-        .optional()
-    }) {
+    if let Ok(Some(saved)) = catalog.exec("load rule runs", |c| tiering::saved_rule_runs(c)) {
         crate::activity::activity().restore_rule_runs(&saved);
     }
     // Resolve interrupted releases and recalls first (this restores stub
@@ -415,8 +407,7 @@ fn run_inner(
         tracing::info!(listen = %metrics.listen, "serving Prometheus metrics at /metrics");
         runtime.spawn(crate::metrics::serve(
             listener,
-            config.catalog.clone(),
-            tier.clone(),
+            metrics_scraper(config.catalog.clone(), tier.clone()),
         ));
     }
     if let Some(every) = config.migrate_interval {
@@ -568,6 +559,23 @@ fn run_inner(
     })
 }
 
+/// What a metrics scrape reads: per-state counts from the catalog (its own
+/// read-only connection) and each remote's reachability.
+fn metrics_scraper(catalog: PathBuf, tier: Arc<Tier>) -> crate::metrics::Scraper {
+    Arc::new(move || crate::metrics::Scrape {
+        by_state: crate::catalog::CatalogReader::open(&catalog)
+            .and_then(|r| r.status())
+            .map(|s| {
+                s.by_state
+                    .iter()
+                    .map(|c| (c.state.to_string(), c.files, c.bytes))
+                    .collect()
+            })
+            .map_err(|e| e.to_string()),
+        remotes: tier.remote_health(),
+    })
+}
+
 fn handler(
     config: &Config,
     mountpoint: &Path,
@@ -618,8 +626,7 @@ fn handler(
                 let result = runtime.block_on(tier.migrate(req));
                 if !dry_run {
                     let record = result.as_ref().map(Clone::clone).map_err(|e| e.to_string());
-                    crate::activity::activity()
-                        .record_migration(crate::activity::RunRecord::new("tierctl", &record));
+                    tier.record_run("tierctl", &record);
                 }
                 result.map(Reply::Migrate).map_err(tier_error)
             }

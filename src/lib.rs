@@ -6,7 +6,10 @@
 //! and the daemon, and `daemon` wires the parts together.
 //!
 //! Module dependencies point one way: `daemon` → `fs` → `catalog`;
-//! `control` and `config` are leaves used by both binaries.
+//! `control` and `config` are leaves used by both binaries. The tiering
+//! engine (`tier`) reports what it does as plain data through `events`, a
+//! leaf; its recorders (`activity`, `metrics`, the catalog's cost ledger)
+//! depend on `events`, never on `tier`.
 
 pub mod activity;
 pub mod assets;
@@ -16,6 +19,7 @@ pub mod control;
 pub mod cost;
 pub mod daemon;
 pub mod escape;
+pub mod events;
 pub mod fs;
 pub mod metrics;
 pub mod remote;

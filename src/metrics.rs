@@ -1,9 +1,9 @@
 //! Optional Prometheus metrics endpoint (`[metrics] listen = "127.0.0.1:9184"`,
 //! off by default).
 //!
-//! Counters are process-wide ([`metrics`]) so the engine records events where
-//! they happen; the per-state file and byte gauges are read from the catalog
-//! at each scrape. The endpoint is a minimal HTTP/1.1 responder on the I/O
+//! Counters are process-wide ([`metrics`]) and fed by the engine's events
+//! ([`crate::events`]); the per-state file and byte gauges and each remote's
+//! reachability come from a [`Scrape`] the daemon gathers at each scrape. The endpoint is a minimal HTTP/1.1 responder on the I/O
 //! runtime: `GET /metrics` gets the OpenMetrics text, anything else a 404.
 //!
 //! | metric | type | meaning |
@@ -19,7 +19,6 @@
 //! | `tierfs_remote_up{remote}` | gauge | 1 if the last request to the remote succeeded, 0 if it failed (absent before the first) |
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -31,11 +30,22 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::catalog::CatalogReader;
+use crate::events::{Event, Recorder};
 use crate::remote::{HealthReport, HealthState};
-use crate::tier::Tier;
 
 type StateLabels = Vec<(String, String)>;
+
+/// What a scrape reads at the time it is answered.
+#[derive(Debug, Clone)]
+pub struct Scrape {
+    /// (state, files, bytes) per catalog state, or why they could not be read.
+    pub by_state: Result<Vec<(String, u64, u64)>, String>,
+    /// Each configured remote's reachability.
+    pub remotes: Vec<HealthReport>,
+}
+
+/// Gathers a [`Scrape`]; called on a blocking thread (it may read SQLite).
+pub type Scraper = Arc<dyn Fn() -> Scrape + Send + Sync>;
 
 /// The daemon's metrics.
 pub struct Metrics {
@@ -176,24 +186,24 @@ impl Metrics {
         self.errors.inc();
     }
 
-    /// The OpenMetrics text, with the state gauges read from `catalog` and
-    /// each remote's reachability from `remotes`.
-    pub fn render(&self, catalog: &std::path::Path, remotes: &[HealthReport]) -> String {
-        match CatalogReader::open(catalog).and_then(|r| r.status()) {
-            Ok(summary) => {
-                for row in &summary.by_state {
-                    let labels = vec![("state".to_string(), row.state.clone())];
+    /// The OpenMetrics text, with the state gauges and each remote's
+    /// reachability from `scrape`.
+    pub fn render(&self, scrape: &Scrape) -> String {
+        match &scrape.by_state {
+            Ok(rows) => {
+                for (state, files, bytes) in rows {
+                    let labels = vec![("state".to_string(), state.clone())];
                     self.files
                         .get_or_create(&labels)
-                        .set(i64::try_from(row.files).unwrap_or(i64::MAX));
+                        .set(i64::try_from(*files).unwrap_or(i64::MAX));
                     self.bytes
                         .get_or_create(&labels)
-                        .set(i64::try_from(row.bytes).unwrap_or(i64::MAX));
+                        .set(i64::try_from(*bytes).unwrap_or(i64::MAX));
                 }
             }
             Err(e) => tracing::warn!(error = %e, "metrics: cannot read the catalog"),
         }
-        for h in remotes {
+        for h in &scrape.remotes {
             let up = match h.state {
                 HealthState::Up => 1,
                 HealthState::Down => 0,
@@ -210,6 +220,18 @@ impl Metrics {
     }
 }
 
+impl Recorder for Metrics {
+    fn record(&self, event: &Event) {
+        match event {
+            Event::Recalled { ok, took } => self.record_recall(*ok, *took),
+            Event::MigrationRun { outcome: Ok(t), .. } => {
+                self.record_migration(t.released, t.released_bytes, t.failed)
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Binds `listen` (so a taken port fails the start-up) and returns the
 /// listener to hand to [`serve`].
 pub async fn bind(listen: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
@@ -217,7 +239,7 @@ pub async fn bind(listen: SocketAddr) -> std::io::Result<tokio::net::TcpListener
 }
 
 /// Answers scrapes until the runtime shuts down.
-pub async fn serve(listener: tokio::net::TcpListener, catalog: PathBuf, tier: Arc<Tier>) {
+pub async fn serve(listener: tokio::net::TcpListener, scraper: Scraper) {
     loop {
         let (mut stream, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -227,10 +249,9 @@ pub async fn serve(listener: tokio::net::TcpListener, catalog: PathBuf, tier: Ar
                 continue;
             }
         };
-        let catalog = catalog.clone();
-        let tier = tier.clone();
+        let scraper = scraper.clone();
         tokio::spawn(async move {
-            if let Err(e) = answer(&mut stream, &catalog, &tier).await {
+            if let Err(e) = answer(&mut stream, scraper).await {
                 tracing::debug!(%peer, error = %e, "metrics: scrape failed");
             }
         });
@@ -238,11 +259,7 @@ pub async fn serve(listener: tokio::net::TcpListener, catalog: PathBuf, tier: Ar
 }
 
 /// Reads one request head (up to 8 KiB, 10 s) and writes the response.
-async fn answer(
-    stream: &mut tokio::net::TcpStream,
-    catalog: &std::path::Path,
-    tier: &Tier,
-) -> std::io::Result<()> {
+async fn answer(stream: &mut tokio::net::TcpStream, scraper: Scraper) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 1024];
     let read_head = async {
@@ -264,9 +281,7 @@ async fn answer(
     let (method, path) = (parts.next(), parts.next());
     let (status, ctype, body) = match (method, path) {
         (Some("GET"), Some("/metrics")) => {
-            let catalog = catalog.to_path_buf();
-            let remotes = tier.remote_health();
-            let body = tokio::task::spawn_blocking(move || metrics().render(&catalog, &remotes))
+            let body = tokio::task::spawn_blocking(move || metrics().render(&scraper()))
                 .await
                 .map_err(std::io::Error::other)?;
             (
@@ -300,7 +315,10 @@ mod tests {
         m.record_recall(true, Duration::from_millis(30));
         m.record_recall(false, Duration::ZERO);
         m.record_error();
-        let text = m.render(std::path::Path::new("/nonexistent/catalog.db"), &[]);
+        let text = m.render(&Scrape {
+            by_state: Err("no catalog".into()),
+            remotes: Vec::new(),
+        });
         for line in [
             "tierfs_migrated_files_total 2",
             "tierfs_migrated_bytes_total 2048",

@@ -253,6 +253,67 @@ impl Catalog {
             .map_err(|e| CatalogError::sqlite(&self.inner.path, what, e))
     }
 
+    /// [`exec`](Self::exec) for async callers: the writer answers on a
+    /// `tokio` oneshot channel, so waiting does not block a runtime thread.
+    pub async fn exec_async<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        job: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, CatalogError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let run: Job = Box::new(move |conn| {
+            let _ = reply.send(job(conn));
+        });
+        self.inner
+            .tx
+            .send(Msg::Control(Control::Exec(run)))
+            .map_err(|_| self.closed())?;
+        answer
+            .await
+            .map_err(|_| self.closed())?
+            .map_err(|e| CatalogError::sqlite(&self.inner.path, what, e))
+    }
+
+    /// [`exec_grouped`](Self::exec_grouped) for async callers (see
+    /// [`exec_async`](Self::exec_async)).
+    pub async fn exec_grouped_async<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        job: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, CatalogError> {
+        self.run_grouped_async(what, false, job).await
+    }
+
+    /// [`exec_durable`](Self::exec_durable) for async callers (see
+    /// [`exec_async`](Self::exec_async)).
+    pub async fn exec_durable_async<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        job: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, CatalogError> {
+        self.run_grouped_async(what, true, job).await
+    }
+
+    async fn run_grouped_async<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        durable: bool,
+        job: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, CatalogError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let run = grouped_job(durable, job, move |result| {
+            let _ = reply.send(result);
+        });
+        self.inner
+            .tx
+            .send(Msg::Control(Control::Grouped(run)))
+            .map_err(|_| self.closed())?;
+        answer
+            .await
+            .map_err(|_| self.closed())?
+            .map_err(|e| CatalogError::sqlite(&self.inner.path, what, e))
+    }
+
     fn closed(&self) -> CatalogError {
         CatalogError::Closed {
             path: self.inner.path.clone(),

@@ -11,9 +11,10 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
 
 use super::CatalogError;
+use super::FileState;
 use super::apply::from_sql_u64;
 use super::event::{key_to_path, path_key};
-use super::schema::{self, STATES};
+use super::schema;
 
 /// Read-only access to a catalog.
 #[derive(Debug)]
@@ -40,8 +41,8 @@ pub struct StatusSummary {
 /// Files and bytes in one state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StateCount {
-    /// `hot`, `uploading`, `premigrated`, `releasing`, `cold` or `recalling`.
-    pub state: String,
+    /// The state.
+    pub state: FileState,
     /// Number of files.
     pub files: u64,
     /// Sum of their sizes.
@@ -61,7 +62,7 @@ pub struct FileRow {
     /// Last read/open through the mount, if any was recorded.
     pub last_access_ns: Option<i64>,
     /// Tiering state.
-    pub state: String,
+    pub state: FileState,
     /// Inode number in the hot directory.
     pub ino: u64,
 }
@@ -149,10 +150,10 @@ impl CatalogReader {
             .conn
             .prepare_cached("SELECT state, count(*), sum(size) FROM files GROUP BY state")
             .map_err(err)?;
-        let mut counts: Vec<StateCount> = STATES
-            .iter()
-            .map(|s| StateCount {
-                state: (*s).to_string(),
+        let mut counts: Vec<StateCount> = FileState::ALL
+            .into_iter()
+            .map(|state| StateCount {
+                state,
                 files: 0,
                 bytes: 0,
             })
@@ -160,7 +161,7 @@ impl CatalogReader {
         let rows = stmt
             .query_map([], |r| {
                 Ok((
-                    r.get::<_, String>(0)?,
+                    r.get::<_, FileState>(0)?,
                     r.get::<_, i64>(1)?,
                     r.get::<_, Option<i64>>(2)?,
                 ))

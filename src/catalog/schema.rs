@@ -20,16 +20,6 @@ pub(crate) const APPLICATION_ID: i32 = 0x5449_4552;
 /// How long a connection waits for a lock held by another connection.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Every state a file row can be in, in lifecycle order.
-pub(crate) const STATES: [&str; 6] = [
-    "hot",
-    "uploading",
-    "premigrated",
-    "releasing",
-    "cold",
-    "recalling",
-];
-
 /// One schema upgrade step.
 pub(crate) struct Migration {
     /// The schema version this step produces (1, 2, 3… without gaps).

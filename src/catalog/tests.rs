@@ -198,7 +198,7 @@ fn upsert_inserts_then_updates_keeping_other_columns() {
             size: 20,
             mtime_ns: 2_000,
             last_access_ns: Some(99),
-            state: "cold".into(),
+            state: crate::catalog::FileState::Cold,
             ino: 7
         }
     );

@@ -13,6 +13,8 @@ use serde::Serialize;
 
 use super::apply::{from_sql_u64, to_sql_u64};
 use super::event::key_to_path;
+use super::{Catalog, FileState};
+use crate::events::{Event, Recorder, RuleRun};
 
 /// A file as the tier engine sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -28,7 +30,7 @@ pub struct TierFile {
     /// Last read through the mount (ns), if ever.
     pub last_access_ns: Option<i64>,
     /// Tiering state.
-    pub state: String,
+    pub state: FileState,
     /// Pinned by `tierctl pin`.
     pub pinned: bool,
     /// Content generation (bumped when size or mtime change).
@@ -98,7 +100,7 @@ fn file_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TierFile> {
 /// memory stays flat on a million rows).
 pub fn for_each_file_in_states(
     conn: &Connection,
-    states: &[&str],
+    states: &[FileState],
     mut each: impl FnMut(TierFile),
 ) -> rusqlite::Result<()> {
     let marks = vec!["?"; states.len()].join(",");
@@ -158,8 +160,8 @@ const LINKS_OF: &str = "ino = (SELECT ino FROM files WHERE id = ?1) AND id <> ?1
 pub fn transition(
     conn: &Connection,
     id: i64,
-    from: &str,
-    to: &str,
+    from: FileState,
+    to: FileState,
     generation: Option<i64>,
 ) -> rusqlite::Result<bool> {
     let n = conn
@@ -168,7 +170,7 @@ pub fn transition(
              AND (?4 IS NULL OR generation = ?4)",
         )?
         .execute(params![id, from, to, generation])?;
-    if n == 1 && matches!(to, "hot" | "premigrated" | "cold") {
+    if n == 1 && to.is_settled() {
         conn.prepare_cached(&format!(
             "UPDATE files SET state = ?2 WHERE state <> ?2 AND {LINKS_OF}"
         ))?
@@ -357,33 +359,115 @@ pub fn delete_object_row(conn: &Connection, id: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Whether any file row (whatever its state) names content `blake3`.
+pub fn content_referenced(conn: &Connection, blake3: &[u8; 32]) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM files WHERE blake3 = ?1)")?
+        .query_row([&blake3[..]], |r| r.get(0))
+}
+
+/// Keys of the objects recorded on `remote`.
+pub fn object_keys(conn: &Connection, remote: &str) -> rusqlite::Result<Vec<String>> {
+    conn.prepare_cached("SELECT key FROM objects WHERE remote = ?1")?
+        .query_map([remote], |r| r.get(0))?
+        .collect()
+}
+
+/// Deletes the row at `path` (a file gone from the hot dir).
+pub fn forget_file(conn: &Connection, path: &[u8]) -> rusqlite::Result<usize> {
+    conn.prepare_cached("DELETE FROM files WHERE path = ?1")?
+        .execute([path])
+}
+
+/// Marks file `id` cold with content `blake3`, whatever its state (a stub
+/// found on disk, repaired by `fsck`).
+pub fn mark_stub_cold(conn: &Connection, id: i64, blake3: &[u8; 32]) -> rusqlite::Result<usize> {
+    conn.prepare_cached("UPDATE files SET state = 'cold', blake3 = ?2 WHERE id = ?1")?
+        .execute(params![id, &blake3[..]])
+}
+
+/// Each rule's last run as saved in `meta` (JSON), if saved.
+pub fn saved_rule_runs(conn: &Connection) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT value FROM meta WHERE key = 'last_rule_runs'")?
+        .query_row([], |r| r.get(0))
+        .optional()
+}
+
+/// Saves `runs` as their rules' last runs, keeping the saved runs of other
+/// rules (an unreadable saved value is replaced).
+pub fn save_rule_runs(conn: &Connection, runs: &[RuleRun]) -> rusqlite::Result<()> {
+    let saved = saved_rule_runs(conn)?
+        .and_then(|json| serde_json::from_str::<Vec<RuleRun>>(&json).ok())
+        .unwrap_or_default();
+    let mut by_id: std::collections::BTreeMap<i64, RuleRun> =
+        saved.into_iter().map(|r| (r.rule_id, r)).collect();
+    for run in runs {
+        by_id.insert(run.rule_id, run.clone());
+    }
+    let all: Vec<&RuleRun> = by_id.values().collect();
+    let json = serde_json::to_string(&all).unwrap_or_else(|_| "[]".into());
+    conn.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_rule_runs', ?1)")?
+        .execute([json])?;
+    Ok(())
+}
+
+/// The recorder of engine events kept in the catalog: billable requests go
+/// to the cost ledger, rule runs to `meta`. It queues them for the writer
+/// and never waits ([`Catalog::exec_detached`]).
+#[derive(Debug, Clone)]
+pub struct CatalogRecorder(pub Catalog);
+
+impl Recorder for CatalogRecorder {
+    fn record(&self, event: &Event) {
+        match event {
+            Event::Billed(entry) => {
+                let entry = entry.clone();
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as i64);
+                self.0
+                    .exec_detached("cost ledger entry", move |c| record(c, &entry, now));
+            }
+            Event::RuleRuns(runs) => {
+                let runs = runs.clone();
+                self.0.exec_detached("save the rules' last runs", move |c| {
+                    save_rule_runs(c, &runs)
+                });
+            }
+            Event::Recalled { .. } | Event::MigrationRun { .. } => {}
+        }
+    }
+}
+
 /// Puts every file left in a transient state by a crash back into a stable
 /// one. `has_stub_marker(path)` tells whether the hot file carries the stub
 /// marker (its local data may be gone). Returns (path, from, to) per change.
 pub fn recover_transient_states(
     conn: &Connection,
     has_stub_marker: impl Fn(&std::path::Path) -> bool,
-) -> rusqlite::Result<Vec<(PathBuf, String, String)>> {
+) -> rusqlite::Result<Vec<(PathBuf, FileState, FileState)>> {
     let mut stuck = Vec::new();
-    for_each_file_in_states(conn, &["uploading", "releasing", "recalling"], |f| {
-        stuck.push(f)
-    })?;
+    let transient = [
+        FileState::Uploading,
+        FileState::Releasing,
+        FileState::Recalling,
+    ];
+    for_each_file_in_states(conn, &transient, |f| stuck.push(f))?;
     let mut changes = Vec::new();
     for f in stuck {
-        let to = match f.state.as_str() {
+        let to = match f.state {
             // Nothing was freed; any uploaded object is garbage until reused.
-            "uploading" => "hot",
+            FileState::Uploading => FileState::Hot,
             // The marker is set before blocks are freed and removed only after
             // a recall has been verified and synced.
-            _ if has_stub_marker(&f.path) => "cold",
-            _ => "premigrated",
+            _ if has_stub_marker(&f.path) => FileState::Cold,
+            _ => FileState::Premigrated,
         };
-        if to == "hot" {
+        if to == FileState::Hot {
             mark_hot(conn, f.id)?;
         } else {
-            transition(conn, f.id, &f.state, to, None)?;
+            transition(conn, f.id, f.state, to, None)?;
         }
-        changes.push((f.path, f.state, to.to_string()));
+        changes.push((f.path, f.state, to));
     }
     Ok(changes)
 }
@@ -452,24 +536,7 @@ pub fn move_rule(conn: &Connection, id: i64, position: usize) -> rusqlite::Resul
     Ok(true)
 }
 
-/// One billable request (or a batch of them) for the cost report.
-#[derive(Debug, Clone, Default)]
-pub struct LedgerEntry {
-    /// Remote name.
-    pub remote: String,
-    /// `put`, `get`, `delete`, `head` or `list`.
-    pub op: &'static str,
-    /// Number of requests.
-    pub requests: u64,
-    /// Bytes transferred (uploaded for put, downloaded for get).
-    pub bytes: u64,
-    /// Storage class involved.
-    pub storage_class: Option<String>,
-    /// Age of a deleted object (for early-deletion charges).
-    pub object_age_ns: Option<i64>,
-    /// The file concerned, if any.
-    pub path: Option<Vec<u8>>,
-}
+pub use crate::events::LedgerEntry;
 
 /// Appends a ledger entry at `now_ns`.
 pub fn record(conn: &Connection, e: &LedgerEntry, now_ns: i64) -> rusqlite::Result<()> {
@@ -516,13 +583,14 @@ mod tests {
     fn transitions_are_guarded_by_state_and_generation() {
         let (_d, c) = conn();
         let id = add_file(&c, "a");
-        assert!(transition(&c, id, "hot", "uploading", Some(0)).unwrap());
-        assert!(!transition(&c, id, "hot", "uploading", Some(0)).unwrap());
+        let (hot, uploading) = (FileState::Hot, FileState::Uploading);
+        assert!(transition(&c, id, hot, uploading, Some(0)).unwrap());
+        assert!(!transition(&c, id, hot, uploading, Some(0)).unwrap());
         c.execute("UPDATE files SET generation = 1", []).unwrap();
         assert!(!mark_premigrated(&c, id, 0, &[7; 32]).unwrap());
         assert!(mark_premigrated(&c, id, 1, &[7; 32]).unwrap());
         let f = file_by_path(&c, b"a").unwrap().unwrap();
-        assert_eq!(f.state, "premigrated");
+        assert_eq!(f.state, FileState::Premigrated);
         assert_eq!(f.blake3.unwrap(), "07".repeat(32));
     }
 
@@ -550,7 +618,7 @@ mod tests {
         changes.sort();
         let got: Vec<(String, String)> = changes
             .into_iter()
-            .map(|(p, _, to)| (p.display().to_string(), to))
+            .map(|(p, _, to)| (p.display().to_string(), to.to_string()))
             .collect();
         assert_eq!(
             got,

@@ -371,18 +371,8 @@ pub struct Synced {
     pub pending: u64,
 }
 
-/// Progress of the running job.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobProgress {
-    /// Files finished.
-    pub files_done: u64,
-    /// Files in the job.
-    pub files_total: u64,
-    /// Bytes handled.
-    pub bytes_done: u64,
-    /// Bytes in the job.
-    pub bytes_total: u64,
-}
+/// Progress of the running job (defined beside the activity report).
+pub use crate::activity::JobProgress;
 
 /// Answer to [`Request::RuleAdd`]: the new rule's id and where it went.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

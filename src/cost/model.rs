@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::prices::{ClassPrice, PriceCatalog};
 use super::usage::Usage;
+use crate::catalog::FileState;
 use crate::catalog::tiering::TierFile;
 use crate::rules::{Decision, FileFacts, RuleSet};
 
@@ -320,7 +321,7 @@ fn file_costs(
     pricer: &Pricer<'_>,
     local_per_tb: f64,
 ) -> (f64, f64) {
-    let local = if f.state == "cold" {
+    let local = if f.state == FileState::Cold {
         0.0
     } else {
         f.size as f64 / TB * local_per_tb
@@ -352,7 +353,7 @@ fn add_to_group(
     });
     g.files += 1;
     g.bytes += f.size;
-    if f.state == "cold" {
+    if f.state == FileState::Cold {
         g.cold_bytes += f.size;
     }
     g.monthly += c.0 + c.1;
@@ -396,7 +397,11 @@ pub fn compute(
 
     // Local.
     let total_bytes: u64 = usage.files.iter().map(|f| f.size).sum();
-    let local_files: Vec<&TierFile> = usage.files.iter().filter(|f| f.state != "cold").collect();
+    let local_files: Vec<&TierFile> = usage
+        .files
+        .iter()
+        .filter(|f| f.state != FileState::Cold)
+        .collect();
     let local_bytes: u64 = local_files.iter().map(|f| f.size).sum();
     let local = LocalLine {
         files: local_files.len() as u64,
@@ -542,7 +547,7 @@ pub fn compute(
         let c = file_costs(f, &copies, &pricer, local_per_tb);
         let all_local = f.size as f64 / TB * local_per_tb;
         add_to_group(&mut by_dir, top_dir(&f.path), f, c, all_local);
-        if f.blake3.is_some() && f.state != "hot" {
+        if f.blake3.is_some() && f.state != FileState::Hot {
             let facts = FileFacts {
                 path: &f.path,
                 size: f.size,
@@ -660,7 +665,7 @@ mod tests {
             size,
             mtime_ns: 0,
             last_access_ns: None,
-            state: state.into(),
+            state: state.parse().unwrap(),
             pinned: false,
             generation: 0,
             blake3: hash.map(str::to_string),

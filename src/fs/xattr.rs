@@ -95,6 +95,7 @@ impl FsShared {
         if !inode.is_regular() {
             return reply(Err(Errno::NO_XATTR));
         }
+        use crate::catalog::FileState;
         if inode.is_stub() {
             return reply(sized(b"cold".to_vec(), size));
         }
@@ -106,13 +107,14 @@ impl FsShared {
             let state = tokio::task::spawn_blocking(move || tier.state_of(&rel))
                 .await
                 .ok()
-                .flatten();
-            let shown = match state.as_deref() {
-                Some("premigrated" | "releasing") => "premigrated",
-                Some("cold" | "recalling") => "cold",
-                _ => "hot",
+                .flatten()
+                .unwrap_or(FileState::Hot);
+            let shown = match state {
+                FileState::Premigrated | FileState::Releasing => FileState::Premigrated,
+                FileState::Cold | FileState::Recalling => FileState::Cold,
+                FileState::Hot | FileState::Uploading => FileState::Hot,
             };
-            reply(sized(shown.as_bytes().to_vec(), size));
+            reply(sized(shown.as_str().as_bytes().to_vec(), size));
         });
     }
 

@@ -259,6 +259,23 @@ impl Remote {
         })
     }
 
+    /// A remote named `name` keeping its objects in memory
+    /// (`object_store::memory::InMemory`), for engine unit tests. `dir`
+    /// stands in as its `file://` root (nothing is written there).
+    #[cfg(test)]
+    pub(crate) fn in_memory(name: &str, dir: &Path) -> Remote {
+        let cfg = RemoteConfig {
+            name: name.to_string(),
+            url: format!("file://{}", dir.display()),
+            ..Default::default()
+        };
+        let mut remote = Remote::from_config(&cfg).expect("a file:// remote");
+        Arc::get_mut(&mut remote.inner)
+            .expect("not shared yet")
+            .store = Arc::new(object_store::memory::InMemory::new());
+        remote
+    }
+
     /// The section name (`[remote.NAME]`).
     pub fn name(&self) -> &str {
         &self.inner.name

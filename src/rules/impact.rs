@@ -9,6 +9,7 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use super::{Decision, FileFacts, Rule, RuleSet};
+use crate::catalog::FileState;
 use crate::catalog::tiering::{self, TierFile};
 
 /// A number of files and their bytes.
@@ -128,7 +129,7 @@ fn measure_impact(
 ) -> rusqlite::Result<Impact> {
     let mut result = Impact::default();
     // The same files a migration considers (see `Tier::plan`).
-    tiering::for_each_file_in_states(conn, &["hot", "premigrated"], |f| {
+    tiering::for_each_file_in_states(conn, &[FileState::Hot, FileState::Premigrated], |f| {
         if f.pinned {
             result.pinned.add(f.size);
             return;

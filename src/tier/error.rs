@@ -99,6 +99,13 @@ impl TierError {
             _ => false,
         }
     }
+
+    /// Whether a local file was not there: nothing at its path, or a path
+    /// component is no longer a directory (`ENOENT`, `ENOTDIR`).
+    pub fn is_missing(&self) -> bool {
+        matches!(self, TierError::Io { source, .. }
+            if matches!(source.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)))
+    }
 }
 
 /// Shorthand for building [`TierError::Io`].

@@ -9,7 +9,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Tier, TierError, now_ns, stub};
+use super::core::now_ns;
+use super::{Tier, TierError, stub};
+use crate::catalog::FileState;
 use crate::catalog::tiering::{self, TierFile};
 use crate::catalog::{FileEvent, ScannedFile, path_key};
 
@@ -46,17 +48,19 @@ impl Tier {
         let _job = self.job.lock().await;
         let mut report = FsckReport::default();
         let files = self
+            .core
             .catalog
-            .exec("list files", |c| tiering::files_under(c, b""))?;
+            .exec_async("list files", |c| tiering::files_under(c, b""))
+            .await?;
         report.files_checked = files.len() as u64;
 
         // Objects each remote really holds: key -> size.
         let mut listed: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-        for (name, remote) in &self.remotes {
+        for (name, remote) in &self.core.remotes {
             match remote.list_data().await {
                 Ok(objects) => {
                     // Listings come in pages of up to 1,000 keys (S3, GCS).
-                    self.ledger(crate::catalog::tiering::LedgerEntry {
+                    self.core.bill(crate::events::LedgerEntry {
                         remote: name.clone(),
                         op: "list",
                         requests: (objects.len() as u64).div_ceil(1000).max(1),
@@ -78,7 +82,7 @@ impl Tier {
             self.check_file(f, &listed, repair, &mut report).await?;
         }
         self.check_uncatalogued(&files, repair, &mut report).await?;
-        self.check_orphans(&listed, repair, &mut report)?;
+        self.check_orphans(&listed, repair, &mut report).await?;
         report.problems.extend(report.unrepairable.iter().cloned());
         report.problems.sort();
         report.problems.dedup();
@@ -93,16 +97,18 @@ impl Tier {
         report: &mut FsckReport,
     ) -> Result<(), TierError> {
         let path = f.path.display().to_string();
-        if self.recall_running(&f.path).await {
+        if self.recall_running(&f.path) {
             // Being recalled right now (a reader opened it): in flux, not wrong.
             return Ok(());
         }
-        if ["uploading", "releasing", "recalling"].contains(&f.state.as_str()) {
+        if f.state.is_transient() {
             // The list is a snapshot: a recall may have finished since.
             let key = path_key(&f.path).unwrap_or_default();
             let now = self
+                .core
                 .catalog
-                .exec("re-read file", move |c| tiering::file_by_path(c, &key))?;
+                .exec_async("re-read file", move |c| tiering::file_by_path(c, &key))
+                .await?;
             match now {
                 Some(now) if now.state != f.state => return Ok(()),
                 None => return Ok(()),
@@ -111,7 +117,7 @@ impl Tier {
                     .push(format!("{path}: left in transient state `{}`", f.state)),
             }
         }
-        let marker = match self.open_rel(&f.path, libc::O_RDONLY) {
+        let marker = match self.core.open_rel(&f.path, libc::O_RDONLY) {
             Ok(file) => {
                 // Acting on another inode put at the catalogued path (a stub
                 // marker of its maker's choosing) is exactly what an attacker
@@ -134,8 +140,10 @@ impl Tier {
                     // replacement made through the mount since.
                     let key = path_key(&f.path).unwrap_or_default();
                     let now = self
+                        .core
                         .catalog
-                        .exec("re-read file", move |c| tiering::file_by_path(c, &key))?;
+                        .exec_async("re-read file", move |c| tiering::file_by_path(c, &key))
+                        .await?;
                     match now {
                         None => return Ok(()),
                         Some(row) if foreign(&row) => {
@@ -151,7 +159,7 @@ impl Tier {
                 }
                 marker
             }
-            Err(e) if !is_missing(&e) => {
+            Err(e) if !e.is_missing() => {
                 // A symlink on the way, a FIFO or device in its place: never
                 // followed or repaired through, whoever put it there.
                 report.unrepairable.push(format!(
@@ -165,9 +173,12 @@ impl Tier {
                     .problems
                     .push(format!("{path}: catalogued but missing from the hot dir"));
                 if repair && let Some(key) = path_key(&f.path) {
-                    self.catalog.exec("forget missing file", move |c| {
-                        c.execute("DELETE FROM files WHERE path = ?1", [&key])
-                    })?;
+                    self.core
+                        .catalog
+                        .exec_async("forget missing file", move |c| {
+                            tiering::forget_file(c, &key)
+                        })
+                        .await?;
                     report
                         .repaired
                         .push(format!("{path}: removed from the catalog"));
@@ -175,23 +186,23 @@ impl Tier {
                 return Ok(());
             }
         };
-        match (&marker, f.state.as_str()) {
-            (Some(m), state) if state != "cold" => {
+        match (&marker, f.state) {
+            (Some(m), state) if state != FileState::Cold => {
                 report
                     .problems
                     .push(format!("{path}: is a stub but the catalog says `{state}`"));
                 if repair {
                     let (id, hash) = (f.id, *m.hash.as_bytes());
-                    self.catalog.exec("mark stub cold", move |c| {
-                        c.execute(
-                            "UPDATE files SET state = 'cold', blake3 = ?2 WHERE id = ?1",
-                            rusqlite::params![id, &hash[..]],
-                        )
-                    })?;
+                    self.core
+                        .catalog
+                        .exec_async("mark stub cold", move |c| {
+                            tiering::mark_stub_cold(c, id, &hash)
+                        })
+                        .await?;
                     report.repaired.push(format!("{path}: marked cold"));
                 }
             }
-            (None, "cold") => report.unrepairable.push(format!(
+            (None, FileState::Cold) => report.unrepairable.push(format!(
                 "{path}: the catalog says cold but the hot file is not a stub"
             )),
             _ => {}
@@ -212,8 +223,10 @@ impl Tier {
         };
         // Every file with cloud content needs at least one copy that exists.
         let objects = self
+            .core
             .catalog
-            .exec("find objects", move |c| tiering::objects_for(c, &hash))?;
+            .exec_async("find objects", move |c| tiering::objects_for(c, &hash))
+            .await?;
         let mut good = 0;
         // Unverified rows are uploads that never finished: not copies yet.
         let objects: Vec<_> = objects
@@ -222,7 +235,8 @@ impl Tier {
             .collect();
         // Encrypted remotes store more bytes than the content has.
         let stored_size = |remote: &str, plain: u64| {
-            self.remotes
+            self.core
+                .remotes
                 .get(remote)
                 .map_or(plain, |r| r.stored_size(plain))
         };
@@ -245,7 +259,7 @@ impl Tier {
         if good == 0 && objects.is_empty() {
             // Maybe the object exists but the catalog lost its row (restored catalog).
             let mut found = false;
-            for (name, remote) in &self.remotes {
+            for (name, remote) in &self.core.remotes {
                 let key = remote.object_key(&blake3::Hash::from_bytes(hash));
                 if let Some(&size) = listed.get(name).and_then(|k| k.get(&key)) {
                     found = true;
@@ -254,9 +268,12 @@ impl Tier {
                     ));
                     if repair {
                         let (name2, key2, now) = (name.clone(), key.clone(), now_ns());
-                        self.catalog.exec("record found object", move |c| {
-                            tiering::upsert_object(c, &name2, &key2, &hash, size, None, now)
-                        })?;
+                        self.core
+                            .catalog
+                            .exec_async("record found object", move |c| {
+                                tiering::upsert_object(c, &name2, &key2, &hash, size, None, now)
+                            })
+                            .await?;
                         report
                             .repaired
                             .push(format!("{path}: recorded object {key} on `{name}`"));
@@ -282,7 +299,7 @@ impl Tier {
         report: &mut FsckReport,
     ) -> Result<(), TierError> {
         let known: HashSet<Vec<u8>> = files.iter().filter_map(|f| path_key(&f.path)).collect();
-        let hot_dir = self.hot_dir.clone();
+        let hot_dir = self.core.hot_dir.clone();
         let walked = tokio::task::spawn_blocking(move || {
             let mut found = Vec::new();
             crate::catalog::walk(&hot_dir, b"", |f| {
@@ -314,7 +331,7 @@ impl Tier {
         }
         // The list of rows is a snapshot: files created through the mount
         // since then have rows now (this runs after their queued events).
-        let missing = self.still_uncatalogued(found)?;
+        let missing = self.still_uncatalogued(found).await?;
         for f in &missing {
             let path = Path::new(OsStr::from_bytes(&f.key));
             report.problems.push(format!(
@@ -322,7 +339,7 @@ impl Tier {
                 path.display()
             ));
             if repair {
-                self.catalog.send(FileEvent::Upsert {
+                self.core.catalog.send(FileEvent::Upsert {
                     path: path.to_path_buf(),
                     size: f.size,
                     mtime_ns: f.mtime_ns,
@@ -331,7 +348,7 @@ impl Tier {
             }
         }
         if repair {
-            let left = self.still_uncatalogued(missing.clone())?;
+            let left = self.still_uncatalogued(missing.clone()).await?;
             for f in &missing {
                 let path = Path::new(OsStr::from_bytes(&f.key)).display();
                 if left.iter().any(|l| l.key == f.key) {
@@ -350,20 +367,27 @@ impl Tier {
 
     /// The files of `found` that still have no catalog row, checked after
     /// every change queued so far.
-    fn still_uncatalogued(&self, found: Vec<ScannedFile>) -> Result<Vec<ScannedFile>, TierError> {
-        Ok(self.catalog.exec("look up uncatalogued files", move |c| {
-            let mut left = Vec::new();
-            for f in found {
-                if tiering::file_by_path(c, &f.key)?.is_none() {
-                    left.push(f);
+    async fn still_uncatalogued(
+        &self,
+        found: Vec<ScannedFile>,
+    ) -> Result<Vec<ScannedFile>, TierError> {
+        Ok(self
+            .core
+            .catalog
+            .exec_async("look up uncatalogued files", move |c| {
+                let mut left = Vec::new();
+                for f in found {
+                    if tiering::file_by_path(c, &f.key)?.is_none() {
+                        left.push(f);
+                    }
                 }
-            }
-            Ok(left)
-        })?)
+                Ok(left)
+            })
+            .await?)
     }
 
     /// Objects on a remote that the catalog does not know.
-    fn check_orphans(
+    async fn check_orphans(
         &self,
         listed: &BTreeMap<String, BTreeMap<String, u64>>,
         repair: bool,
@@ -372,12 +396,10 @@ impl Tier {
         for (name, keys) in listed {
             let name2 = name.clone();
             let known: HashSet<String> = self
+                .core
                 .catalog
-                .exec("list objects", move |c| {
-                    let mut stmt = c.prepare("SELECT key FROM objects WHERE remote = ?1")?;
-                    stmt.query_map([&name2], |r| r.get(0))?
-                        .collect::<rusqlite::Result<Vec<String>>>()
-                })?
+                .exec_async("list objects", move |c| tiering::object_keys(c, &name2))
+                .await?
                 .into_iter()
                 .collect();
             for (key, &size) in keys {
@@ -391,9 +413,12 @@ impl Tier {
                 if repair && let Some(hash) = hash {
                     // Recorded as unreferenced, so `gc` deletes it after the grace period.
                     let (name2, key2, now) = (name.clone(), key.clone(), now_ns());
-                    self.catalog.exec("record orphan", move |c| {
-                        tiering::upsert_object(c, &name2, &key2, &hash, size, None, now)
-                    })?;
+                    self.core
+                        .catalog
+                        .exec_async("record orphan", move |c| {
+                            tiering::upsert_object(c, &name2, &key2, &hash, size, None, now)
+                        })
+                        .await?;
                     report.repaired.push(format!(
                         "remote `{name}`: recorded orphan {key}; gc deletes it after the grace period"
                     ));
@@ -402,10 +427,4 @@ impl Tier {
         }
         Ok(())
     }
-}
-
-/// Whether opening a catalogued file failed because nothing is there.
-fn is_missing(e: &TierError) -> bool {
-    matches!(e, TierError::Io { source, .. }
-        if matches!(source.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)))
 }

@@ -2,8 +2,33 @@
 //!
 //! Freeing a file's blocks while anyone has it open would hand them zeros
 //! (passthrough reads go straight to the backing file). A release therefore
-//! only starts when no handle is open, and opens wait while its short
-//! critical section (marker, punch) runs.
+//! only starts when no handle is open, and opens of that file wait while its
+//! critical section runs.
+//!
+//! # What the critical section covers, and why
+//!
+//! From [`Gate::try_begin_release`] to the drop of its guard, a release
+//! (`tier::migrator::release`) does exactly this, all local system calls:
+//!
+//! 1. checks, under [`Gate::times`], that the file's ctime and size are
+//!    those it had when it was re-hashed (nothing changed it since);
+//! 2. writes the stub marker and fsyncs it;
+//! 3. frees every block (punch, or truncate and extend).
+//!
+//! It must be atomic with respect to `open` because an open decides at
+//! that moment, from the marker, how the handle reads: with no marker it
+//! gets the backing file (passthrough), whose blocks step 3 frees; with the
+//! marker it reads the stub through the engine, which must not fill chunks
+//! into blocks step 3 is about to free. An open that happened before step 1
+//! makes the release give up instead. The marker is synced before step 3 so
+//! that a crash never leaves freed blocks without one.
+//!
+//! Not covered, because an open does not depend on them: the synced
+//! `releasing` commit (before: a crash with no marker recovers to
+//! `premigrated`), and the restored times, the final fsync and the `cold`
+//! commit (after: by then any open sees a complete stub; those steps run
+//! under the file's engine lock instead, so a recall of the new stub waits
+//! for them).
 
 use std::collections::HashMap;
 
@@ -57,8 +82,9 @@ impl Gate {
         }
     }
 
-    /// Starts releasing `ino` if nothing has it open. Opens wait until the
-    /// returned guard is dropped.
+    /// Starts releasing `ino` if nothing has it open. Opens of `ino` wait
+    /// until the returned guard is dropped (see the module doc for what the
+    /// release does meanwhile).
     pub fn try_begin_release(&self, ino: u64) -> Option<ReleaseGuard<'_>> {
         let mut map = self.inodes.lock();
         let e = map.entry(ino).or_default();

@@ -74,8 +74,7 @@ pub async fn run(tier: Arc<Tier>, every: Duration, grace: Duration) {
             .as_ref()
             .map(|(summary, _)| summary.clone())
             .map_err(|e| e.to_string());
-        crate::activity::activity()
-            .record_migration(crate::activity::RunRecord::new("schedule", &outcome));
+        tier.record_run("schedule", &outcome);
         delay = match result {
             Ok((_, 0)) => {
                 backoff.reset();

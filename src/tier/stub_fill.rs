@@ -25,11 +25,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
+use super::core::Core;
 use super::hash;
 use super::layout::Holes;
 use super::{StubSource, Tier, TierError};
 use crate::catalog::path_key;
-use crate::catalog::tiering::LedgerEntry;
+use crate::events::LedgerEntry;
 
 /// Chunks sharing one fetch lock (a lock per chunk would cost memory on huge files).
 const STRIPES: usize = 64;
@@ -208,7 +209,7 @@ impl FillReader {
 
     /// Chunk `index` for this reader, verified (see [`StubFill::chunk`]).
     pub async fn chunk(&self, tier: &Tier, index: u64) -> Result<Bytes, TierError> {
-        let data = self.fill.chunk(tier, index).await?;
+        let data = self.fill.fetch_chunk(tier.core(), index).await?;
         if self.fill.served.fetch_max(index + 1, Ordering::AcqRel) < index + 1 {
             self.fill.moved.notify_waiters();
         }
@@ -314,7 +315,7 @@ impl StubFill {
     /// readers.
     async fn fetch(
         self: &Arc<Self>,
-        tier: &Tier,
+        tier: &Core,
         index: u64,
     ) -> Result<(Bytes, Option<tokio::task::JoinHandle<std::io::Result<()>>>), TierError> {
         let one = self.stripes[index as usize % self.stripes.len()]
@@ -337,7 +338,7 @@ impl StubFill {
             }
             written.await;
         }
-        let data = tier.read_chunk(&self.src, index).await?;
+        let data = super::recaller::read_chunk(tier, &self.src, index).await?;
         let writing = Arc::clone(&self.writes).read_owned().await;
         {
             let mut memory = self.memory.lock();
@@ -381,6 +382,15 @@ impl StubFill {
     /// (and kept). Concurrent wants of one chunk share one local read or
     /// one fetch.
     pub async fn chunk(self: &Arc<Self>, tier: &Tier, index: u64) -> Result<Bytes, TierError> {
+        self.fetch_chunk(tier.core(), index).await
+    }
+
+    /// [`chunk`](Self::chunk), given the engine's shared context.
+    pub(super) async fn fetch_chunk(
+        self: &Arc<Self>,
+        tier: &Core,
+        index: u64,
+    ) -> Result<Bytes, TierError> {
         if let Some(data) = self.in_memory(index) {
             return Ok(data);
         }
@@ -417,7 +427,7 @@ impl StubFill {
     /// the first chunk no copy can give or the disk cannot take.
     pub(super) async fn fill_all(
         self: &Arc<Self>,
-        tier: &Tier,
+        tier: &Core,
         concurrency: usize,
     ) -> Result<(), TierError> {
         let rel = &self.src.rel;
@@ -476,7 +486,7 @@ impl StubFill {
     /// the chunk-by-chunk fill (which tries every copy), except a copy that
     /// is unreachable or stalled when it is the only one: the chunk fill
     /// would only wait for it again.
-    async fn stream_rest(self: &Arc<Self>, tier: &Tier) -> Result<(), TierError> {
+    async fn stream_rest(self: &Arc<Self>, tier: &Core) -> Result<(), TierError> {
         let absent = |i: &u64| !self.present[*i as usize].load(Ordering::Acquire);
         let Some(first) = (0..self.src.chunk_count()).find(absent) else {
             return Ok(());
@@ -498,7 +508,7 @@ impl StubFill {
             .unwrap_or_else(|| Err(super::watchdog::timed_out(remote, key, limit).into()));
         let got = received.load(Ordering::Relaxed);
         if got > 0 || outcome.is_ok() {
-            tier.ledger(LedgerEntry {
+            tier.bill(LedgerEntry {
                 remote: name.clone(),
                 op: "get",
                 requests: 1,
@@ -635,7 +645,7 @@ impl StubFill {
 
     /// Waits for another caller's write of chunk `index`; if that left it
     /// absent, writes it from memory or fetches it again.
-    async fn settled(self: &Arc<Self>, tier: &Tier, index: u64) -> Result<(), TierError> {
+    async fn settled(self: &Arc<Self>, tier: &Core, index: u64) -> Result<(), TierError> {
         let io = |source| TierError::Io {
             path: self.src.rel.clone(),
             op: "write the recalled data (the file stays a stub)",

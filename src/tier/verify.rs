@@ -21,6 +21,7 @@ use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use super::hash;
+use crate::catalog::FileState;
 use crate::catalog::tiering::{self, ObjectRow};
 use crate::remote::{Remote, RemoteError};
 
@@ -96,7 +97,12 @@ pub fn plan(conn: &Connection, prefixes: &[Vec<u8>]) -> rusqlite::Result<Vec<Ver
     let mut failed = None;
     tiering::for_each_file_in_states(
         conn,
-        &["premigrated", "cold", "releasing", "recalling"],
+        &[
+            FileState::Premigrated,
+            FileState::Cold,
+            FileState::Releasing,
+            FileState::Recalling,
+        ],
         |f| {
             let key = f.path.as_os_str().as_encoded_bytes();
             let wanted = prefixes.is_empty()

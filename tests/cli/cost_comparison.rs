@@ -34,7 +34,7 @@ fn file(id: i64, path: &str, size: u64, state: &str, hash: Option<&str>) -> Tier
         size,
         mtime_ns: 0,
         last_access_ns: None,
-        state: state.into(),
+        state: state.parse().unwrap(),
         pinned: false,
         generation: 0,
         blake3: hash.map(str::to_string),

@@ -518,6 +518,7 @@ impl FakeDaemon {
                     released_bytes: if m.dry_run { 0 } else { 20 << 20 },
                     uploaded_bytes: if m.dry_run { 0 } else { 20 << 20 },
                     skipped: 0,
+                    skips: Vec::new(),
                     failures: if m.dry_run {
                         Vec::new()
                     } else {

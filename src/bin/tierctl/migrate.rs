@@ -38,7 +38,8 @@ struct MigrateJson<'a> {
 }
 
 /// `tierctl migrate`: asks the daemon to migrate now and reports the result.
-/// Exits 1 if any file failed.
+/// Exits 1 if any file failed; files skipped (gone, changed, open) are not
+/// failures.
 pub fn run(config: &Config, args: &MigrateArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
     let status = daemon::require_running(config)?;
     let paths = paths::resolve(config, &args.paths, Mount::Known(&status.mountpoint))?;
@@ -183,6 +184,7 @@ mod tests {
             released_bytes: 10 << 20,
             uploaded_bytes: 10 << 20,
             skipped: 1,
+            skips: Vec::new(),
             failures: vec!["docs/b: remote `cloud`: timed out".into()],
             seconds: 2.0,
         };

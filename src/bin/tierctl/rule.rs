@@ -788,7 +788,7 @@ fn subject(config: &Config, conn: Option<&Connection>, relative: &Path) -> anyho
                 size: f.size,
                 mtime_ns: f.mtime_ns,
                 last_access_ns: f.last_access_ns,
-                state: Some(f.state),
+                state: Some(f.state.to_string()),
                 pinned: f.pinned,
             });
         }

@@ -431,7 +431,7 @@ fn state_table(summary: &StatusSummary) -> Table {
     ]);
     for row in &summary.by_state {
         table.row(vec![
-            row.state.clone(),
+            row.state.to_string(),
             human::count(row.files),
             human::bytes(row.bytes),
         ]);
@@ -478,7 +478,7 @@ fn write_file_text(
         out,
         &[
             ("path", Escaped::path(relative).to_string()),
-            ("state", row.state.clone()),
+            ("state", row.state.to_string()),
             (
                 "size",
                 format!(
@@ -631,7 +631,7 @@ impl FileJson {
     fn new(config: &Config, relative: &Path, lookup: &Lookup, cloud: Option<Cloud>) -> Self {
         let entry = match lookup {
             Lookup::Found(row) => Some(EntryJson {
-                state: row.state.clone(),
+                state: row.state.to_string(),
                 size: row.size,
                 mtime_ns: row.mtime_ns,
                 mtime: human::timestamp_ns(row.mtime_ns),
