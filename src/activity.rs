@@ -112,6 +112,10 @@ pub struct ActivityReport {
     /// Each rule's last run since the daemon started, by rule id.
     #[serde(default)]
     pub rules: Vec<RuleRun>,
+    /// Recalls running in the background (reads of cold files promoted to
+    /// a full recall).
+    #[serde(default)]
+    pub background_recalls: u64,
 }
 
 /// The daemon-wide activity record.
@@ -185,6 +189,7 @@ impl Activity {
             errors_24h: recent.len() as u64,
             recent_errors: recent[shown..].iter().map(|e| (*e).clone()).collect(),
             rules: self.rules.lock().values().cloned().collect(),
+            background_recalls: 0,
         }
     }
 }

@@ -430,7 +430,10 @@ fn run_inner(
     }
 
     let watcher = if config.watch_hot_dir {
-        Some(crate::catalog::watch(&config.hot_dir, catalog.clone())?)
+        Some(Arc::new(crate::catalog::watch(
+            &config.hot_dir,
+            catalog.clone(),
+        )?))
     } else {
         None
     };
@@ -488,6 +491,7 @@ fn run_inner(
             catalog.clone(),
             tier.clone(),
             runtime.handle().clone(),
+            watcher.as_ref().map(Arc::downgrade),
         ),
         config.control_group,
     )?;
@@ -583,6 +587,7 @@ fn handler(
     catalog: Catalog,
     tier: Arc<Tier>,
     runtime: tokio::runtime::Handle,
+    watcher: Option<std::sync::Weak<crate::catalog::Watcher>>,
 ) -> control::Handler {
     let mountpoint = mountpoint.to_path_buf();
     let hot_dir = config.hot_dir.clone();
@@ -639,10 +644,10 @@ fn handler(
                     bytes_total: p.bytes_total.load(Ordering::Relaxed),
                 };
                 let running = tier.is_busy();
-                Ok(Reply::Activity(crate::activity::activity().report(
-                    running.then_some(job),
-                    crate::activity::now_unix(),
-                )))
+                let mut report = crate::activity::activity()
+                    .report(running.then_some(job), crate::activity::now_unix());
+                report.background_recalls = tier.background_recalls();
+                Ok(Reply::Activity(report))
             }
             Request::Recall { paths } => runtime
                 .block_on(tier.recall_paths(&paths))
@@ -654,8 +659,15 @@ fn handler(
                 .map_err(tier_error),
             Request::RemoteHealth => Ok(Reply::RemoteHealth(tier.remote_health())),
             Request::Sync => {
-                // Every hint the mount sent before this request is applied
-                // (the writer handles its queue in order) and committed.
+                // Changes made beside the mount before this request have
+                // reached the catalog's queue (the watcher's barrier) ...
+                if let Some(watcher) = watcher.as_ref().and_then(std::sync::Weak::upgrade)
+                    && !watcher.barrier(std::time::Duration::from_secs(5))
+                {
+                    tracing::warn!("the hot-dir watcher did not pass a sync barrier within 5 s");
+                }
+                // ... and every hint sent before it, the mount's too, is
+                // applied (the writer handles its queue in order) and committed.
                 if let Err(e) = catalog.flush() {
                     tracing::warn!(error = %e, "catalog writes failed before a sync");
                 }

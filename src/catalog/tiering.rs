@@ -179,6 +179,42 @@ pub fn transition(
     Ok(n == 1)
 }
 
+/// A file's size, modification time and inode as the tier engine left it
+/// after rewriting its blocks (a release or a recall).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rewritten {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the Unix epoch.
+    pub mtime_ns: i64,
+    /// Inode number.
+    pub ino: u64,
+}
+
+/// [`transition`], recording in the same statement the attributes the
+/// engine left the file with: a hint applied while the engine rewrote the
+/// file may have recorded an intermediate modification time (the row was
+/// in a transient state, which such a look does not demote).
+pub fn transition_rewritten(
+    conn: &Connection,
+    id: i64,
+    from: FileState,
+    to: FileState,
+    after: Rewritten,
+) -> rusqlite::Result<bool> {
+    if !transition(conn, id, from, to, None)? {
+        return Ok(false);
+    }
+    conn.prepare_cached("UPDATE files SET size = ?2, mtime_ns = ?3, ino = ?4 WHERE id = ?1")?
+        .execute(params![
+            id,
+            super::apply::to_sql_u64(after.size),
+            after.mtime_ns,
+            super::apply::to_sql_u64(after.ino)
+        ])?;
+    Ok(true)
+}
+
 /// `uploading` → `premigrated` with its content hash, if the content is
 /// unchanged since the upload began. Its other names follow.
 pub fn mark_premigrated(

@@ -220,9 +220,11 @@ impl TierFs {
         // Held until the recall has taken it over: the recall then finds the
         // chunks the reads already brought (a new fill would know none).
         let fill = reader.fill.fill().clone();
+        let counted = tier.background_recall();
         tiering.runtime.spawn(async move {
             let recalled = tier.recall(&rel).await;
             drop(fill);
+            drop(counted);
             if let Err(e) = recalled {
                 // The engine logged why; reads go on from verified chunks.
                 tracing::debug!(path = %rel.display(), error = %e, "recall failed; reads stay on the cloud copy");

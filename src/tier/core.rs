@@ -1,6 +1,7 @@
 //! What the engine's parts share: the hot dir, the catalog, the remotes, the
 //! open/release gate, per-file locks, progress, events and the stop flag.
 
+use crate::catalog::tiering::Rewritten;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
@@ -66,19 +67,15 @@ impl Core {
         p.bytes_done.store(0, Ordering::Relaxed);
     }
 
-    /// Records the file's final size and times after the engine rewrote it, so
-    /// that a watcher event seen halfway (blocks being freed or written) cannot
-    /// leave the catalog with an intermediate mtime. Sent while the row is in a
-    /// transient state, which content updates do not demote.
-    pub(super) fn settle(&self, rel: &Path, file: &File) {
-        if let Ok(st) = sys::stat_fd(file.as_fd()) {
-            self.catalog.send(crate::catalog::FileEvent::Upsert {
-                path: rel.to_path_buf(),
-                size: st.st_size as u64,
-                mtime_ns: mtime_ns(&st),
-                ino: st.st_ino,
-            });
-        }
+    /// The file's attributes now that the engine has rewritten it, for the
+    /// state transition that ends the rewrite.
+    pub(super) fn rewritten(rel: &Path, file: &File) -> Result<Rewritten, TierError> {
+        let st = sys::stat_fd(file.as_fd()).map_err(io_err(rel, "stat"))?;
+        Ok(Rewritten {
+            size: st.st_size as u64,
+            mtime_ns: mtime_ns(&st),
+            ino: st.st_ino,
+        })
     }
 }
 

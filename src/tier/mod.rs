@@ -74,6 +74,20 @@ pub struct Tier {
     /// One migration, recall, gc or fsck job at a time.
     job: tokio::sync::Mutex<()>,
     retry_soon: tokio::sync::Notify,
+    /// Recalls the mount started in the background (a stream promoted to
+    /// a full recall), counted from the moment they are decided.
+    background_recalls: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// One background recall, counted in [`Tier::background_recalls`] until
+/// dropped.
+#[derive(Debug)]
+pub struct BackgroundRecall(Arc<std::sync::atomic::AtomicU64>);
+
+impl Drop for BackgroundRecall {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 impl std::fmt::Debug for Tier {
@@ -143,6 +157,7 @@ impl Tier {
             recaller: Default::default(),
             job: Default::default(),
             retry_soon: Default::default(),
+            background_recalls: Default::default(),
         })
     }
 
@@ -327,6 +342,22 @@ impl Tier {
         self.core
             .events
             .emit(Event::MigrationRun { trigger, outcome });
+    }
+
+    /// Counts a background recall from now until the returned guard is
+    /// dropped: taken by the mount before it answers the read that decided
+    /// the recall, so a caller of [`Tier::background_recalls`] afterwards
+    /// sees it.
+    pub fn background_recall(&self) -> BackgroundRecall {
+        self.background_recalls
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        BackgroundRecall(self.background_recalls.clone())
+    }
+
+    /// Background recalls decided and not finished yet.
+    pub fn background_recalls(&self) -> u64 {
+        self.background_recalls
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Brings a cold file's content back into its stub and verifies it.

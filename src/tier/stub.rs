@@ -282,7 +282,15 @@ pub fn show_times(fd: BorrowedFd<'_>, st: &mut libc::stat) {
     if let Ok(Some(marker)) = read_marker(fd) {
         return show_stub(&marker, st);
     }
-    if let Some(c) = kept_ctime(fd, ctime_ns(st)) {
+    // The kept ctime is checked against the inode's ctime now, not the
+    // snapshot's: a recall finishing between the snapshot and these reads
+    // (times restored, then the kept ctime set, then the marker removed)
+    // leaves a snapshot older than the kept ctime's window.
+    // The snapshot's modification time may also be a chunk write's, which
+    // the recall has since put back: the fresh attributes are shown.
+    let fresh = sys::stat_fd(fd).unwrap_or(*st);
+    if let Some(c) = kept_ctime(fd, ctime_ns(&fresh)) {
+        *st = fresh;
         set_time(&mut st.st_ctime, &mut st.st_ctime_nsec, c);
         return;
     }

@@ -43,6 +43,25 @@ pub fn migrate(m: &TestMount) -> MigrateSummary {
     }
 }
 
+/// Waits until the recalls that reads through the mount started in the
+/// background (a cold file read in full) have finished: a migration right
+/// after them would find those files still `recalling` and leave them.
+pub fn wait_for_background_recalls(m: &TestMount) {
+    let mut last = u64::MAX;
+    let done = super::wait_until(Duration::from_secs(120), || {
+        last = match ask(m, Request::Activity) {
+            Reply::Activity(a) => a.background_recalls,
+            other => panic!("unexpected reply {other:?}"),
+        };
+        last == 0
+    });
+    assert!(
+        done.is_some(),
+        "{last} background recalls still running after 120 s\n{}",
+        m.log_banner()
+    );
+}
+
 /// Deterministic pseudo-random content (xorshift), different per seed.
 pub fn content(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -145,28 +164,6 @@ pub fn migrate_in_background(m: &TestMount) -> std::thread::JoinHandle<()> {
             Duration::from_secs(300),
         );
     })
-}
-
-/// Runs migrations until `want` files were released in all (at most 5 runs).
-/// A run skips a file whose latest change the catalog has not recorded yet
-/// (and the next run takes it), which happens on a loaded machine right after
-/// the file was written. Counts are summed; failures are the last run's.
-pub fn migrate_releasing(m: &TestMount, want: u64) -> MigrateSummary {
-    let mut total = MigrateSummary::default();
-    for _ in 0..5 {
-        let s = migrate(m);
-        total.candidates = s.candidates;
-        total.released += s.released;
-        total.released_bytes += s.released_bytes;
-        total.uploaded_bytes += s.uploaded_bytes;
-        total.skipped = s.skipped;
-        total.failures = s.failures;
-        if total.released >= want || s.skipped == 0 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    total
 }
 
 /// Waits until remote `name` takes writes (`tierctl remote test` writes,

@@ -22,7 +22,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::tiering::{add_rule, ask, content, migrate, state, write_old};
+use common::tiering::{
+    add_rule, ask, content, migrate, state, wait_for_background_recalls, write_old,
+};
 use common::{MountOptions, TestMount, wait_until};
 use tierfs::control::{Reply, Request};
 
@@ -85,20 +87,15 @@ fn now_ns() -> i64 {
         .as_nanos() as i64
 }
 
-/// Migrates until every file under the mount is cold (files just recalled
-/// or written may need a second run while the catalog catches up).
+/// Migrates (once the recalls reads started are done) and checks that every
+/// file under the mount is cold.
 fn make_all_cold(m: &TestMount) {
-    for _ in 0..20 {
-        migrate(m);
-        let states = catalog_states(m);
-        if states.values().all(|s| s == "cold") {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    panic!(
-        "files did not all become cold: {:?}\n{}",
-        catalog_states(m),
+    wait_for_background_recalls(m);
+    let summary = migrate(m);
+    let states = catalog_states(m);
+    assert!(
+        states.values().all(|s| s == "cold"),
+        "files did not all become cold: {states:?}\n{summary:?}\n{}",
         m.log_banner()
     );
 }

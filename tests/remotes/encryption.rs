@@ -11,7 +11,7 @@ use std::fs;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 
-use common::tiering::{add_rule, content, migrate_releasing, wait_for_writes, write_old};
+use common::tiering::{add_rule, content, migrate, wait_for_writes, write_old};
 use common::{MountOptions, TestMount, errno_of};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
@@ -80,7 +80,7 @@ fn encrypted_objects_hide_content_dedupe_and_read_back() {
     add_rule(&m, "* -> cloud");
     wait_for_writes(&m, "cloud");
     // A file the catalog has not caught up with yet is taken by the next run.
-    let s = migrate_releasing(&m, 3);
+    let s = migrate(&m);
     assert_eq!(s.released, 3, "{s:?}\n{}", m.log_banner());
 
     let store = server.raw_store();
@@ -139,7 +139,7 @@ fn encrypted_objects_hide_content_dedupe_and_read_back() {
     // Release again (no upload) and back the catalog up: the backup is
     // encrypted too (it holds every path).
     wait_recalled(&m, &["a/one.bin", "a/two.bin", "b/secret.txt"]);
-    let s = migrate_releasing(&m, 3);
+    let s = migrate(&m);
     assert_eq!(
         (s.released, s.uploaded_bytes),
         (3, 0),
@@ -187,7 +187,7 @@ fn encrypted_objects_hide_content_dedupe_and_read_back() {
         );
     }
     wait_recalled(&fresh, &["a/one.bin", "a/two.bin", "b/secret.txt"]);
-    let s = migrate_releasing(&fresh, 3);
+    let s = migrate(&fresh);
     assert_eq!((s.released, s.uploaded_bytes), (3, 0), "{s:?}");
 
     // Tamper with the phrase's object: the read fails with EIO, never
@@ -240,7 +240,7 @@ fn a_wrong_key_is_a_clear_error_not_garbage() {
     write_old(&m.m("d/f.bin"), &data, 30);
     add_rule(&m, "d -> cloud");
     wait_for_writes(&m, "cloud");
-    assert_eq!(migrate_releasing(&m, 1).released, 1);
+    assert_eq!(migrate(&m).released, 1);
 
     // Same bucket, another key: the recall fails and says why.
     m.unmount();

@@ -18,7 +18,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::tiering::{add_rule, content, migrate_releasing, text, write_old};
+use common::tiering::{add_rule, content, migrate, text, write_old};
 use common::{MountOptions, TestMount, errname, write_private};
 use object_store::{ObjectStoreExt, PutPayload};
 use rusqlite::{Connection, params};
@@ -526,7 +526,7 @@ fn released_pair(bucket: &Path) -> (TestMount, Vec<u8>, Vec<u8>) {
     write_old(&m.m("archive/a.bin"), &a, 30);
     write_old(&m.m("archive/b.bin"), &b, 30);
     add_rule(&m, "archive -> cloud");
-    let s = migrate_releasing(&m, 2);
+    let s = migrate(&m);
     assert_eq!(s.released, 2, "{s:?}\n{}", m.log_banner());
     (m, a, b)
 }
@@ -667,7 +667,7 @@ fn recall_and_pin_work_on_names_that_are_not_utf8() {
     let data = content(31, 70_000);
     write_old(&m.m(rel), &data, 30);
     add_rule(&m, "archive -> cloud");
-    let s = migrate_releasing(&m, 1);
+    let s = migrate(&m);
     assert_eq!(s.released, 1, "{s:?}\n{}", m.log_banner());
     assert_eq!(fs::metadata(m.h(rel)).unwrap().blocks(), 0, "not released");
 

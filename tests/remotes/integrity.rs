@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::tiering::{add_rule, content, migrate_releasing, state, text, write_old};
+use common::tiering::{add_rule, content, migrate, state, text, write_old};
 use common::{MountOptions, TestMount, errname, wait_until};
 use futures::TryStreamExt;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -97,7 +97,7 @@ fn a_corrupt_object_fails_reads_with_eio_and_verify_names_the_file() {
     write_old(&m.m("keep/good.bin"), &good, 30);
     add_rule(&m, "archive -> cloud");
     add_rule(&m, "keep -> cloud");
-    let s = migrate_releasing(&m, 3);
+    let s = migrate(&m);
     assert_eq!(s.released, 3, "{s:?}\n{}", m.log_banner());
 
     let out = m.tierctl(&["verify"]);
@@ -198,7 +198,7 @@ fn a_mirror_serves_reads_when_one_copy_is_corrupt() {
     let data = content(21, 2 * CHUNK + 4321);
     write_old(&m.m("media/film.bin"), &data, 30);
     add_rule(&m, "media -> s3,local");
-    let s = migrate_releasing(&m, 1);
+    let s = migrate(&m);
     assert_eq!(s.released, 1, "{s:?}\n{}", m.log_banner());
 
     // Both copies exist; corrupt the S3 one (tried first).
@@ -250,7 +250,7 @@ fn a_mirror_serves_reads_when_one_copy_is_corrupt() {
     // then damage chunk 0 of the mirror too: chunk 0 now has no good copy
     // and fails with EIO, the other chunks still read from whichever copy
     // is good. Never a wrong byte.
-    let s = migrate_releasing(&m, 1);
+    let s = migrate(&m);
     assert_eq!((s.released, s.uploaded_bytes), (1, 0), "{s:?}");
     let mut bytes = fs::read(&local_copy).unwrap();
     bytes[20] ^= 1;
@@ -293,7 +293,7 @@ fn a_file_is_released_only_when_every_mirror_holds_a_verified_copy() {
     write_old(&m.m("three/b.bin"), &data[..3 << 20], 30);
     add_rule(&m, "two -> s3,local");
     add_rule(&m, "three -> s3,local,gone");
-    let s = migrate_releasing(&m, 1);
+    let s = migrate(&m);
     assert_eq!(s.released, 1, "{s:?}\n{}", m.log_banner());
     assert_eq!(s.failures.len(), 1, "{s:?}");
     assert!(

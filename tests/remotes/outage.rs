@@ -19,9 +19,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::tiering::{
-    add_rule, content, migrate_releasing, remount_with_env, state, text, write_old,
-};
+use common::tiering::{add_rule, content, migrate, remount_with_env, state, text, write_old};
 use common::{MountOptions, TIERCTL, TestMount, errname, wait_until};
 use servers::SeaweedFs;
 
@@ -78,7 +76,7 @@ fn s3_outage_during_migration_and_recall_loses_nothing_and_heals_without_restart
     }
     fs::write(m.m("hot.txt"), &hot).unwrap();
     add_rule(&m, "cold -> cloud");
-    let s = migrate_releasing(&m, 2);
+    let s = migrate(&m);
     assert_eq!(s.released, 2, "{s:?}\n{}", m.log_banner());
     assert_eq!(state(&m.m("cold/data.bin")), "cold");
 

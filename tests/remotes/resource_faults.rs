@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::tiering::{add_rule, content, migrate_releasing, state, text, write_old};
+use common::tiering::{add_rule, content, migrate, state, text, write_old};
 use common::{MountOptions, TIERFS, TestMount, errname, is_mountpoint};
 use servers::SeaweedFs;
 
@@ -79,7 +79,7 @@ fn recall_into_a_full_disk_fails_with_enospc_and_keeps_the_stub() {
     let data = content(41, (9 << 20) + 333);
     write_old(&m.m("archive/big.bin"), &data, 30);
     add_rule(&m, "archive -> cloud");
-    let s = migrate_releasing(&m, 1);
+    let s = migrate(&m);
     assert_eq!(s.released, 1, "{s:?}\n{}", m.log_banner());
 
     // The hot disk fills up (directly in the hot dir: not a tierfs file).
@@ -173,7 +173,7 @@ fn with_a_cold_file(prefix: &str) -> (TestMount, Vec<u8>, std::sync::Arc<Seaweed
     let data = content(51, 3 << 20);
     write_old(&m.m("old/a.bin"), &data, 30);
     add_rule(&m, "old -> cloud");
-    assert_eq!(migrate_releasing(&m, 1).released, 1, "{}", m.log_banner());
+    assert_eq!(migrate(&m).released, 1, "{}", m.log_banner());
     m.unmount();
     (m, data, server)
 }

@@ -67,6 +67,9 @@ impl CatalogState {
 /// `tierctl status` without a path: daemon and catalog overview.
 pub fn overview(config: &Config, json: bool, out: &mut impl Write) -> anyhow::Result<Outcome> {
     let daemon = Daemon::query(&config.control_socket);
+    if matches!(daemon, Daemon::Running(_)) {
+        crate::daemon::sync_catalog(config);
+    }
     let catalog = CatalogState::read(&config.catalog);
     let activity = match daemon {
         Daemon::Running(_) => query_activity(&config.control_socket),

@@ -123,6 +123,15 @@ impl Migrator {
             Some(Ok(n)) => n,
             Some(Err(e)) => {
                 undo_uploading(core, id).await?;
+                // Written to while it was sent: it is in use, not broken;
+                // the next run takes it once it is quiet.
+                if matches!(
+                    e,
+                    TierError::Remote(crate::remote::RemoteError::SourceChanged { .. })
+                        | TierError::Changed { .. }
+                ) {
+                    return Ok(Err(SkipReason::Changed));
+                }
                 return Err(e);
             }
             None => {
@@ -175,12 +184,7 @@ async fn recheck(
     }
     // The row lags the file: bring it up to date, read it back (after the
     // update) and decide again.
-    core.catalog.send(FileEvent::Upsert {
-        path: rel.clone(),
-        size: st.st_size as u64,
-        mtime_ns: mtime_ns(&st),
-        ino: st.st_ino,
-    });
+    core.catalog.send(FileEvent::Look { path: rel.clone() });
     let key = path_key(&rel).unwrap_or_default();
     let row = core
         .catalog

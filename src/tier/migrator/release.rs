@@ -28,7 +28,14 @@ pub(super) async fn release(
     hash: &blake3::Hash,
 ) -> Result<Option<SkipReason>, TierError> {
     let rel = f.path.clone();
-    let file = core.open_rel(&rel, libc::O_RDWR)?;
+    // Renamed or deleted since it was uploaded: its copy stays (premigrated
+    // under its new name, or unreferenced for gc), nothing to free here.
+    let file = match core.open_rel(&rel, libc::O_RDWR) {
+        Ok(file) => file,
+        Err(TierError::NotRegular { .. }) => return Ok(Some(SkipReason::NotRegular)),
+        Err(e) if e.is_missing() => return Ok(Some(SkipReason::Vanished)),
+        Err(e) => return Err(e),
+    };
     let (hash, size) = (*hash, f.size);
     let checked = blocking(&rel, move |rel| check_content(file, &hash, size, &rel)).await?;
     let (file, before) = match checked {
@@ -173,14 +180,14 @@ async fn finish(
         Ok(file)
     })
     .await?;
-    core.settle(rel, &file);
+    let after = Core::rewritten(rel, &file)?;
     if let Some(invalidate) = core.invalidate.get() {
         invalidate(st.st_ino);
     }
     failpoint::pause("punched");
     core.catalog
         .exec_grouped_async("mark cold", move |c| {
-            tiering::transition(c, row, FileState::Releasing, FileState::Cold, None)
+            tiering::transition_rewritten(c, row, FileState::Releasing, FileState::Cold, after)
         })
         .await?;
     Ok(())

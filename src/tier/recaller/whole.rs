@@ -88,12 +88,24 @@ impl Recaller {
             .await?);
         }
         let sync_started = Instant::now();
-        finish(core, rel, &file, &st, marker.clone()).await?;
+        let after = finish(core, rel, &file, &st, marker.clone()).await?;
         tracing::debug!(path = %rel.display(), bytes = marker.size,
             fill_secs = (sync_started - fill_started).as_secs_f64(),
             sync_secs = sync_started.elapsed().as_secs_f64(), "recall phases");
-        if let Some(row) = &row {
-            transition(core, row.id, FileState::Recalling, FileState::Premigrated).await?;
+        match &row {
+            Some(row) => {
+                let id = row.id;
+                core.catalog
+                    .exec_grouped_async("recall state", move |c| {
+                        let (from, to) = (FileState::Recalling, FileState::Premigrated);
+                        tiering::transition_rewritten(c, id, from, to, after)
+                    })
+                    .await?;
+            }
+            // Recalled without a row (a stub the catalog lost): catalogue it.
+            None => core.catalog.send(crate::catalog::FileEvent::Look {
+                path: rel.to_path_buf(),
+            }),
         }
         self.fills.remove(id);
         if let Some(fill) = &fill {
@@ -290,7 +302,7 @@ async fn finish(
     file: &File,
     st: &libc::stat,
     marker: StubMarker,
-) -> Result<(), TierError> {
+) -> Result<tiering::Rewritten, TierError> {
     let (file, st, gate, path) = (
         file.try_clone().map_err(io_err(rel, "reopen"))?,
         *st,
@@ -304,8 +316,7 @@ async fn finish(
     .await
     .map_err(|e| io_err(rel, "run on a blocking thread")(std::io::Error::other(e)))?;
     let file = done?;
-    core.settle(rel, &file);
-    Ok(())
+    Core::rewritten(rel, &file)
 }
 
 /// The blocking part of [`finish`].
