@@ -348,7 +348,7 @@ fn run_inner(
         );
     }
     // Everything the daemon creates for itself is private. The FUSE threads
-    // give themselves a umask of 0 (`fs::sys::caller_umask`): the modes they
+    // give themselves a umask of 0 (`sys::caller_umask`): the modes they
     // receive were already masked with the caller's umask by the kernel.
     // SAFETY: umask has no failure mode.
     unsafe { libc::umask(0o077) };
@@ -509,11 +509,30 @@ fn run_inner(
     if let Some(dev) = parent_dev {
         crate::fs::readahead::raise_in_background(&mountpoint, dev);
     }
+    // Invalidations go out from a thread of their own: the kernel may wait
+    // in one for a page lock held by a write through the mount, and that
+    // write may wait for a recall by the engine, which must never be the
+    // one blocked (an engine thread, or one holding the file's lock, waiting
+    // here would deadlock).
     let notifier = session.notifier();
-    tier.set_invalidator(move |ino| {
-        if let Err(e) = notifier.inval_inode(fuser::INodeNo(ino), 0, 0) {
-            tracing::debug!(ino, error = %e, "attribute invalidation not delivered");
-        }
+    let (inval_tx, inval_rx) =
+        crossbeam_channel::unbounded::<(u64, tokio::sync::oneshot::Sender<()>)>();
+    std::thread::Builder::new()
+        .name("tierfs-inval".into())
+        .spawn(move || {
+            for (ino, done) in inval_rx {
+                if let Err(e) = notifier.inval_inode(fuser::INodeNo(ino), 0, 0) {
+                    tracing::debug!(ino, error = %e, "attribute invalidation not delivered");
+                }
+                let _ = done.send(());
+            }
+        })
+        .map_err(|source| DaemonError::System {
+            context: "starting the invalidation thread".into(),
+            source,
+        })?;
+    tier.set_invalidator(move |ino, done| {
+        let _ = inval_tx.send((ino, done));
     });
     tracing::info!(
         mountpoint = %mountpoint.display(),

@@ -5,11 +5,14 @@
 //! files to object storage. `control` is the socket protocol between `tierctl`
 //! and the daemon, and `daemon` wires the parts together.
 //!
-//! Module dependencies point one way: `daemon` → `fs` → `catalog`;
-//! `control` and `config` are leaves used by both binaries. The tiering
-//! engine (`tier`) reports what it does as plain data through `events`, a
-//! leaf; its recorders (`activity`, `metrics`, the catalog's cost ledger)
-//! depend on `events`, never on `tier`.
+//! Module dependencies point one way (docs/architecture.md has the table):
+//! the leaves `sys`, `config`, `escape`, `events` and `assets` use nothing of
+//! the crate; `remote` and `metrics` use leaves; `catalog` and `activity` use
+//! those; `rules` uses `catalog`; `tier` and `cost` use the layers below;
+//! `fs` and `control` use `tier`; `daemon` wires everything. The tiering
+//! engine reports what it does as plain data through `events`; its
+//! recorders (`activity`, `metrics`, the catalog's cost ledger) never use
+//! `tier`.
 
 pub mod activity;
 pub mod assets;
@@ -24,6 +27,7 @@ pub mod fs;
 pub mod metrics;
 pub mod remote;
 pub mod rules;
+pub mod sys;
 pub mod tier;
 
 /// The error and its causes joined by ": ", leaving out a cause whose text

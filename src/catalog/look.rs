@@ -60,12 +60,12 @@ impl HotDir {
 /// See [`HotDir::look`].
 pub(crate) fn look_beneath(dir: BorrowedFd<'_>, key: &[u8]) -> io::Result<Found> {
     let path = Path::new(OsStr::from_bytes(key));
-    let fd = match crate::fs::sys::open_beneath(dir, path, libc::O_PATH) {
+    let fd = match crate::sys::open_beneath(dir, path, libc::O_PATH) {
         Ok(fd) => fd,
         Err(e) if is_gone(&e) => return Ok(Found::Missing),
         Err(e) => return Err(e),
     };
-    let st = crate::fs::sys::stat_fd(fd.as_fd())?;
+    let st = crate::sys::stat_fd(fd.as_fd())?;
     Ok(match st.st_mode & libc::S_IFMT {
         libc::S_IFREG => Found::File {
             size: st.st_size as u64,

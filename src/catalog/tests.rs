@@ -408,6 +408,15 @@ fn reordered_reports_keep_the_row_at_the_current_name() {
     f.send([look("w")]);
     assert_eq!(f.paths(), ["w", "z"]);
     assert_eq!(f.id("z"), Some(id));
+    // A rename between two links of one file changes nothing (POSIX): both
+    // names keep a row.
+    fs::rename(hot.join("z"), hot.join("w")).unwrap();
+    assert!(hot.join("z").exists());
+    f.send([FileEvent::Renamed {
+        from: p("z"),
+        to: p("w"),
+    }]);
+    assert_eq!(f.paths(), ["w", "z"]);
 }
 
 #[test]

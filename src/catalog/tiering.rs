@@ -121,6 +121,23 @@ pub fn file_by_path(conn: &Connection, path: &[u8]) -> rusqlite::Result<Option<T
         .optional()
 }
 
+/// The row of another name of the file with inode `ino` and content
+/// `blake3` (a hard link's name the catalog knows).
+pub fn file_by_ino(
+    conn: &Connection,
+    ino: u64,
+    blake3: &[u8; 32],
+) -> rusqlite::Result<Option<TierFile>> {
+    conn.prepare_cached(&format!(
+        "SELECT {FILE_COLUMNS} FROM files WHERE ino = ?1 AND blake3 = ?2 ORDER BY id LIMIT 1"
+    ))?
+    .query_row(
+        params![super::apply::to_sql_u64(ino), &blake3[..]],
+        file_row,
+    )
+    .optional()
+}
+
 /// Paths of the rows with inode number `ino` (the names of one file).
 pub fn paths_with_ino(conn: &Connection, ino: u64) -> rusqlite::Result<Vec<PathBuf>> {
     let mut stmt = conn.prepare_cached("SELECT path FROM files WHERE ino = ?1 ORDER BY path")?;
@@ -171,8 +188,12 @@ pub fn transition(
         )?
         .execute(params![id, from, to, generation])?;
     if n == 1 && to.is_settled() {
+        // The content hash goes with the state: a link's row must not say
+        // `cold` with another content's hash.
         conn.prepare_cached(&format!(
-            "UPDATE files SET state = ?2 WHERE state <> ?2 AND {LINKS_OF}"
+            "UPDATE files SET state = ?2, blake3 = (SELECT blake3 FROM files WHERE id = ?1)
+             WHERE (state <> ?2 OR blake3 IS NOT (SELECT blake3 FROM files WHERE id = ?1))
+               AND {LINKS_OF}"
         ))?
         .execute(params![id, to])?;
     }
@@ -247,6 +268,14 @@ pub fn mark_hot(conn: &Connection, id: i64) -> rusqlite::Result<()> {
     ))?
     .execute([id])?;
     Ok(())
+}
+
+/// Every name of the file with inode `ino` (rows with that inode number):
+/// `hot`, no content hash. For a stub emptied in place (truncated to zero),
+/// whichever of its names it was reached through.
+pub fn mark_inode_hot(conn: &Connection, ino: u64) -> rusqlite::Result<usize> {
+    conn.prepare_cached("UPDATE files SET state = 'hot', blake3 = NULL WHERE ino = ?1")?
+        .execute([super::apply::to_sql_u64(ino)])
 }
 
 /// Sets or clears the pin on every file at or below `path`. Returns how many changed.

@@ -138,13 +138,13 @@ fn read_dir_beneath(root: &fs::File, key: &[u8]) -> io::Result<fs::ReadDir> {
     let fd = if key.is_empty() {
         root.try_clone()?.into()
     } else {
-        crate::fs::sys::open_beneath(
+        crate::sys::open_beneath(
             root.as_fd(),
             Path::new(OsStr::from_bytes(key)),
             libc::O_RDONLY | libc::O_DIRECTORY,
         )?
     };
-    let proc = crate::fs::sys::proc_path(fd.as_fd());
+    let proc = crate::sys::proc_path(fd.as_fd());
     fs::read_dir(OsStr::from_bytes(proc.as_bytes()))
 }
 
@@ -220,8 +220,8 @@ mod tests {
         let name = "d".repeat(200);
         let mut cur = std::os::fd::OwnedFd::from(fs::File::open(dir.path()).unwrap());
         for _ in 0..24 {
-            crate::fs::sys::mkdir_at(cur.as_fd(), OsStr::new(&name), 0o755).unwrap();
-            cur = crate::fs::sys::open_at(
+            crate::sys::mkdir_at(cur.as_fd(), OsStr::new(&name), 0o755).unwrap();
+            cur = crate::sys::open_at(
                 cur.as_fd(),
                 OsStr::new(&name),
                 libc::O_RDONLY | libc::O_DIRECTORY,
@@ -229,7 +229,7 @@ mod tests {
             )
             .unwrap();
         }
-        let f = crate::fs::sys::open_at(
+        let f = crate::sys::open_at(
             cur.as_fd(),
             OsStr::new("bottom"),
             libc::O_CREAT | libc::O_WRONLY,

@@ -737,9 +737,14 @@ fn apply_op(
                 } else {
                     tracing::warn!(from = %from.display(), to = %to.display(), "ignoring rename into or out of its own subtree");
                 }
-                // A later rename or unlink may already have taken `to` away.
+                // A later rename or unlink may already have taken `to` away;
+                // and a rename between two links of one file changes nothing
+                // (POSIX), so `from` may still be there.
                 match hot {
-                    Some(hot) => apply::look(conn, hot, &to_key, true),
+                    Some(hot) => {
+                        apply::look(conn, hot, &to_key, true)?;
+                        apply::look(conn, hot, &from_key, true)
+                    }
                     None => Ok(()),
                 }
             }

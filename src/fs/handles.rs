@@ -40,7 +40,7 @@ pub struct OpenFile {
     pub passthrough: Option<Arc<BackingId>>,
     /// Set for a read-only handle on a cold file opened before its recall
     /// finished: reads fetch verified chunks from the cloud until it has.
-    pub stub: Option<Arc<super::stub_read::StubReader>>,
+    pub stub: Option<Arc<StubReader>>,
 }
 
 /// An open directory.
@@ -261,17 +261,17 @@ mod tests {
     use super::*;
 
     fn dir_handle() -> OpenDir {
-        let root = crate::fs::sys::open_at(
+        let root = crate::sys::open_at(
             std::os::fd::AsFd::as_fd(&std::fs::File::open("/").unwrap()),
             std::ffi::OsStr::new("."),
             libc::O_PATH | libc::O_DIRECTORY,
             0,
         )
         .unwrap();
-        let st = crate::fs::sys::stat_fd(std::os::fd::AsFd::as_fd(&root)).unwrap();
+        let st = crate::sys::stat_fd(std::os::fd::AsFd::as_fd(&root)).unwrap();
         let table = super::super::inode::InodeTable::new(root, &st).unwrap();
         let ino = table.get(1).unwrap();
-        let fd = crate::fs::sys::open_at(
+        let fd = crate::sys::open_at(
             std::os::fd::AsFd::as_fd(&std::fs::File::open("/").unwrap()),
             std::ffi::OsStr::new("."),
             libc::O_RDONLY | libc::O_DIRECTORY,
@@ -313,5 +313,20 @@ mod tests {
         let _c = caller(1000);
         t.admit().unwrap();
         assert_eq!(current_caller(), Some(1000));
+    }
+}
+
+/// The cloud side of a read-only handle on a cold file.
+#[derive(Debug)]
+pub struct StubReader {
+    pub(super) fill: crate::tier::FillReader,
+    /// Set once this handle served a read.
+    pub(super) read_any: std::sync::atomic::AtomicBool,
+}
+
+impl StubReader {
+    /// What the cold file is: size, chunks, holes, copies.
+    pub fn source(&self) -> &crate::tier::StubSource {
+        self.fill.fill().source()
     }
 }

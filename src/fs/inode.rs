@@ -25,7 +25,7 @@ use std::sync::{Arc, Weak};
 use fuser::{BackingId, INodeNo};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
-use super::sys::{self, FileHandleBuf};
+use crate::sys::{self, FileHandleBuf};
 
 /// Synthetic inode numbers for foreign filesystems start here.
 const FOREIGN_BASE: u64 = 1 << 63;

@@ -21,7 +21,7 @@ mod inode;
 mod namespace;
 pub mod readahead;
 mod stub_read;
-pub mod sys;
+use crate::sys;
 mod xattr;
 
 use std::ffi::OsStr;

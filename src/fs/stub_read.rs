@@ -15,25 +15,9 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use fuser::{Errno, ReplyData, ReplyOpen};
 
-use super::handles::OpenFile;
+use super::handles::{OpenFile, StubReader};
 use super::inode::Inode;
 use super::{FsResult, TierFs, Tiering, errno, sys};
-use crate::tier::FillReader;
-
-/// The cloud side of a read-only handle on a cold file.
-#[derive(Debug)]
-pub struct StubReader {
-    fill: FillReader,
-    /// Set once this handle served a read.
-    read_any: std::sync::atomic::AtomicBool,
-}
-
-impl StubReader {
-    /// What the cold file is: size, chunks, holes, copies.
-    pub fn source(&self) -> &crate::tier::StubSource {
-        self.fill.fill().source()
-    }
-}
 
 /// Chunk `index`, verified: from the file's shared fill (in memory while it
 /// has readers, local once any reader or the recall wrote it, else one

@@ -27,8 +27,8 @@ use serde::{Deserialize, Serialize};
 use super::TierError;
 use crate::catalog::CatalogError;
 use crate::catalog::backup::{DirAttrs, FileAttrs, Snapshot};
-use crate::fs::sys;
 use crate::remote::{Remote, RemoteError};
+use crate::sys;
 
 /// zstd level for catalog backups: fast, and SQLite pages compress well.
 const ZSTD_LEVEL: i32 = 3;

@@ -12,12 +12,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::error::io_err;
 use super::gate::Gate;
-use super::stub_fill::FileId;
 use super::{Progress, TierError, failpoint, stop};
 use crate::catalog::Catalog;
 use crate::events::{Event, Events, LedgerEntry};
-use crate::fs::sys;
 use crate::remote::Remote;
+use crate::sys;
 
 /// The context every part of the engine works in.
 pub(super) struct Core {
@@ -31,7 +30,7 @@ pub(super) struct Core {
     pub(super) locks: FileLocks,
     pub(super) progress: Arc<Progress>,
     pub(super) events: Events,
-    pub(super) invalidate: std::sync::OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
+    pub(super) invalidate: std::sync::OnceLock<Invalidator>,
     pub(super) stop: stop::Stop,
 }
 
@@ -77,6 +76,42 @@ impl Core {
             ino: st.st_ino,
         })
     }
+}
+
+/// Tells the kernel that inode `ino`'s attributes and pages changed behind
+/// its back; the sender is answered once it is done.
+pub type Invalidator = Box<dyn Fn(u64, tokio::sync::oneshot::Sender<()>) + Send + Sync>;
+
+/// Longest wait for the kernel to take an invalidation.
+const INVALIDATE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Core {
+    /// Invalidates inode `ino` in the kernel and waits (at most
+    /// [`INVALIDATE_WAIT`], without blocking the runtime) until it is done.
+    pub(super) async fn invalidate(&self, ino: u64) {
+        let Some(invalidate) = self.invalidate.get() else {
+            return;
+        };
+        let (done, taken) = tokio::sync::oneshot::channel();
+        invalidate(ino, done);
+        if tokio::time::timeout(INVALIDATE_WAIT, taken).await.is_err() {
+            tracing::debug!(
+                ino,
+                "kernel invalidation still pending; attributes refresh within attr_timeout"
+            );
+        }
+    }
+}
+
+/// Identity of a file in the hot dir: (device, inode). Unlike its path it
+/// survives renames, and no two files open at once share it.
+pub(super) type FileId = (u64, u64);
+
+/// The [`FileId`] of an open file.
+pub(super) fn file_id(file: &File) -> std::io::Result<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = file.metadata()?;
+    Ok((meta.dev(), meta.ino()))
 }
 
 /// Per-file locks by identity (see [`Core::locks`]).

@@ -61,9 +61,9 @@ use crate::catalog::tiering::{self, TierFile};
 use crate::catalog::{Catalog, FileState, path_key};
 use crate::config::Config;
 use crate::events::{Event, Events, Recorder};
-use crate::fs::sys;
 use crate::remote::Remote;
 use crate::rules::{RuleSet, Target};
+use crate::sys;
 
 /// The tiering engine shared by the daemon's scheduler, the control socket
 /// and the FUSE layer (for recalls).
@@ -168,7 +168,12 @@ impl Tier {
 
     /// Sets how to tell the kernel that a file's attributes changed behind
     /// its back (its block count drops to 0 on release). Set once, after mounting.
-    pub fn set_invalidator(&self, f: impl Fn(u64) + Send + Sync + 'static) {
+    /// The function is given the inode and a sender to answer once done; it
+    /// must not block (the daemon hands the work to a thread of its own).
+    pub fn set_invalidator(
+        &self,
+        f: impl Fn(u64, tokio::sync::oneshot::Sender<()>) + Send + Sync + 'static,
+    ) {
         let _ = self.core.invalidate.set(Box::new(f));
     }
 
@@ -422,7 +427,7 @@ impl Tier {
         let Ok(file) = self.core.open_rel(rel, libc::O_PATH) else {
             return false;
         };
-        stub_fill::file_id(&file).is_ok_and(|id| self.core.locks.is_busy(id))
+        crate::tier::core::file_id(&file).is_ok_and(|id| self.core.locks.is_busy(id))
     }
 
     /// The shared chunk-by-chunk fill of the stub at `rel` (see

@@ -46,8 +46,8 @@ use super::stub::{self, StubMarker};
 use crate::catalog::backup::{DirAttrs, FileAttrs, RestoredCatalog, RestoredFile};
 use crate::config::Config;
 use crate::escape::{Escaped, escape_str};
-use crate::fs::sys;
 use crate::remote::Remote;
+use crate::sys;
 
 /// What `tierctl rebuild` is asked to do.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

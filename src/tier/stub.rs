@@ -15,7 +15,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
-use crate::fs::sys;
+use crate::sys;
 
 /// Name of the stub marker xattr.
 pub const MARKER: &str = "trusted.tierfs.stub";
@@ -299,11 +299,15 @@ pub fn show_times(fd: BorrowedFd<'_>, st: &mut libc::stat) {
     }
 }
 
-/// What a stub with `marker` shows in `st`: its marker's times, and one
+/// What a stub with `marker` shows in `st`: its marker's size and times, and one
 /// block if it is not empty, never zero: GNU tar takes a file with no
 /// blocks for entirely sparse without asking `SEEK_DATA` (`tar --sparse`
 /// would archive zeros). Lustre's HSM shows released files the same way.
 fn show_stub(marker: &StubMarker, st: &mut libc::stat) {
+    // The marker's size: a release frees the blocks by truncating to zero
+    // and back, and a `stat` in between must not show (nor the kernel cache)
+    // an empty file.
+    st.st_size = i64::try_from(marker.size).unwrap_or(i64::MAX);
     if st.st_size > 0 && st.st_blocks == 0 {
         st.st_blocks = 1;
     }

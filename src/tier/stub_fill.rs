@@ -25,7 +25,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
-use super::core::Core;
+use super::core::{Core, FileId};
 use super::hash;
 use super::layout::Holes;
 use super::{StubSource, Tier, TierError};
@@ -137,17 +137,6 @@ fn write_chunk(file: &File, holes: &Holes, start: u64, data: &[u8]) -> std::io::
         file.write_all_at(tail, pos)?;
     }
     Ok(())
-}
-
-/// Identity of a file in the hot dir: (device, inode). Unlike its path it
-/// survives renames, and no two files open at once share it.
-pub(super) type FileId = (u64, u64);
-
-/// The [`FileId`] of an open file.
-pub(super) fn file_id(file: &File) -> std::io::Result<FileId> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = file.metadata()?;
-    Ok((meta.dev(), meta.ino()))
 }
 
 /// The fills in use, by file identity (not path: a stub renamed while it
@@ -338,7 +327,7 @@ impl StubFill {
             }
             written.await;
         }
-        let data = super::recaller::read_chunk(tier, &self.src, index).await?;
+        let data = super::recaller::chunks::read_chunk(tier, &self.src, index).await?;
         let writing = Arc::clone(&self.writes).read_owned().await;
         {
             let mut memory = self.memory.lock();
@@ -745,7 +734,7 @@ impl StubFill {
         let file = Arc::clone(&self.file);
         let marker = marker.clone();
         let result = tokio::task::spawn_blocking(move || {
-            let st = crate::fs::sys::stat_fd(std::os::fd::AsFd::as_fd(&*file))?;
+            let st = crate::sys::stat_fd(std::os::fd::AsFd::as_fd(&*file))?;
             if st.st_blocks == 0 {
                 return Ok(());
             }

@@ -35,7 +35,11 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         let hot = dir.path().join("hot");
         std::fs::create_dir_all(hot.join("docs")).unwrap();
-        let catalog = Catalog::open(&dir.path().join("c.db"), CatalogOptions::default()).unwrap();
+        let opts = CatalogOptions {
+            hot_dir: Some(hot.clone()),
+            ..CatalogOptions::default()
+        };
+        let catalog = Catalog::open(&dir.path().join("c.db"), opts).unwrap();
         let text = rule.to_string();
         catalog
             .exec("add rule", move |c| tiering::add_rule(c, &text, None, 1))
@@ -163,7 +167,7 @@ async fn a_migrated_file_is_recalled_and_its_object_collected() {
     );
 
     std::fs::remove_file(fx.hot("docs/a")).unwrap();
-    fx.catalog.send(FileEvent::Removed {
+    fx.catalog.send(FileEvent::Gone {
         path: "docs/a".into(),
     });
     let g = fx.tier.gc(Duration::ZERO).await.unwrap();

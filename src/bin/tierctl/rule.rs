@@ -845,7 +845,7 @@ fn subject(config: &Config, conn: Option<&Connection>, relative: &Path) -> anyho
 /// way fails (`ELOOP`/`ENOTDIR`) instead of leading out of the hot dir.
 fn stat_beneath(hot_dir: &Path, rel: &Path) -> std::io::Result<libc::stat> {
     use std::os::fd::{AsFd, BorrowedFd};
-    use tierfs::fs::sys;
+    use tierfs::sys;
     // SAFETY: AT_FDCWD is valid for *at() calls.
     let cwd = unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) };
     let mut dir = sys::open_at(

@@ -8,8 +8,8 @@ use std::time::{Instant, SystemTime};
 use super::{Migrator, Outcome};
 use crate::catalog::tiering::{self, TierFile};
 use crate::catalog::{FileEvent, FileState, path_key};
-use crate::fs::sys;
 use crate::rules::{RuleSet, Target};
+use crate::sys;
 use crate::tier::core::{Core, mtime_ns, parse_hash};
 use crate::tier::error::io_err;
 use crate::tier::planner::{self, Planned};
@@ -131,6 +131,10 @@ impl Migrator {
                         | TierError::Changed { .. }
                 ) {
                     return Ok(Err(SkipReason::Changed));
+                }
+                // Renamed or deleted between the hash and the upload.
+                if e.is_missing() {
+                    return Ok(Err(SkipReason::Vanished));
                 }
                 return Err(e);
             }

@@ -12,13 +12,13 @@ use std::path::{Path, PathBuf};
 
 use crate::catalog::FileState;
 use crate::catalog::tiering::{self, TierFile};
-use crate::fs::sys;
-use crate::tier::core::Core;
+use crate::sys;
+use crate::tier::core::{Core, FileGuard};
 use crate::tier::error::io_err;
 use crate::tier::gate::Gate;
 use crate::tier::stub::{self, StubMarker};
 use crate::tier::summary::SkipReason;
-use crate::tier::{TierError, failpoint, hash, stub_fill};
+use crate::tier::{TierError, failpoint, hash};
 
 /// Frees the local blocks of the premigrated file `f` (content `hash`).
 /// Returns why it was not released, or `None` when it was.
@@ -36,6 +36,12 @@ pub(super) async fn release(
         Err(e) if e.is_missing() => return Ok(Some(SkipReason::Vanished)),
         Err(e) => return Err(e),
     };
+    // The file's lock, from before the marker is written to after `cold` is
+    // committed: a recall of the new stub (which takes it too) must find
+    // the row `cold`, never still `releasing` (it would bring the data back
+    // and the release would then mark the row cold over a local file).
+    let id = crate::tier::core::file_id(&file).map_err(io_err(&rel, "stat"))?;
+    let lock = core.locks.lock(id).await;
     let (hash, size) = (*hash, f.size);
     let checked = blocking(&rel, move |rel| check_content(file, &hash, size, &rel)).await?;
     let (file, before) = match checked {
@@ -75,7 +81,7 @@ pub(super) async fn release(
             return Ok(Some(why));
         }
     };
-    finish(core, &rel, f.id, file, st).await?;
+    finish(core, &rel, f.id, file, st, lock).await?;
     tracing::debug!(path = %rel.display(), bytes = size, "released");
     Ok(None)
 }
@@ -157,16 +163,16 @@ fn cut(
 }
 
 /// After the gate: restores the times the stub shows and syncs, then
-/// commits row `row`'s `cold`, all under the file's lock.
+/// commits row `row`'s `cold`, all under the file's lock (`lock`, taken
+/// before the gate), then tells the kernel.
 async fn finish(
     core: &Core,
     rel: &Path,
     row: i64,
     file: File,
     st: libc::stat,
+    lock: FileGuard<'_>,
 ) -> Result<(), TierError> {
-    let id = stub_fill::file_id(&file).map_err(io_err(rel, "stat"))?;
-    let _lock = core.locks.lock(id).await;
     let gate = core.gate.clone();
     let file = blocking(rel, move |rel| {
         {
@@ -181,15 +187,17 @@ async fn finish(
     })
     .await?;
     let after = Core::rewritten(rel, &file)?;
-    if let Some(invalidate) = core.invalidate.get() {
-        invalidate(st.st_ino);
-    }
     failpoint::pause("punched");
     core.catalog
         .exec_grouped_async("mark cold", move |c| {
             tiering::transition_rewritten(c, row, FileState::Releasing, FileState::Cold, after)
         })
         .await?;
+    drop(lock);
+    // The kernel is told last, with the file's lock released: its
+    // invalidation may wait for a page that a write through the mount holds
+    // while that write waits for a recall, which needs the lock.
+    core.invalidate(st.st_ino).await;
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 //! copy), empties stubs that are truncated, and gives back the blocks a
 //! read of a cold file kept.
 
-mod chunks;
+pub(in crate::tier) mod chunks;
 mod whole;
 
 use std::fs::File;
@@ -17,9 +17,10 @@ pub(in crate::tier) use chunks::read_chunk;
 
 use super::TierError;
 use super::core::Core;
+use super::core::FileId;
 use super::error::io_err;
 use super::stub::{self, StubMarker};
-use super::stub_fill::{self, FileId, Fills, StubFill};
+use super::stub_fill::{Fills, StubFill};
 use crate::catalog::path_key;
 use crate::catalog::tiering;
 use crate::events::Event;
@@ -36,7 +37,7 @@ impl Recaller {
     /// bytes downloaded (0 if the file was not cold).
     pub(super) async fn recall(&self, core: &Core, rel: &Path) -> Result<u64, TierError> {
         let file = core.open_rel(rel, libc::O_RDWR)?;
-        let id = stub_fill::file_id(&file).map_err(io_err(rel, "stat"))?;
+        let id = crate::tier::core::file_id(&file).map_err(io_err(rel, "stat"))?;
         let one = core.locks.lock(id).await;
         let started = Instant::now();
         let result = self.recall_locked(core, rel, file, id).await;
@@ -56,7 +57,7 @@ impl Recaller {
     /// and after the chunk writes of the file's readers have stopped.
     pub(super) async fn discard_stub(&self, core: &Core, rel: &Path) -> Result<(), TierError> {
         let file = core.open_rel(rel, libc::O_RDWR)?;
-        let id = stub_fill::file_id(&file).map_err(io_err(rel, "stat"))?;
+        let id = crate::tier::core::file_id(&file).map_err(io_err(rel, "stat"))?;
         let _one = core.locks.lock(id).await;
         if let Some(fill) = self.fills.live(id) {
             fill.abandon().await;
@@ -72,6 +73,9 @@ impl Recaller {
         if let Some(key) = path_key(rel) {
             core.catalog
                 .exec_grouped_async("unlink truncated stub", move |c| {
+                    // Every name of the file, not only the one it was
+                    // truncated through (which may have no row yet).
+                    tiering::mark_inode_hot(c, id.1)?;
                     if let Some(f) = tiering::file_by_path(c, &key)? {
                         tiering::mark_hot(c, f.id)?;
                     }
@@ -94,7 +98,7 @@ impl Recaller {
         if !fill.readers_gone(std::time::Duration::from_secs(5)).await || fill.is_promoted() {
             return;
         }
-        let Ok(id) = stub_fill::file_id(fill.file()) else {
+        let Ok(id) = crate::tier::core::file_id(fill.file()) else {
             return;
         };
         let _one = core.locks.lock(id).await;
@@ -131,7 +135,7 @@ impl Recaller {
         else {
             return Ok(None);
         };
-        let id = stub_fill::file_id(&file).map_err(io_err(rel, "stat"))?;
+        let id = crate::tier::core::file_id(&file).map_err(io_err(rel, "stat"))?;
         self.fills.get_or_insert(id, &marker.hash, || {
             let recorded = chunks::recorded(core, &marker)?;
             new_fill(core, rel, &file, &marker, recorded)

@@ -12,12 +12,13 @@ use super::Recaller;
 use crate::catalog::tiering::{self, ObjectRow, TierFile};
 use crate::catalog::{FileState, path_key};
 use crate::events::LedgerEntry;
-use crate::fs::sys;
 use crate::remote::{Remote, RemoteError};
+use crate::sys;
 use crate::tier::core::Core;
+use crate::tier::core::FileId;
 use crate::tier::error::io_err;
 use crate::tier::stub::{self, StubMarker};
-use crate::tier::stub_fill::{FileId, StubFill};
+use crate::tier::stub_fill::StubFill;
 use crate::tier::{TierError, failpoint, watchdog};
 
 /// How the attempts to fill the file went.
@@ -129,9 +130,17 @@ async fn catalogued_row(
     hash: &blake3::Hash,
 ) -> Result<Option<TierFile>, TierError> {
     let key = path_key(rel).unwrap_or_default();
+    let (ino, content) = (st.st_ino, *hash.as_bytes());
+    // A name the catalog does not know yet (a link just made, or one a
+    // rename between links left) is the file of its other names' row.
     let row = core
         .catalog
-        .exec_grouped_async("find file", move |c| tiering::file_by_path(c, &key))
+        .exec_grouped_async("find file", move |c| {
+            match tiering::file_by_path(c, &key)? {
+                Some(row) => Ok(Some(row)),
+                None => tiering::file_by_ino(c, ino, &content),
+            }
+        })
         .await?;
     if let Some(row) = &row
         && row.ino != st.st_ino
