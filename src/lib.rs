@@ -14,6 +14,8 @@
 //! recorders (`activity`, `metrics`, the catalog's cost ledger) never use
 //! `tier`.
 
+#![deny(missing_docs)]
+
 pub mod activity;
 pub mod assets;
 pub mod catalog;
