@@ -237,6 +237,11 @@ pub fn block_termination_signals() -> Result<(), DaemonError> {
     Ok(())
 }
 
+/// How long a signalled daemon keeps trying to unmount a busy mount.
+const UNMOUNT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+/// Pause between those attempts.
+const UNMOUNT_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Waits for SIGTERM/SIGINT/SIGHUP (blocked beforehand) and returns its number.
 fn wait_for_signal() -> i32 {
     // SAFETY: as above; sigwait only reads the set.
@@ -556,8 +561,24 @@ fn run_inner(
                 "unmounting {} on signal",
                 signal_mountpoint.display()
             );
-            if let Err(e) = unmounter.unmount() {
-                tracing::error!(error = %e, "unmount failed");
+            // A mount that is busy for a moment (a process walking into it as
+            // the signal came) is tried again for a while before giving up.
+            let deadline = std::time::Instant::now() + UNMOUNT_PATIENCE;
+            loop {
+                match unmounter.unmount() {
+                    Ok(()) => break,
+                    Err(e)
+                        if e.raw_os_error() == Some(libc::EBUSY)
+                            && std::time::Instant::now() < deadline =>
+                    {
+                        tracing::debug!("mount busy; unmounting again shortly");
+                        std::thread::sleep(UNMOUNT_RETRY);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "unmount failed; the mount stays (is a process using it?)");
+                        break;
+                    }
+                }
             }
         })
         .map_err(|source| DaemonError::System {

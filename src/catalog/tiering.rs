@@ -278,6 +278,21 @@ pub fn mark_inode_hot(conn: &Connection, ino: u64) -> rusqlite::Result<usize> {
         .execute([super::apply::to_sql_u64(ino)])
 }
 
+/// After a recall of the file with inode `ino` and content `blake3`: no
+/// name of it stays `cold` (a name the recall did not go through, or one
+/// the catalog had no row for when it began).
+pub fn mark_inode_recalled(
+    conn: &Connection,
+    ino: u64,
+    blake3: &[u8; 32],
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "UPDATE files SET state = 'premigrated', blake3 = ?2
+         WHERE ino = ?1 AND state IN ('cold', 'recalling')",
+    )?
+    .execute(params![super::apply::to_sql_u64(ino), &blake3[..]])
+}
+
 /// Sets or clears the pin on every file at or below `path`. Returns how many changed.
 pub fn set_pinned(conn: &Connection, path: &[u8], pinned: bool) -> rusqlite::Result<usize> {
     let (lo, hi) = super::event::subtree_bounds(path);

@@ -93,20 +93,29 @@ impl Recaller {
         tracing::debug!(path = %rel.display(), bytes = marker.size,
             fill_secs = (sync_started - fill_started).as_secs_f64(),
             sync_secs = sync_started.elapsed().as_secs_f64(), "recall phases");
+        let (ino, content) = (st.st_ino, *hash.as_bytes());
         match &row {
             Some(row) => {
                 let id = row.id;
                 core.catalog
                     .exec_grouped_async("recall state", move |c| {
                         let (from, to) = (FileState::Recalling, FileState::Premigrated);
-                        tiering::transition_rewritten(c, id, from, to, after)
+                        tiering::transition_rewritten(c, id, from, to, after)?;
+                        tiering::mark_inode_recalled(c, ino, &content)
                     })
                     .await?;
             }
             // Recalled without a row (a stub the catalog lost): catalogue it.
-            None => core.catalog.send(crate::catalog::FileEvent::Look {
-                path: rel.to_path_buf(),
-            }),
+            None => {
+                core.catalog
+                    .exec_grouped_async("recall state", move |c| {
+                        tiering::mark_inode_recalled(c, ino, &content)
+                    })
+                    .await?;
+                core.catalog.send(crate::catalog::FileEvent::Look {
+                    path: rel.to_path_buf(),
+                });
+            }
         }
         self.fills.remove(id);
         if let Some(fill) = &fill {
