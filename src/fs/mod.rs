@@ -15,6 +15,7 @@
 mod attr;
 mod dir;
 mod dir_ops;
+mod dosattrib;
 mod file_ops;
 mod handles;
 mod inode;

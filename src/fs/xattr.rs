@@ -1,11 +1,13 @@
-//! Extended attributes, passed through to the backing inode.
+//! Extended attributes, passed through to the backing inode, except for
+//! the daemon's own (hidden, or virtual: [`STATE_XATTR`]) and Samba's DOS
+//! attributes of a cold file, which show it offline (`dosattrib`).
 
 use std::ffi::OsStr;
 use std::os::fd::AsFd;
 
 use fuser::{Errno, INodeNo};
 
-use super::{FsResult, FsShared, errno, sys};
+use super::{FsResult, FsShared, dosattrib, errno, sys};
 
 /// Answer to a getxattr/listxattr request: the size asked for, or the bytes.
 pub enum XattrReply {
@@ -134,6 +136,17 @@ impl FsShared {
             return Err(Errno::NO_XATTR);
         }
         let fd = inode.path_fd()?;
+        if name == dosattrib::NAME && inode.is_stub() {
+            // A cold file is offline to SMB clients: its own blob with the
+            // bits merged in. Only local xattr reads: no data, no catalog.
+            let stored = match read_all(|buf| sys::getxattr_fd(fd.as_fd(), name, buf)) {
+                Ok(value) => Some(value),
+                Err(e) if e == Errno::NO_XATTR => None,
+                Err(e) => return Err(e),
+            };
+            let shown = dosattrib::with_cold_bits(stored.as_deref()).into_owned();
+            return sized(shown, size);
+        }
         get_sized(|buf| sys::getxattr_fd(fd.as_fd(), name, buf), size)
     }
 
@@ -143,8 +156,11 @@ impl FsShared {
             return sized(Vec::new(), size);
         }
         let fd = inode.path_fd()?;
-        let list = read_all(|buf| sys::listxattr_fd(fd.as_fd(), buf))?;
-        sized(without_private(list), size)
+        let mut list = without_private(read_all(|buf| sys::listxattr_fd(fd.as_fd(), buf))?);
+        if inode.is_stub() {
+            with_name(&mut list, dosattrib::NAME);
+        }
+        sized(list, size)
     }
 
     pub(super) fn do_setxattr(
@@ -158,7 +174,21 @@ impl FsShared {
         if inode.is_symlink() || is_private(name) || name == STATE_XATTR {
             return Err(Errno::EPERM);
         }
-        sys::setxattr_fd(inode.path_fd()?.as_fd(), name, value, flags).map_err(errno)
+        let fd = inode.path_fd()?;
+        if name == dosattrib::NAME {
+            // The offline bits describe the tier, not the file: never stored.
+            let mut flags = flags;
+            if inode.is_stub() {
+                // A stub shows the attribute whether or not it has one stored.
+                if flags & libc::XATTR_CREATE != 0 {
+                    return Err(Errno::EEXIST);
+                }
+                flags &= !libc::XATTR_REPLACE;
+            }
+            let value = dosattrib::without_cold_bits(value);
+            return sys::setxattr_fd(fd.as_fd(), name, &value, flags).map_err(errno);
+        }
+        sys::setxattr_fd(fd.as_fd(), name, value, flags).map_err(errno)
     }
 
     pub(super) fn do_removexattr(&self, ino: INodeNo, name: &OsStr) -> FsResult<()> {
@@ -170,6 +200,14 @@ impl FsShared {
     }
 }
 
+/// Adds `name` to a NUL-separated xattr name list unless it is there.
+fn with_name(list: &mut Vec<u8>, name: &str) {
+    if !list.split(|&b| b == 0).any(|n| n == name.as_bytes()) {
+        list.extend_from_slice(name.as_bytes());
+        list.push(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,5 +216,17 @@ mod tests {
     fn private_names_are_hidden_from_lists() {
         let list = b"user.a\0trusted.tierfs.stub\0security.x\0".to_vec();
         assert_eq!(without_private(list), b"user.a\0security.x\0".to_vec());
+    }
+
+    #[test]
+    fn a_name_is_added_to_a_list_once() {
+        let mut list = Vec::new();
+        with_name(&mut list, "user.DOSATTRIB");
+        assert_eq!(list, b"user.DOSATTRIB\0");
+        with_name(&mut list, "user.DOSATTRIB");
+        assert_eq!(list, b"user.DOSATTRIB\0");
+        let mut list = b"user.DOSATTRIBX\0user.a\0".to_vec();
+        with_name(&mut list, "user.DOSATTRIB");
+        assert_eq!(list, b"user.DOSATTRIBX\0user.a\0user.DOSATTRIB\0");
     }
 }

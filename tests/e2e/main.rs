@@ -41,6 +41,9 @@ mod posix_ops;
 // Read-your-writes: `tierctl` right after an operation through the mount
 // sees it (1,000 rounds of change-then-ask).
 mod read_your_writes;
+// Samba (smbd on 127.0.0.1, smbclient) sharing a directory of the mount:
+// cold files show the offline attribute; listing them downloads nothing.
+mod smb;
 // SIGTERM while a transfer runs.
 mod shutdown;
 // What `tierctl status` reports about the daemon's recent work.
