@@ -903,3 +903,33 @@ mod caller_creds_tests {
         other.join().unwrap();
     }
 }
+
+#[cfg(test)]
+mod file_handle_tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn handle_text_round_trips_and_digest_follows_the_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), b"x").unwrap();
+        let fd = open_at(cwd_fd(), dir.path().join("f").as_os_str(), libc::O_PATH, 0).unwrap();
+        let Some(h) = file_handle(fd.as_fd()) else {
+            return; // the temp dir's filesystem has no handles
+        };
+        let back = FileHandleBuf::from_text(&h.to_text()).unwrap();
+        assert_eq!(back, h);
+        assert_eq!(back.digest(), h.digest());
+        assert!(FileHandleBuf::from_text("1 abc").is_none());
+        assert!(FileHandleBuf::from_text("x 00").is_none());
+        // Another handle (another generation of the same number) digests apart.
+        let mut other = h.clone();
+        *other.bytes.last_mut().unwrap() ^= 1;
+        assert_ne!(other.digest(), h.digest());
+    }
+
+    fn cwd_fd() -> BorrowedFd<'static> {
+        // SAFETY: AT_FDCWD is valid for *at() calls and is never closed.
+        unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) }
+    }
+}
