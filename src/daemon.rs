@@ -172,7 +172,7 @@ pub fn check_private_state(config: &Config) -> Result<(), DaemonError> {
             ));
         }
     }
-    for suffix in ["", "-wal", "-shm"] {
+    for suffix in ["", "-wal", "-shm", HANDLE_MAP_SUFFIX] {
         let mut name = config.catalog.clone().into_os_string();
         name.push(suffix);
         let path = PathBuf::from(name);
@@ -451,6 +451,7 @@ fn run_inner(
             passthrough: true,
             tiering: tiering.clone(),
             max_open_per_user: config.mount.max_open_per_user,
+            handle_map: Some(handle_map_path(&config.catalog)),
         },
     )
     .map_err(|source| DaemonError::System {
@@ -783,6 +784,17 @@ fn edit_error(e: edit::EditError) -> RequestError {
         edit::EditError::Catalog(_) => ErrorKind::Failed,
     };
     RequestError::new(kind, e.to_string())
+}
+
+/// Suffix of the file beside the catalog where the mount keeps the backing
+/// file handles of the inode numbers it gave out (see `FsOptions::handle_map`).
+const HANDLE_MAP_SUFFIX: &str = "-handles";
+
+/// `<catalog>-handles`.
+fn handle_map_path(catalog: &Path) -> PathBuf {
+    let mut name = catalog.as_os_str().to_os_string();
+    name.push(HANDLE_MAP_SUFFIX);
+    PathBuf::from(name)
 }
 
 #[cfg(test)]

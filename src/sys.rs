@@ -366,6 +366,46 @@ pub struct FileHandleBuf {
     bytes: Vec<u8>,
 }
 
+impl FileHandleBuf {
+    /// A 32-bit digest of the handle, used as the FUSE generation number.
+    /// The handles of every filesystem that has them carry the inode's
+    /// on-disk generation (ext4 and xfs: inode number and `i_generation`;
+    /// btrfs: object id, subvolume and generation; tmpfs: number and
+    /// generation), so a backing inode number reused by a new file gives
+    /// another digest, while the same file gives the same one forever
+    /// (handles are persistent). FNV-1a, so it is stable across builds.
+    pub fn digest(&self) -> u32 {
+        let mut h: u32 = 0x811c_9dc5;
+        for b in self.handle_type.to_le_bytes().iter().chain(&self.bytes) {
+            h ^= u32::from(*b);
+            h = h.wrapping_mul(0x0100_0193);
+        }
+        h
+    }
+
+    /// The handle as one line of text: `TYPE HEX` (for the saved handle map).
+    pub fn to_text(&self) -> String {
+        let hex: String = self.bytes.iter().map(|b| format!("{b:02x}")).collect();
+        format!("{} {hex}", self.handle_type)
+    }
+
+    /// Parses [`to_text`](Self::to_text)'s form.
+    pub fn from_text(text: &str) -> Option<FileHandleBuf> {
+        let (ty, hex) = text.split_once(' ')?;
+        if hex.len() % 2 != 0 || hex.len() / 2 > MAX_HANDLE_BYTES {
+            return None;
+        }
+        let bytes = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+            .collect::<Option<Vec<u8>>>()?;
+        Some(FileHandleBuf {
+            handle_type: ty.parse().ok()?,
+            bytes,
+        })
+    }
+}
+
 /// Room for the largest handle we accept (`MAX_HANDLE_SZ` is 128).
 const MAX_HANDLE_BYTES: usize = 128;
 
@@ -861,5 +901,35 @@ mod caller_creds_tests {
         .join()
         .unwrap();
         other.join().unwrap();
+    }
+}
+
+#[cfg(test)]
+mod file_handle_tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn handle_text_round_trips_and_digest_follows_the_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), b"x").unwrap();
+        let fd = open_at(cwd_fd(), dir.path().join("f").as_os_str(), libc::O_PATH, 0).unwrap();
+        let Some(h) = file_handle(fd.as_fd()) else {
+            return; // the temp dir's filesystem has no handles
+        };
+        let back = FileHandleBuf::from_text(&h.to_text()).unwrap();
+        assert_eq!(back, h);
+        assert_eq!(back.digest(), h.digest());
+        assert!(FileHandleBuf::from_text("1 abc").is_none());
+        assert!(FileHandleBuf::from_text("x 00").is_none());
+        // Another handle (another generation of the same number) digests apart.
+        let mut other = h.clone();
+        *other.bytes.last_mut().unwrap() ^= 1;
+        assert_ne!(other.digest(), h.digest());
+    }
+
+    fn cwd_fd() -> BorrowedFd<'static> {
+        // SAFETY: AT_FDCWD is valid for *at() calls and is never closed.
+        unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) }
     }
 }

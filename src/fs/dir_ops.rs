@@ -7,7 +7,7 @@ use parking_lot::Mutex;
 
 use super::dir::DirStream;
 use super::handles::OpenDir;
-use super::{FsResult, FsShared, GENERATION, attr, errno, sys};
+use super::{FsResult, FsShared, attr, errno, sys};
 
 fn is_dot(name: &[u8]) -> bool {
     name == b"." || name == b".."
@@ -99,7 +99,7 @@ impl FsShared {
                 };
                 let mut a = attr::file_attr(0, &st);
                 a.ino = INodeNo(if name == "." { dir.inode.ino } else { 1 });
-                if reply.add(a.ino, next, &name, &self.ttl, &a, GENERATION) {
+                if reply.add(a.ino, next, &name, &self.ttl, &a, fuser::Generation(0)) {
                     stream.seek(before);
                     break;
                 }
@@ -124,7 +124,14 @@ impl FsShared {
                 Err(e) => return reply.error(errno(e)),
             };
             let a = attr::file_attr(inode.ino, &st);
-            if reply.add(a.ino, next, &name, &self.ttl, &a, GENERATION) {
+            if reply.add(
+                a.ino,
+                next,
+                &name,
+                &self.ttl,
+                &a,
+                fuser::Generation(inode.generation.into()),
+            ) {
                 // Not sent: the kernel did not take this lookup.
                 self.inodes.forget(inode.ino, 1);
                 stream.seek(before);

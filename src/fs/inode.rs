@@ -15,10 +15,20 @@
 //! (`name_to_handle_at`) and is opened on demand (`open_by_handle_at`). If a
 //! backing inode number is reused while the kernel still holds the old one, the
 //! FUSE number follows the file that now has it.
+//!
+//! Export support (NFS servers, `open_by_handle_at` on the mount): the kernel
+//! may ask for an inode by number after it forgot it (a `LOOKUP` of "." in
+//! that node). Every forgotten inode leaves its backing file handle in a
+//! bounded table ([`FORGOTTEN_MAX`] entries, oldest dropped first), saved to a
+//! file at unmount and loaded at start, so numbers resolve again after
+//! `drop_caches` and after a clean daemon restart. Each inode's generation
+//! number is a digest of its backing file handle (see
+//! [`FileHandleBuf::digest`]).
 
-use std::collections::HashMap;
-use std::io;
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, BufRead, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -29,6 +39,44 @@ use crate::sys::{self, FileHandleBuf};
 
 /// Synthetic inode numbers for foreign filesystems start here.
 const FOREIGN_BASE: u64 = 1 << 63;
+
+/// How many forgotten inodes keep their file handle for lookups by number
+/// (about 80 bytes each: 20 MiB at most). An NFS client holding a handle to
+/// an inode forgotten longer ago gets `ESTALE`.
+pub const FORGOTTEN_MAX: usize = 1 << 18;
+
+/// First line of the saved handle map; the root's backing `(dev, ino)` follow.
+const HANDLE_MAP_MAGIC: &str = "tierfs-handles 1";
+
+/// File handles of inodes the kernel forgot, by FUSE number, oldest first out.
+#[derive(Debug, Default)]
+struct Forgotten {
+    map: HashMap<u64, (u64, FileHandleBuf)>,
+    /// `(ino, seq)` in insertion order; entries whose seq is no longer the
+    /// map's are stale and skipped.
+    order: VecDeque<(u64, u64)>,
+    seq: u64,
+}
+
+impl Forgotten {
+    fn insert(&mut self, ino: u64, handle: FileHandleBuf) {
+        self.seq += 1;
+        self.map.insert(ino, (self.seq, handle));
+        self.order.push_back((ino, self.seq));
+        while self.map.len() > FORGOTTEN_MAX || self.order.len() > 2 * FORGOTTEN_MAX {
+            let Some((old, seq)) = self.order.pop_front() else {
+                break;
+            };
+            if self.map.get(&old).is_some_and(|(s, _)| *s == seq) {
+                self.map.remove(&old);
+            }
+        }
+    }
+
+    fn get(&self, ino: u64) -> Option<&FileHandleBuf> {
+        self.map.get(&ino).map(|(_, h)| h)
+    }
+}
 
 /// How an inode reaches its backing inode.
 #[derive(Debug)]
@@ -49,13 +97,14 @@ struct Budget {
 }
 
 impl Budget {
-    /// Keeps `fd` if the budget allows (or there is no handle to fall back to).
-    fn access_for(&self, fd: OwnedFd) -> Access {
+    /// Keeps `fd` if the budget allows (or there is no handle to fall back
+    /// to); `handle` is `fd`'s file handle.
+    fn access_for(&self, fd: OwnedFd, handle: Option<FileHandleBuf>) -> Access {
         if self.held.load(Ordering::Relaxed) < self.max {
             self.held.fetch_add(1, Ordering::Relaxed);
             return Access::Held(fd);
         }
-        match sys::file_handle(fd.as_fd()) {
+        match handle {
             Some(handle) => Access::Handle(handle),
             None => {
                 self.held.fetch_add(1, Ordering::Relaxed);
@@ -103,6 +152,15 @@ pub struct Inode {
     budget: Arc<Budget>,
     /// `st_mode & S_IFMT` of the backing inode.
     pub file_type: u32,
+    /// Generation number given to the kernel: a digest of the backing file
+    /// handle, so a reused backing inode number gets another generation and
+    /// an NFS handle of the deleted file fails with `ESTALE` instead of
+    /// opening the new one. Not `FS_IOC_GETVERSION`: that ioctl needs a real
+    /// open of every file looked up (FIFOs, devices, inotify events), while
+    /// the handle (which holds the same on-disk generation on ext4 and xfs,
+    /// and the equivalent elsewhere) comes from the `O_PATH` descriptor.
+    /// 0 where the filesystem has no handles (and for the root).
+    pub generation: u32,
     /// How many lookups the kernel holds (decremented by `forget`).
     lookups: AtomicU64,
     /// The passthrough registration shared by all open handles (one per inode).
@@ -148,9 +206,18 @@ impl Inode {
     /// Points this inode at a new backing inode with the same number (the old
     /// one was deleted and its number reused).
     fn replace_access(&self, fd: OwnedFd) {
+        let handle = sys::file_handle(fd.as_fd());
         let mut access = self.access.write();
         self.budget.release(&access);
-        *access = self.budget.access_for(fd);
+        *access = self.budget.access_for(fd, handle);
+    }
+
+    /// The backing file handle (`None` if its filesystem has none).
+    fn handle(&self) -> Option<FileHandleBuf> {
+        match &*self.access.read() {
+            Access::Held(fd) => sys::file_handle(fd.as_fd()),
+            Access::Handle(handle) => Some(handle.clone()),
+        }
     }
 
     /// Whether `fd` refers to the backing inode this one currently stands for.
@@ -189,6 +256,7 @@ pub struct InodeTable {
     root_backing_ino: u64,
     inodes: RwLock<HashMap<u64, Arc<Inode>>>,
     foreign: Mutex<HashMap<(u64, u64), u64>>,
+    forgotten: Mutex<Forgotten>,
 }
 
 impl InodeTable {
@@ -206,6 +274,8 @@ impl InodeTable {
             access: RwLock::new(Access::Held(root_fd)),
             budget: budget.clone(),
             file_type: libc::S_IFDIR,
+            // The kernel creates the root inode itself, with generation 0.
+            generation: 0,
             lookups: AtomicU64::new(1),
             backing: Mutex::new(Weak::new()),
             cached_opens: Default::default(),
@@ -219,6 +289,7 @@ impl InodeTable {
             root_backing_ino: root_stat.st_ino,
             inodes: RwLock::new(inodes),
             foreign: Mutex::new(HashMap::new()),
+            forgotten: Mutex::new(Forgotten::default()),
         })
     }
 
@@ -272,13 +343,16 @@ impl InodeTable {
             inode.lookups.fetch_add(1, Ordering::Relaxed);
             return Ok(inode);
         }
+        let handle = sys::file_handle(fd.as_fd());
+        let generation = handle.as_ref().map_or(0, FileHandleBuf::digest);
         let mut inodes = self.inodes.write();
         let inode = inodes.entry(ino).or_insert_with(|| {
             Arc::new(Inode {
                 ino,
-                access: RwLock::new(self.budget.access_for(fd)),
+                access: RwLock::new(self.budget.access_for(fd, handle)),
                 budget: self.budget.clone(),
                 file_type: st.st_mode & libc::S_IFMT,
+                generation,
                 lookups: AtomicU64::new(0),
                 backing: Mutex::new(Weak::new()),
                 cached_opens: Default::default(),
@@ -316,14 +390,105 @@ impl InodeTable {
             return;
         }
         let mut inodes = self.inodes.write();
-        if let Some(inode) = inodes.get(&ino) {
-            // The write lock excludes `remember`, so the count cannot move under us.
-            let left = inode.lookups.load(Ordering::Relaxed).saturating_sub(n);
-            inode.lookups.store(left, Ordering::Relaxed);
-            if left == 0 {
-                inodes.remove(&ino);
+        let Some(inode) = inodes.get(&ino) else {
+            return;
+        };
+        // The write lock excludes `remember`, so the count cannot move under us.
+        let left = inode.lookups.load(Ordering::Relaxed).saturating_sub(n);
+        inode.lookups.store(left, Ordering::Relaxed);
+        if left > 0 {
+            return;
+        }
+        let Some(gone) = inodes.remove(&ino) else {
+            return;
+        };
+        drop(inodes);
+        // Keep its handle: the kernel may ask for this number again (export support).
+        if ino < FOREIGN_BASE
+            && let Some(handle) = gone.handle()
+        {
+            self.forgotten.lock().insert(ino, handle);
+        }
+    }
+
+    /// Opens (`O_PATH`) the backing inode of a number the kernel forgot, or
+    /// that a previous daemon gave out (its handle map was loaded): `None` if
+    /// the number is unknown or its file no longer exists.
+    pub fn revive(&self, ino: u64) -> Option<OwnedFd> {
+        let handle = self.forgotten.lock().get(ino)?.clone();
+        let fd = sys::open_handle(self.budget.mount_fd.as_fd(), &handle).ok()?;
+        let st = sys::stat_fd(fd.as_fd()).ok()?;
+        (self.fuse_ino(st.st_dev, st.st_ino) == ino).then_some(fd)
+    }
+
+    /// Writes the file handle of every inode known or forgotten to `path`
+    /// (replaced atomically), for [`load`](Self::load) after a restart.
+    /// Returns how many were written.
+    pub fn save(&self, path: &Path) -> io::Result<usize> {
+        let mut entries: Vec<(u64, FileHandleBuf)> = {
+            let forgotten = self.forgotten.lock();
+            forgotten
+                .order
+                .iter()
+                .filter(|(ino, seq)| forgotten.map.get(ino).is_some_and(|(s, _)| s == seq))
+                .filter_map(|(ino, _)| Some((*ino, forgotten.get(*ino)?.clone())))
+                .collect()
+        };
+        let live: Vec<Arc<Inode>> = self.inodes.read().values().cloned().collect();
+        entries.extend(
+            live.iter()
+                .filter(|i| i.ino != INodeNo::ROOT.0 && i.ino < FOREIGN_BASE)
+                .filter_map(|i| Some((i.ino, i.handle()?))),
+        );
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        {
+            let mut w = io::BufWriter::new(tmp.as_file_mut());
+            writeln!(
+                w,
+                "{HANDLE_MAP_MAGIC} {} {}",
+                self.root_dev, self.root_backing_ino
+            )?;
+            for (ino, handle) in &entries {
+                writeln!(w, "{ino} {}", handle.to_text())?;
+            }
+            w.flush()?;
+        }
+        tmp.as_file().sync_all()?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(entries.len())
+    }
+
+    /// Loads a map written by [`save`](Self::save) for the same hot dir
+    /// (another's is ignored). Returns how many handles were loaded; a
+    /// missing file is 0. Later lines win, and the last [`FORGOTTEN_MAX`] stay.
+    pub fn load(&self, path: &Path) -> io::Result<usize> {
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let mut lines = io::BufReader::new(file).lines();
+        let header = format!(
+            "{HANDLE_MAP_MAGIC} {} {}",
+            self.root_dev, self.root_backing_ino
+        );
+        if lines.next().transpose()?.as_deref() != Some(header.as_str()) {
+            return Ok(0);
+        }
+        let mut forgotten = self.forgotten.lock();
+        let mut n = 0;
+        for line in lines {
+            let line = line?;
+            let Some((ino, handle)) = line.split_once(' ') else {
+                continue;
+            };
+            if let (Ok(ino), Some(handle)) = (ino.parse(), FileHandleBuf::from_text(handle)) {
+                forgotten.insert(ino, handle);
+                n += 1;
             }
         }
+        Ok(n)
     }
 
     /// Number of inodes the kernel currently holds.

@@ -80,6 +80,10 @@ pub struct FsOptions {
     pub tiering: Option<Tiering>,
     /// Most handles one user other than root may hold open (`EMFILE` beyond).
     pub max_open_per_user: usize,
+    /// Where the backing file handles of the inode numbers given out are
+    /// saved at unmount and loaded at start, so NFS handles survive a daemon
+    /// restart. `None`: not kept.
+    pub handle_map: Option<PathBuf>,
 }
 
 impl Default for FsOptions {
@@ -89,6 +93,7 @@ impl Default for FsOptions {
             passthrough: true,
             tiering: None,
             max_open_per_user: handles::DEFAULT_MAX_OPEN_PER_USER,
+            handle_map: None,
         }
     }
 }
@@ -132,6 +137,8 @@ pub struct FsShared {
     gate: Arc<crate::tier::gate::Gate>,
     /// Held across a rename and its report to the catalog (see `do_rename`).
     rename_order: parking_lot::Mutex<()>,
+    /// See [`FsOptions::handle_map`].
+    handle_map: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for TierFs {
@@ -168,9 +175,17 @@ impl TierFs {
         )?;
         let root_stat = sys::stat_fd(root_fd.as_fd())?;
         let stats = Arc::new(FsStats::default());
+        let inodes = InodeTable::new(root_fd, &root_stat)?;
+        if let Some(path) = &options.handle_map {
+            match inodes.load(path) {
+                Ok(n) => tracing::debug!(handles = n, path = %path.display(), "loaded handle map"),
+                Err(e) => tracing::warn!(error = %e, path = %path.display(),
+                    "cannot read the handle map; NFS handles from before the restart will be stale"),
+            }
+        }
         let fs = FsShared {
             hot_dir: hot_dir.to_path_buf(),
-            inodes: InodeTable::new(root_fd, &root_stat)?,
+            inodes,
             handles: HandleTable::new(options.max_open_per_user),
             feed,
             ttl: options.attr_timeout,
@@ -184,6 +199,7 @@ impl TierFs {
                 .unwrap_or_default(),
             tiering: options.tiering,
             rename_order: parking_lot::Mutex::new(()),
+            handle_map: options.handle_map,
         };
         Ok((
             TierFs {
@@ -200,6 +216,15 @@ impl FsShared {
         self.inodes.get(ino.0).ok_or(Errno::ESTALE)
     }
 
+    /// The generation number of live inode `ino` for an entry reply.
+    fn generation(&self, ino: INodeNo) -> Generation {
+        Generation(
+            self.inodes
+                .get(ino.0)
+                .map_or(0, |i| u64::from(i.generation)),
+        )
+    }
+
     /// Path of an inode relative to the mount root, as the kernel currently
     /// knows it (`None` once unlinked, or outside the hot dir).
     fn rel_path(&self, inode: &Inode) -> Option<PathBuf> {
@@ -214,15 +239,21 @@ impl FsShared {
             drop(fd);
             return self.another_name(inode);
         }
-        Path::new(&abs)
-            .strip_prefix(&self.hot_dir)
-            .ok()
-            .map(Path::to_path_buf)
+        match Path::new(&abs).strip_prefix(&self.hot_dir) {
+            Ok(rel) => Some(rel.to_path_buf()),
+            // A file reopened from its handle (after the kernel forgot it, or
+            // beyond the descriptor budget) may have no connected path yet.
+            Err(_) => {
+                drop(fd);
+                self.another_name(inode)
+            }
+        }
     }
 
     /// The name an inode first known by a name since unlinked still has
-    /// (a hard link made before): found through the catalog, and the inode
-    /// is reached through it from now on. `None` for a file with no name
+    /// (a hard link made before), or the name of a file reopened from its
+    /// handle without a connected path: found through the catalog, and the
+    /// inode is reached through it from now on. `None` for a file with no name
     /// left, or without tiering (nothing then needs a hot file's name).
     fn another_name(&self, inode: &Inode) -> Option<PathBuf> {
         let tiering = self.tiering.as_ref()?;
@@ -304,8 +335,6 @@ fn cwd() -> std::os::fd::BorrowedFd<'static> {
     unsafe { std::os::fd::BorrowedFd::borrow_raw(libc::AT_FDCWD) }
 }
 
-const GENERATION: Generation = Generation(0);
-
 fn reply_opened(reply: ReplyOpen, fh: u64, id: Option<Arc<fuser::BackingId>>) {
     match id {
         Some(id) => reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &id),
@@ -337,6 +366,15 @@ impl Filesystem for TierFs {
         ] {
             let _ = config.add_capabilities(flag);
         }
+        // Export support: the kernel may then look up "." of a node by
+        // number (one it forgot, to decode an NFS or `open_by_handle_at`
+        // handle) and ".." of a directory; see `do_lookup` and `InodeTable::revive`.
+        if config
+            .add_capabilities(InitFlags::FUSE_EXPORT_SUPPORT)
+            .is_err()
+        {
+            tracing::warn!("kernel does not offer FUSE export support; NFS handles may go stale");
+        }
         let _ = config.set_max_write(1 << 20);
         let _ = config.set_max_background(64);
         Ok(())
@@ -344,13 +382,23 @@ impl Filesystem for TierFs {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.do_lookup(parent, name) {
-            Ok(attr) => reply.entry(&self.ttl, &attr, GENERATION),
+            Ok(attr) => reply.entry(&self.ttl, &attr, self.generation(attr.ino)),
             Err(e) => reply.error(e),
         }
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
         self.inodes.forget(ino.0, nlookup);
+    }
+
+    fn destroy(&mut self) {
+        if let Some(path) = &self.handle_map {
+            match self.inodes.save(path) {
+                Ok(n) => tracing::debug!(handles = n, path = %path.display(), "saved handle map"),
+                Err(e) => tracing::warn!(error = %e, path = %path.display(),
+                    "cannot save the handle map; NFS handles will be stale after the restart"),
+            }
+        }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -436,7 +484,7 @@ impl Filesystem for TierFs {
         reply: ReplyEntry,
     ) {
         match self.do_mknod(req, parent, name, mode, rdev) {
-            Ok(attr) => reply.entry(&self.ttl, &attr, GENERATION),
+            Ok(attr) => reply.entry(&self.ttl, &attr, self.generation(attr.ino)),
             Err(e) => reply.error(e),
         }
     }
@@ -451,7 +499,7 @@ impl Filesystem for TierFs {
         reply: ReplyEntry,
     ) {
         match self.do_mkdir(req, parent, name, mode) {
-            Ok(attr) => reply.entry(&self.ttl, &attr, GENERATION),
+            Ok(attr) => reply.entry(&self.ttl, &attr, self.generation(attr.ino)),
             Err(e) => reply.error(e),
         }
     }
@@ -479,7 +527,7 @@ impl Filesystem for TierFs {
         reply: ReplyEntry,
     ) {
         match self.do_symlink(req, parent, link_name, target) {
-            Ok(attr) => reply.entry(&self.ttl, &attr, GENERATION),
+            Ok(attr) => reply.entry(&self.ttl, &attr, self.generation(attr.ino)),
             Err(e) => reply.error(e),
         }
     }
@@ -509,7 +557,7 @@ impl Filesystem for TierFs {
         reply: ReplyEntry,
     ) {
         match self.do_link(ino, newparent, newname) {
-            Ok(attr) => reply.entry(&self.ttl, &attr, GENERATION),
+            Ok(attr) => reply.entry(&self.ttl, &attr, self.generation(attr.ino)),
             Err(e) => reply.error(e),
         }
     }
@@ -810,7 +858,7 @@ impl Filesystem for TierFs {
             Ok((attr, fh, Some(id))) => reply.created_passthrough(
                 &self.ttl,
                 &attr,
-                GENERATION,
+                self.generation(attr.ino),
                 FileHandle(fh),
                 FopenFlags::empty(),
                 &id,
@@ -818,7 +866,7 @@ impl Filesystem for TierFs {
             Ok((attr, fh, None)) => reply.created(
                 &self.ttl,
                 &attr,
-                GENERATION,
+                self.generation(attr.ino),
                 FileHandle(fh),
                 FopenFlags::empty(),
             ),

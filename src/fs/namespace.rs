@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
 
-use fuser::{FileAttr, INodeNo, Request};
+use fuser::{Errno, FileAttr, INodeNo, Request};
 
 use super::inode::Inode;
 use super::{FileEvent, FsResult, FsShared, attr, errno, sys};
@@ -30,6 +30,11 @@ impl FsShared {
     /// usual case for `stat` after the entry's TTL ran out) needs no new
     /// descriptor, saving an `open(O_PATH)` and a `close`.
     pub(super) fn do_lookup(&self, parent: INodeNo, name: &OsStr) -> FsResult<FileAttr> {
+        match name.as_encoded_bytes() {
+            b"." => return self.lookup_self(parent),
+            b".." => return self.lookup_parent(parent),
+            _ => {}
+        }
         let parent = self.inode(parent)?;
         let parent_fd = parent.path_fd()?;
         let st = sys::stat_at(parent_fd.as_fd(), name).map_err(errno)?;
@@ -37,6 +42,43 @@ impl FsShared {
             return Ok(self.attr_of(&inode, st));
         }
         let fd = sys::open_path(parent_fd.as_fd(), name).map_err(errno)?;
+        self.remember(fd).map(|(_, attr)| attr)
+    }
+
+    /// An `O_PATH` descriptor of inode `ino`: a live one's, or one reopened
+    /// from the file handle of a number the kernel forgot (or a previous
+    /// daemon gave out). `ESTALE` if unknown or deleted.
+    fn fd_by_number(&self, ino: INodeNo) -> FsResult<OwnedFd> {
+        match self.inodes.get(ino.0) {
+            Some(inode) => inode.path_fd()?.as_fd().try_clone_to_owned().map_err(errno),
+            None => self.inodes.revive(ino.0).ok_or(Errno::ESTALE),
+        }
+    }
+
+    /// `LOOKUP` of "." (export support): the kernel asks for a node by
+    /// number, typically one it forgot, to decode an NFS file handle. Any
+    /// file type, not only directories.
+    fn lookup_self(&self, ino: INodeNo) -> FsResult<FileAttr> {
+        let fd = self.fd_by_number(ino)?;
+        self.remember(fd).map(|(_, attr)| attr)
+    }
+
+    /// `LOOKUP` of ".." (export support: the parent of a directory decoded
+    /// from a handle). The root's parent is the root; a parent outside the
+    /// hot dir (a directory moved out of it beside the mount) is `ESTALE`.
+    fn lookup_parent(&self, ino: INodeNo) -> FsResult<FileAttr> {
+        if ino == INodeNo::ROOT {
+            return self.lookup_self(ino);
+        }
+        let dir = self.fd_by_number(ino)?;
+        let fd = sys::open_path(dir.as_fd(), OsStr::new("..")).map_err(errno)?;
+        let st = sys::stat_fd(fd.as_fd()).map_err(errno)?;
+        if self.inodes.fuse_ino(st.st_dev, st.st_ino) != INodeNo::ROOT.0 {
+            let path = sys::fd_path(fd.as_fd()).map_err(errno)?;
+            if !Path::new(&path).starts_with(&self.hot_dir) {
+                return Err(Errno::ESTALE);
+            }
+        }
         self.remember(fd).map(|(_, attr)| attr)
     }
 

@@ -36,6 +36,9 @@ mod metrics;
 // Mounting through mount(8) and `mount.fuse3`; its tests share
 // /usr/local/sbin/tierfs (serialised by a lock inside the module).
 mod mount_helper;
+// File handles (name_to_handle_at / open_by_handle_at, as NFS servers use
+// them) across dropped inode caches and daemon restarts.
+mod nfs_handles;
 // POSIX behaviour: every call compared with a plain directory.
 mod posix_ops;
 // Read-your-writes: `tierctl` right after an operation through the mount
