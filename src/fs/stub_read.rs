@@ -241,7 +241,21 @@ impl TierFs {
         let runtime = tiering.runtime.clone();
         let fs = self.clone();
         runtime.spawn(async move {
-            let result = read_range(&tiering, &reader, offset, size).await;
+            // The read as a whole, waits for a fetch in flight (a recall's)
+            // included, is bounded by recall_timeout per chunk it touches: a
+            // dead remote gives EIO, never a wait of several timeouts.
+            let chunk = reader.source().chunk_size.max(1);
+            let touched = (offset + u64::from(size)).div_ceil(chunk) - offset / chunk;
+            let limit = tiering
+                .tier
+                .longest_recall_timeout()
+                .saturating_mul(u32::try_from(touched.max(1)).unwrap_or(u32::MAX));
+            let result = tokio::time::timeout(limit, read_range(&tiering, &reader, offset, size))
+                .await
+                .unwrap_or_else(|_| {
+                    tracing::error!(path = %reader.source().rel.display(), ?limit, "cold read timed out");
+                    Err(Errno::EIO)
+                });
             let result = match result {
                 // The recall may have finished while we read: either way the
                 // bytes were verified.

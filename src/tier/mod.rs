@@ -359,6 +359,17 @@ impl Tier {
         BackgroundRecall(self.background_recalls.clone())
     }
 
+    /// The longest `recall_timeout` of the configured remotes: how long a
+    /// read of one chunk of a cold file may wait in all.
+    pub fn longest_recall_timeout(&self) -> std::time::Duration {
+        self.core
+            .remotes
+            .values()
+            .map(|r| r.recall_timeout())
+            .max()
+            .unwrap_or(std::time::Duration::from_secs(60))
+    }
+
     /// Background recalls decided and not finished yet.
     pub fn background_recalls(&self) -> u64 {
         self.background_recalls
