@@ -8,9 +8,10 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use common::tiering::{content, write_old};
-use common::{MountOptions, TestMount};
+use common::{MountOptions, TestMount, wait_until};
 
 /// A free loopback port (bound and released).
 fn free_port() -> u16 {
@@ -111,7 +112,11 @@ fn metrics_move_with_migrations_and_recalls() {
 #[test]
 fn metrics_are_off_by_default() {
     let m = TestMount::new();
+    // The daemon logs "mounted" just after the kernel shows the mount.
+    let logged = wait_until(Duration::from_secs(10), || {
+        m.daemon_log().contains("mounted")
+    });
     let log = m.daemon_log();
-    assert!(log.contains("mounted"), "{log}");
+    assert!(logged.is_some(), "{log}");
     assert!(!log.contains("serving Prometheus metrics"), "{log}");
 }
