@@ -62,6 +62,23 @@ pub fn wait_for_background_recalls(m: &TestMount) {
     );
 }
 
+/// A mount (with `allow_other`) with one `file://` remote named `cloud`, no
+/// scheduled migrations, and the rule `* -> cloud`.
+pub fn cold_mount() -> TestMount {
+    let mut m = TestMount::unmounted(super::MountOptions::default());
+    let cloud = m.root().join("cloud");
+    fs::create_dir(&cloud).unwrap();
+    m.set_options(super::MountOptions {
+        allow_other: true,
+        extra_top: "migrate_interval = \"off\"\n".into(),
+        extra_sections: format!("[remote.cloud]\nurl = \"file://{}\"\n", cloud.display()),
+        ..Default::default()
+    });
+    m.mount();
+    add_rule(&m, "* -> cloud");
+    m
+}
+
 /// Deterministic pseudo-random content (xorshift), different per seed.
 pub fn content(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

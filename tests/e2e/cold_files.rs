@@ -23,29 +23,12 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::tiering::{
-    add_rule, ask, content, migrate, state, wait_for_background_recalls, write_old,
+    add_rule, ask, cold_mount, content, migrate, state, wait_for_background_recalls, write_old,
 };
 use common::{MountOptions, TestMount, wait_until};
 use tierfs::control::{Reply, Request};
 
 const CHUNK: usize = 4 << 20;
-
-/// A mount with one `file://` remote named `cloud`, no scheduled
-/// migrations, and the rule `* -> cloud`.
-fn cold_mount() -> TestMount {
-    let mut m = TestMount::unmounted(MountOptions::default());
-    let cloud = m.root().join("cloud");
-    fs::create_dir(&cloud).unwrap();
-    m.set_options(MountOptions {
-        allow_other: true,
-        extra_top: "migrate_interval = \"off\"\n".into(),
-        extra_sections: format!("[remote.cloud]\nurl = \"file://{}\"\n", cloud.display()),
-        ..Default::default()
-    });
-    m.mount();
-    add_rule(&m, "* -> cloud");
-    m
-}
 
 /// Every catalogued file's state, by path.
 fn catalog_states(m: &TestMount) -> BTreeMap<String, String> {

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::tiering::{add_rule, ask, content, migrate, state, write_old};
-use common::{MountOptions, TestMount, wait_until};
+use common::tiering::{ask, cold_mount, content, migrate, state, write_old};
+use common::{TestMount, wait_until};
 use tierfs::control::Request;
 
 const OFFLINE: u32 = 0x1000;
@@ -281,17 +281,7 @@ const FILES: usize = 50;
 
 #[test]
 fn smb_clients_see_cold_files_offline_and_listing_them_downloads_nothing() {
-    let mut m = TestMount::unmounted(MountOptions::default());
-    let cloud = m.root().join("cloud");
-    fs::create_dir(&cloud).unwrap();
-    m.set_options(MountOptions {
-        allow_other: true,
-        extra_top: "migrate_interval = \"off\"\n".into(),
-        extra_sections: format!("[remote.cloud]\nurl = \"file://{}\"\n", cloud.display()),
-        ..Default::default()
-    });
-    m.mount();
-    add_rule(&m, "* -> cloud");
+    let mut m = cold_mount();
 
     // 50 files (8.3 names: smbclient's allinfo names them by altname); the
     // even ones carry the blob Samba wrote for them (ARCHIVE), the odd ones
